@@ -1,0 +1,60 @@
+"""Plain data types shared by every package: passages, documents, retrieval hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable unit z: a chunk of a document with its title.
+
+    ``id`` is stable: a hash of the document id and the passage content, so the
+    same text in the same document keeps its id across re-indexing.
+    """
+
+    id: str
+    doc_id: str
+    title: str
+    text: str
+    position: int = 0
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "text": self.text,
+            "position": self.position,
+            "source": self.source,
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its retriever score and prior.
+
+    ``score`` is the dense inner product s_j = d(z_j)ᵀ q(x) whatever method found
+    the passage; ``prior`` is p_eta(z_j|x) = softmax_j(s_j / tau) over the K hits
+    returned for the question; ``rank_score`` is what ranked it (the inner product
+    for dense, BM25 for bm25, the fused score for hybrid).
+    """
+
+    passage: Passage
+    score: float
+    prior: float
+    rank: int
+    rank_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "prior": self.prior,
+            "rank_score": self.rank_score,
+            "passage": self.passage.to_dict(),
+        }

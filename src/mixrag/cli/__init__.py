@@ -1,0 +1,1 @@
+"""The command-line interface (``mixrag``): thin wrappers over the library."""

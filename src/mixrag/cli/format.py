@@ -1,0 +1,76 @@
+"""Turning library results into terminal text (the JSON forms are the objects' to_dict)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from mixrag.ingest.pipeline import IngestReport
+from mixrag.types import Hit
+
+
+def snippet(text: str, width: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+
+def where(hit: Hit) -> str:
+    meta = hit.passage.metadata
+    page = ""
+    if "page" in meta:
+        page = f", p. {meta['page']}" + (f"–{meta['page_end']}" if "page_end" in meta else "")
+    return f"{hit.passage.source}{page}"
+
+
+def hits_text(hits: Sequence[Hit]) -> str:
+    if not hits:
+        return "no passages found"
+    lines = []
+    for h in hits:
+        title = h.passage.title or "(untitled)"
+        lines.append(f"[{h.rank}] p={h.prior:.3f}  score={h.score:.3f}  {title}  — {where(h)}")
+        lines.append(textwrap.indent(textwrap.fill(snippet(h.passage.text), 96), "    "))
+    return "\n".join(lines)
+
+
+def report_text(r: IngestReport) -> str:
+    done = len(r.added) + len(r.updated)
+    rate = r.passages_encoded / r.seconds if r.seconds > 0 else 0.0
+    parts = [
+        f"indexed {done} file(s) ({len(r.added)} new, {len(r.updated)} changed, "
+        f"{len(r.unchanged)} unchanged): +{r.passages_added} / -{r.passages_removed} passages, "
+        f"{r.passages_encoded} encoded in {r.seconds:.1f} s ({rate:.0f} passages/s)"
+    ]
+    if r.unsupported:
+        exts = sorted({_ext(p) for p in r.unsupported})
+        parts.append(f"skipped {len(r.unsupported)} file(s) of unsupported type: {', '.join(exts)}")
+    for w in r.warnings:
+        parts.append(f"warning: {w}")
+    for path, reason in r.failed:
+        parts.append(f"error: {path}: {reason}")
+    return "\n".join(parts)
+
+
+def _ext(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1] if "." in name else "(no extension)"
+
+
+def info_text(info: dict[str, Any]) -> str:
+    enc = info["encoder"]
+    vec = info["vector_index"]
+    ch = info["config"]["chunking"]
+    return "\n".join(
+        [
+            f"index      {info['path']}",
+            f"documents  {info['documents']} in {info['files']} file(s)",
+            f"passages   {info['passages']} ({ch['words']} words, overlap {ch['overlap']}"
+            + (", sentence-packed" if ch["sentences"] else "")
+            + ")",
+            f"encoder    {enc.get('model')} (dim {enc.get('dim', '?')}, "
+            f"fingerprint {enc.get('fingerprint', 'not yet recorded')})",
+            f"vectors    {vec['kind']}" + ("" if vec["up_to_date"] else " (rebuilt on next use)"),
+            f"size       {info['size_bytes'] / 1e6:.1f} MB on disk",
+        ]
+    )

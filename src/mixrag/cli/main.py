@@ -1,0 +1,193 @@
+"""The ``mixrag`` command: parse, call the library, format. Nothing here the API cannot do."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mixrag.errors import MixragError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="mixrag: retrieval-augmented generation as a mixture model (Lewis et al., 2020).",
+)
+
+IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    threads: Annotated[
+        int, typer.Option("--threads", help="CPU threads for the models (0 = torch's default).")
+    ] = 0,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        # The libraries' own load bars and notices are noise in a command-line tool.
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        logging.getLogger("mixrag.ingest.pipeline").setLevel(logging.ERROR)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    index: IndexOpt,
+    words: Annotated[
+        int | None, typer.Option(help="Passage length in words [new index: 100].")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option(help="Words shared by consecutive passages [0].")
+    ] = None,
+    sentences: Annotated[
+        bool | None, typer.Option("--sentences/--no-sentences", help="Pack whole sentences.")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Sentence-transformers model name or folder.")
+    ] = None,
+    index_kind: Annotated[
+        str | None, typer.Option("--index-kind", help="auto, flat or hnsw [auto].")
+    ] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add files to an index (created if missing); unchanged files are not re-encoded."""
+    from mixrag.cli.format import report_text
+    from mixrag.cli.progress import IngestBar
+    from mixrag.config import IndexConfig
+    from mixrag.encoders.config import EncoderConfig
+    from mixrag.index.config import VectorIndexConfig
+    from mixrag.index.folder import Index
+    from mixrag.ingest.chunking import ChunkConfig
+
+    base = IndexConfig()
+    chunk_opts = {
+        k: v
+        for k, v in {"words": words, "overlap": overlap, "sentences": sentences}.items()
+        if v is not None
+    }
+    enc_opts = {"model": encoder} if encoder is not None else {}
+    vec_opts = {"kind": index_kind} if index_kind is not None else {}
+    exists = (index / "mixrag.json").exists()
+    if not exists:
+        cfg = IndexConfig(
+            chunking=ChunkConfig(**{**base.chunking.__dict__, **chunk_opts}),
+            encoder=EncoderConfig(**{**base.encoder.__dict__, **enc_opts}),
+            vectors=VectorIndexConfig(**{**base.vectors.__dict__, **vec_opts}),
+        )
+        idx = Index.open(index, create=True, config=cfg)
+    else:
+        idx = Index.open(index)
+        cfg = idx.config
+        asked = IndexConfig(
+            chunking=ChunkConfig(**{**cfg.chunking.__dict__, **chunk_opts}),
+            encoder=EncoderConfig(**{**cfg.encoder.__dict__, **enc_opts}),
+            vectors=VectorIndexConfig(**{**cfg.vectors.__dict__, **vec_opts}),
+        )
+        idx._check_config(asked)
+    with idx, IngestBar(progress) as bar:
+        report = idx.add([str(p) for p in paths], progress=bar)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        typer.echo(report_text(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("rm")
+def rm_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Indexed files or folders to remove.")],
+    index: IndexOpt,
+) -> None:
+    """Remove documents (by their source file or folder) from an index."""
+    from mixrag.index.folder import Index
+
+    with Index.open(index) as idx:
+        removed = idx.remove([str(p) for p in paths])
+    typer.echo(f"removed {len(removed)} file(s): " + ", ".join(removed))
+
+
+@app.command("search")
+def search_cmd(
+    question: Annotated[str, typer.Argument(help="The question x.")],
+    index: IndexOpt,
+    k: Annotated[str, typer.Option("-k", help="Passages to return, or 'all'.")] = "5",
+    method: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "dense",
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieve the top-k passages with their scores and prior p_eta(z|x)."""
+    from mixrag.cli.format import hits_text
+    from mixrag.index.folder import Index
+    from mixrag.retriever.retriever import RetrieverConfig, parse_k
+
+    kk = parse_k(k)
+    with Index.open(index) as idx:
+        retriever = idx.retriever(RetrieverConfig(method=method, tau=tau))
+        hits = retriever.search(question, k=kk)
+    if as_json:
+        _echo_json(
+            {
+                "question": question,
+                "method": method,
+                "k": kk,
+                "tau": tau,
+                "hits": [h.to_dict() for h in hits],
+            }
+        )
+    else:
+        typer.echo(hits_text(hits))
+
+
+@app.command("info")
+def info_cmd(index: IndexOpt, as_json: JsonOpt = False) -> None:
+    """Documents, passages, encoder, vector index kind and size on disk."""
+    from mixrag.cli.format import info_text
+    from mixrag.index.folder import Index
+
+    with Index.open(index) as idx:
+        info = idx.info()
+    typer.echo(json.dumps(info, indent=2) if as_json else info_text(info))
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and a non-zero exit code."""
+    try:
+        app()
+    except MixragError as e:
+        typer.echo(f"mixrag: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo(
+            "mixrag: interrupted; everything committed before is intact, re-run to finish",
+            err=True,
+        )
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

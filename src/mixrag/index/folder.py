@@ -1,0 +1,375 @@
+"""An index folder: the passage store, the FAISS cache of its vectors, and a manifest.
+
+Layout of ``<index>/``::
+
+    mixrag.json          manifest: format version, IndexConfig, encoder identity, counts
+    store.sqlite         files, documents, passages + vectors, BM25 (the source of truth)
+    vectors-<gen>.faiss  FAISS index of the store at generation <gen> (a rebuildable cache)
+    write.lock           held by the one process writing
+
+Every write is atomic: SQLite transactions for the store, write-temp-then-rename for
+the manifest and the FAISS file. The FAISS file carries the store generation it was
+built from in its name; if the store moved on (a crash between the two), the index is
+rebuilt from the stored vectors when next opened, so a reader never mixes states.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixrag.config import IndexConfig
+from mixrag.encoders.sentence import SentenceTransformerEncoder
+from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
+from mixrag.index.vectors import FaissVectorIndex
+from mixrag.store.sqlite import PassageStore
+
+if TYPE_CHECKING:
+    from mixrag.ingest.pipeline import IngestReport, ProgressFn
+    from mixrag.retriever.retriever import Retriever, RetrieverConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "mixrag.json"
+STORE = "store.sqlite"
+LOCK = "write.lock"
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file, fsync it, rename it over ``path``, fsync the folder."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.extend(_config_diff(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out.append(f"{prefix}{key}: index has {va!r}, asked for {vb!r}")
+    return out
+
+
+class Index:
+    """A persistent passage index. Open with :meth:`open`; cheap until it is used."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        store: PassageStore,
+        encoder: SentenceTransformerEncoder | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.config = IndexConfig.from_dict(manifest["config"])
+        self.store = store
+        self._given_encoder = encoder
+        self._encoder: SentenceTransformerEncoder | None = None
+        self._vectors: FaissVectorIndex | None = None
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        create: bool = False,
+        config: IndexConfig | None = None,
+        encoder: SentenceTransformerEncoder | None = None,
+    ) -> Index:
+        """Open the index at ``path``; with ``create=True`` make it if missing.
+
+        ``encoder`` shares an already loaded encoder (it is still checked against the
+        index's fingerprint); by default the index loads its own on first use.
+
+        ``config`` (for a new index: its configuration; for an existing one: a check)
+        must agree with an existing index on chunking and encoder, else
+        :class:`IndexMismatchError` names each difference. A different vector-index
+        kind is allowed and rebuilds the FAISS index on next use.
+        """
+        p = Path(path).expanduser()
+        manifest_path = p / MANIFEST
+        if not manifest_path.exists():
+            if not create:
+                what = "does not exist" if not p.exists() else "is not a mixrag index"
+                raise NotAnIndexError(f"{p} {what} (no {MANIFEST}); create it with `mixrag index`")
+            if config is None:
+                config = IndexConfig(encoder=encoder.config) if encoder else IndexConfig()
+            return cls._create(p, config, encoder)
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise NotAnIndexError(f"{manifest_path} is unreadable: {e}") from None
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"{p}: index format version {version!r}, this mixrag reads {FORMAT_VERSION}"
+            )
+        index = cls(p, manifest, PassageStore(p / STORE), encoder)
+        if config is not None:
+            index._check_config(config)
+        return index
+
+    @classmethod
+    def _create(
+        cls, path: Path, config: IndexConfig, encoder: SentenceTransformerEncoder | None
+    ) -> Index:
+        if path.exists() and not path.is_dir():
+            raise NotAnIndexError(f"{path} is a file, not an index folder")
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise NotAnIndexError(f"{path} is not empty and not a mixrag index; use a new folder")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": time.time(),
+            "config": config.to_dict(),
+            "encoder": {"model": config.encoder.model},
+        }
+        store = PassageStore(path / STORE)
+        write_json_atomic(path / MANIFEST, manifest)  # last: only now is it an index
+        log.info("created index %s", path)
+        return cls(path, manifest, store, encoder)
+
+    def _check_config(self, asked: IndexConfig) -> None:
+        mine = self.config.to_dict()
+        theirs = asked.to_dict()
+        diffs = _config_diff(
+            {k: mine[k] for k in ("chunking", "encoder")},
+            {k: theirs[k] for k in ("chunking", "encoder")},
+        )
+        if diffs:
+            raise IndexMismatchError(f"{self.path} was built differently: " + "; ".join(diffs))
+        if asked.vectors != self.config.vectors:
+            self.config = IndexConfig(self.config.chunking, self.config.encoder, asked.vectors)
+            self.manifest["config"] = self.config.to_dict()
+            self._vectors = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- parts, loaded on first use ------------------------------------------------
+
+    @property
+    def encoder(self) -> SentenceTransformerEncoder:
+        """The index's encoder; its weights must match the fingerprint it was built with."""
+        if self._encoder is None:
+            enc = self._given_encoder or SentenceTransformerEncoder(self.config.encoder)
+            if enc.config.model != self.config.encoder.model:
+                raise IndexMismatchError(
+                    f"{self.path} uses encoder {self.config.encoder.model!r}, "
+                    f"not {enc.config.model!r}"
+                )
+            recorded = self.manifest.get("encoder", {})
+            if recorded.get("fingerprint") and recorded["fingerprint"] != enc.fingerprint:
+                raise IndexMismatchError(
+                    f"{self.path} was built with encoder {recorded.get('model')!r} "
+                    f"(fingerprint {recorded['fingerprint']}), but {enc.name!r} loads weights "
+                    f"with fingerprint {enc.fingerprint}: results would be meaningless"
+                )
+            if recorded.get("dim") and recorded["dim"] != enc.dim:
+                raise IndexMismatchError(
+                    f"{self.path}: encoder dimension {enc.dim} != index dimension {recorded['dim']}"
+                )
+            self._encoder = enc
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        recorded = self.manifest.get("encoder", {}).get("dim")
+        return int(recorded) if recorded else self.encoder.dim
+
+    def _vectors_path(self, generation: int) -> Path:
+        return self.path / f"vectors-{generation}.faiss"
+
+    @property
+    def vectors(self) -> FaissVectorIndex:
+        """The FAISS index for the store's current generation (rebuilt if stale or missing)."""
+        if self._vectors is None:
+            gen = self.store.generation
+            path = self._vectors_path(gen)
+            kind = self.config.vectors.kind_for(self.store.counts()["passages"])
+            stored_kind = self.manifest.get("vectors", {}).get("kind")
+            if path.exists() and stored_kind == kind:
+                self._vectors = FaissVectorIndex.load(path, kind, self.config.vectors)
+            else:
+                log.info("vector index of %s is stale or missing: rebuilding", self.path)
+                self._vectors = self._rebuild_vectors()
+                if os.access(self.path, os.W_OK):
+                    self._save_vectors()
+        return self._vectors
+
+    def _rebuild_vectors(self) -> FaissVectorIndex:
+        n = self.store.counts()["passages"]
+        index = FaissVectorIndex.empty(
+            self.dim, self.config.vectors.kind_for(n), self.config.vectors
+        )
+        if n:
+            for ids, vecs in self.store.iter_vectors(self.dim):
+                index.add(ids, vecs)
+        return index
+
+    def _save_vectors(self) -> None:
+        assert self._vectors is not None
+        gen = self.store.generation
+        self._vectors.save(self._vectors_path(gen))
+        for old in self.path.glob("vectors-*.faiss"):
+            if old.name != self._vectors_path(gen).name:
+                old.unlink(missing_ok=True)
+        self.manifest["vectors"] = {"kind": self._vectors.kind, "generation": gen}
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        self.manifest["counts"] = self.store.counts()
+        self.manifest["updated"] = time.time()
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    # -- writing -------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the folder's write lock (one writer at a time; readers are never blocked)."""
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexLockedError(f"{self.path} is being written by another process") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def _record_encoder(self) -> None:
+        enc = self.encoder
+        self.manifest["encoder"] = {
+            "model": enc.name,
+            "dim": enc.dim,
+            "fingerprint": enc.fingerprint,
+            "max_tokens": enc.max_tokens,
+        }
+
+    def add(self, paths: Sequence[str | Path], progress: ProgressFn | None = None) -> IngestReport:
+        """Index files and folders; unchanged files are skipped, changed ones replaced."""
+        from mixrag.ingest.pipeline import ingest
+
+        with self._writing():
+            if "fingerprint" not in self.manifest.get("encoder", {}):
+                self._record_encoder()
+            vectors = self.vectors
+            rebuild = False
+
+            def on_write(removed: list[int], added: np.ndarray, vecs: np.ndarray) -> None:
+                nonlocal rebuild
+                if removed:
+                    if vectors.supports_remove:
+                        vectors.remove(np.asarray(removed, dtype=np.int64))
+                    else:
+                        rebuild = True
+                vectors.add(added, vecs)
+
+            try:
+                report = ingest(
+                    self.store, self.encoder, self.config.chunking, paths, on_write, progress
+                )
+            finally:
+                self._finish_write(rebuild)
+        return report
+
+    def remove(self, paths: Sequence[str | Path]) -> list[str]:
+        """Remove indexed files (or every file under a folder); returns the paths removed.
+
+        Paths need not exist on disk any more. Raises :class:`MixragError` naming any
+        path that matches nothing in the index, before removing anything.
+        """
+        with self._writing():
+            targets: list[str] = []
+            unknown = []
+            for raw in paths:
+                matched = self.store.files_under(str(Path(raw).expanduser().resolve()))
+                if not matched:
+                    unknown.append(str(raw))
+                targets.extend(matched)
+            if unknown:
+                raise MixragError(f"not in the index: {', '.join(unknown)}")
+            targets = list(dict.fromkeys(targets))
+            vectors = self.vectors
+            removed = self.store.remove_files(targets)
+            rebuild = not vectors.supports_remove
+            if not rebuild:
+                vectors.remove(np.asarray(removed, dtype=np.int64))
+            self._finish_write(rebuild)
+        return targets
+
+    def _finish_write(self, rebuild: bool) -> None:
+        n = self.store.counts()["passages"]
+        if (
+            rebuild
+            or self._vectors is None
+            or self._vectors.kind != self.config.vectors.kind_for(n)
+            or self._vectors.ntotal != n
+        ):
+            self._vectors = self._rebuild_vectors()
+        self._save_vectors()
+        self.store.checkpoint()
+
+    # -- reading -------------------------------------------------------------------
+
+    def retriever(self, config: RetrieverConfig | None = None, **overrides: Any) -> Retriever:
+        """A :class:`~mixrag.retriever.Retriever` over this index."""
+        from mixrag.retriever.retriever import Retriever, RetrieverConfig
+
+        cfg = config or RetrieverConfig()
+        if overrides:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, **overrides)
+        return Retriever(self, cfg)
+
+    def info(self) -> dict[str, Any]:
+        """Counts, encoder, vector index kind, size on disk, configuration."""
+        size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+        vec = self.manifest.get("vectors", {})
+        return {
+            "path": str(self.path),
+            "format_version": self.manifest["format_version"],
+            **self.store.counts(),
+            "encoder": self.manifest.get("encoder", {}),
+            "vector_index": {
+                "kind": vec.get("kind") or self.config.vectors.kind_for(0),
+                "generation": self.store.generation,
+                "up_to_date": vec.get("generation") == self.store.generation,
+            },
+            "config": self.config.to_dict(),
+            "size_bytes": size,
+            "created": self.manifest.get("created"),
+            "updated": self.manifest.get("updated"),
+        }

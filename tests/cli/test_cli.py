@@ -1,0 +1,113 @@
+"""The command line, end to end, with the real encoder (one index built per module)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mixrag.cli.main import app
+from tests.index.test_folder import make_docs
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    docs = make_docs(root / "docs")
+    result = runner.invoke(app, ["index", str(docs), "--index", str(root / "idx"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "3 new" in result.output
+    return docs, root / "idx"
+
+
+def test_search_json(built: tuple[Path, Path]) -> None:
+    _, idx = built
+    result = runner.invoke(
+        app, ["search", "Who founded the mill?", "--index", str(idx), "-k", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["k"] == 2 and len(out["hits"]) == 2
+    top = out["hits"][0]
+    assert top["passage"]["source"].endswith("mill.md")
+    assert set(top) == {"rank", "score", "prior", "rank_score", "passage"}
+
+
+def test_search_text_and_methods(built: tuple[Path, Path]) -> None:
+    _, idx = built
+    for method in ("dense", "bm25", "hybrid"):
+        result = runner.invoke(
+            app, ["search", "Tesla coil", "--index", str(idx), "--method", method]
+        )
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("[1] p=")
+
+
+def test_info(built: tuple[Path, Path]) -> None:
+    _, idx = built
+    result = runner.invoke(app, ["info", "--index", str(idx), "--json"])
+    info = json.loads(result.output)
+    assert info["documents"] == 3 and info["passages"] == 3
+    assert info["encoder"]["dim"] == 384 and info["vector_index"]["kind"] == "flat"
+    text = runner.invoke(app, ["info", "--index", str(idx)]).output
+    assert "all-MiniLM-L6-v2" in text and "MB on disk" in text
+
+
+def test_reindex_and_rm(built: tuple[Path, Path], tmp_path: Path) -> None:
+    docs, idx = built
+    result = runner.invoke(app, ["index", str(docs), "--index", str(idx), "--json"])
+    assert json.loads(result.output)["passages_encoded"] == 0
+    extra = tmp_path / "extra.txt"
+    extra.write_text("An extra document about lighthouses.")
+    assert runner.invoke(app, ["index", str(extra), "--index", str(idx)]).exit_code == 0
+    result = runner.invoke(app, ["rm", str(extra), "--index", str(idx)])
+    assert result.exit_code == 0 and "removed 1 file" in result.output
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixrag.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "q", "--index", "/nonexistent/idx"], "does not exist"),
+        (["search", "q", "--index", "{idx}", "-k", "0"], "positive integer or 'all'"),
+        (
+            ["search", "q", "--index", "{idx}", "--method", "magic"],
+            "retrieval method must be one of",
+        ),
+        (["search", "  ", "--index", "{idx}"], "question must be a non-empty string"),
+        (["index", "/nonexistent/docs", "--index", "{idx}"], "no such file or folder"),
+        (["index", "{docs}", "--index", "{idx}", "--words", "50"], "chunking.words"),
+        (["rm", "/nonexistent/x.txt", "--index", "{idx}"], "not in the index"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(
+    built: tuple[Path, Path], args: list[str], message: str
+) -> None:
+    docs, idx = built
+    proc = run_cli(*[a.format(idx=idx, docs=docs) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mixrag: error:"), proc.stderr
+    assert message in lines[0]
+
+
+def test_bad_file_is_named_and_exit_1(tmp_path: Path) -> None:
+    docs = make_docs(tmp_path / "d")
+    (docs / "broken.jsonl").write_text("{nope\n")
+    proc = run_cli("index", str(docs), "--index", str(tmp_path / "idx"))
+    assert proc.returncode == 1
+    assert "broken.jsonl" in proc.stdout and "3 new" in proc.stdout

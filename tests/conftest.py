@@ -1,0 +1,31 @@
+"""Session-wide fixtures: models load once, threads are pinned, nothing touches the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_SQUAD = REPO / "data" / "demo" / "squad-dev-demo.json"
+FULL_SQUAD = REPO / "data" / "squad" / "squaddev_v1.1.json.gz"
+
+
+@pytest.fixture(scope="session")
+def encoder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    from mixrag.encoders import SentenceTransformerEncoder
+
+    enc = SentenceTransformerEncoder()
+    enc.load()
+    return enc

@@ -1,0 +1,261 @@
+"""Integration tests of an index folder with the real bundled encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixrag.config import IndexConfig
+from mixrag.encoders import EncoderConfig, SentenceTransformerEncoder
+from mixrag.errors import IndexMismatchError, MixragError, NotAnIndexError
+from mixrag.index import VectorIndexConfig
+from mixrag.index.folder import Index
+from mixrag.index.vectors import FaissVectorIndex
+from mixrag.ingest import pipeline
+from tests.conftest import DEMO_SQUAD
+
+DOCS = {
+    "tesla.txt": "Nikola Tesla was a Serbian-American inventor. He designed the alternating "
+    "current induction motor and the Tesla coil, a resonant transformer.",
+    "mill.md": "# Riverside Mill\n\nThe Riverside Mill was founded in 1901 by Ada Lovelace "
+    "Smith. It produced wool blankets until a fire closed it in 1975.",
+    "rainforest.html": "<html><head><title>Amazon</title><script>x()</script></head><body>"
+    "<p>The Amazon rainforest covers much of the Amazon basin of South America.</p></body></html>",
+}
+
+
+def make_docs(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in DOCS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    return make_docs(tmp_path / "docs")
+
+
+@pytest.fixture
+def index(tmp_path: Path, docs: Path, encoder: SentenceTransformerEncoder) -> Index:
+    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)
+    report = idx.add([docs])
+    assert report.ok and len(report.added) == 3
+    return idx
+
+
+def test_answering_passage_comes_first(index: Index) -> None:
+    r = index.retriever()
+    for question, source in [
+        ("Who founded the Riverside Mill?", "mill.md"),
+        ("What did Tesla invent?", "tesla.txt"),
+        ("Where is the Amazon rainforest?", "rainforest.html"),
+    ]:
+        for method in ("dense", "bm25", "hybrid"):
+            hits = r.search(question, k=3, method=method)
+            assert hits[0].passage.source.endswith(source), (question, method)
+            assert sum(h.prior for h in hits) == pytest.approx(1.0)
+
+
+def test_hits_carry_exact_scores_and_softmax_prior(index: Index) -> None:
+    r = index.retriever(tau=0.5)
+    hits = r.search("Who founded the mill?", k="all")
+    assert len(hits) == 3  # K = M
+    q = index.encoder.encode(["Who founded the mill?"])[0]
+    for h in hits:
+        d = index.encoder.encode([f"{h.passage.title}\n{h.passage.text}"])[0]
+        assert h.score == pytest.approx(float(d @ q), abs=1e-5)
+    s = np.array([h.score for h in hits])
+    np.testing.assert_allclose([h.prior for h in hits], np.exp(s / 0.5) / np.exp(s / 0.5).sum())
+    assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
+
+
+def test_batched_search_equals_single(index: Index) -> None:
+    r = index.retriever()
+    qs = ["Who founded the mill?", "What is a Tesla coil?"]
+    batch = r.search_batch(qs, k=2)
+    for q, hits in zip(qs, batch, strict=True):
+        single = r.search(q, k=2)
+        assert [h.passage.id for h in hits] == [h.passage.id for h in single]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-5)
+
+
+def test_reindexing_unchanged_files_encodes_nothing(index: Index, docs: Path) -> None:
+    report = index.add([docs])
+    assert report.passages_encoded == 0 and len(report.unchanged) == 3
+
+
+def test_changed_file_replaces_its_passages(index: Index, docs: Path) -> None:
+    (docs / "mill.md").write_text("# Riverside Mill\n\nNow a museum of weaving.", encoding="utf-8")
+    report = index.add([docs / "mill.md"])
+    assert report.updated == [str((docs / "mill.md").resolve())]
+    assert report.passages_removed == 1 and report.passages_added == 1
+    hits = index.retriever().search("museum of weaving", k=1)
+    assert "museum" in hits[0].passage.text
+    assert index.store.counts()["passages"] == 3
+    assert index.vectors.ntotal == 3
+
+
+def test_remove_documents(index: Index, docs: Path) -> None:
+    removed = index.remove([docs / "tesla.txt"])
+    assert removed == [str((docs / "tesla.txt").resolve())]
+    hits = index.retriever().search("Tesla coil", k="all")
+    assert all("tesla" not in h.passage.source for h in hits)
+    with pytest.raises(MixragError, match="not in the index"):
+        index.remove([docs / "tesla.txt"])
+
+
+def test_reopened_index_returns_the_same_results(
+    index: Index, encoder: SentenceTransformerEncoder
+) -> None:
+    q = "Who founded the mill?"
+    before = [(h.passage.id, h.score) for h in index.retriever().search(q, k=3)]
+    index.close()
+    again = Index.open(index.path, encoder=encoder)
+    after = [(h.passage.id, h.score) for h in again.retriever().search(q, k=3)]
+    assert [a for a, _ in before] == [a for a, _ in after]
+    assert [b for _, b in before] == pytest.approx([b for _, b in after], abs=1e-6)
+
+
+def test_bad_files_are_reported_and_the_rest_indexed(
+    tmp_path: Path, encoder: SentenceTransformerEncoder
+) -> None:
+    docs = make_docs(tmp_path / "d")
+    (docs / "empty.txt").write_text("")
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02")
+    (docs / "bad.json").write_text("{oops")
+    (docs / "image.png").write_bytes(b"\x89PNG")
+    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)
+    report = idx.add([docs])
+    assert len(report.added) == 3
+    assert {Path(p).name for p, _ in report.failed} == {"empty.txt", "binary.txt", "bad.json"}
+    assert [Path(p).name for p in report.unsupported] == ["image.png"]
+    assert not report.ok
+
+
+def test_missing_path_writes_nothing(tmp_path: Path, encoder: SentenceTransformerEncoder) -> None:
+    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)
+    with pytest.raises(MixragError, match="no such file or folder"):
+        idx.add([tmp_path / "nope"])
+    assert idx.store.counts()["passages"] == 0
+
+
+def test_not_an_index(tmp_path: Path) -> None:
+    with pytest.raises(NotAnIndexError, match="does not exist"):
+        Index.open(tmp_path / "none")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "f").write_text("hi")
+    with pytest.raises(NotAnIndexError, match="not a mixrag index"):
+        Index.open(tmp_path / "x")
+    with pytest.raises(NotAnIndexError, match="not empty"):
+        Index.open(tmp_path / "x", create=True)
+
+
+def test_different_encoder_is_refused(index: Index, tmp_path: Path) -> None:
+    index.close()
+    with pytest.raises(IndexMismatchError, match=r"chunking\.words"):
+        Index.open(
+            index.path, config=IndexConfig(chunking=IndexConfig().chunking.__class__(words=50))
+        )
+    # Same name, other weights: a copy of the model folder with one weight changed.
+    src = Path(SentenceTransformerEncoder().load().tokenizer.name_or_path)
+    fake = tmp_path / "fake-minilm"
+    shutil.copytree(src, fake)
+    other = SentenceTransformerEncoder(EncoderConfig(model=str(fake)))
+    other.load()[0].auto_model.embeddings.word_embeddings.weight.data[0, 0] += 1.0
+    manifest = json.loads((index.path / "mixrag.json").read_text())
+    manifest["config"]["encoder"]["model"] = str(fake)
+    (index.path / "mixrag.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="fingerprint"):
+        _ = Index.open(index.path, encoder=other).encoder
+
+
+def test_interrupted_ingest_keeps_committed_files_and_rerun_finishes(
+    tmp_path: Path, encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = make_docs(tmp_path / "d")
+    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)
+    real = pipeline.ingest
+    calls = {"n": 0}
+    real_encode = encoder.encode
+
+    def flaky_encode(texts: list[str]) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_encode(texts)
+
+    monkeypatch.setattr(encoder, "encode", flaky_encode)
+    monkeypatch.setattr(
+        pipeline, "ingest", lambda *a, **kw: real(*a, **{**kw, "flush_passages": 1})
+    )
+    with pytest.raises(KeyboardInterrupt):
+        idx.add([docs])
+    assert idx.store.counts()["files"] == 1  # the first group committed, the second not
+    idx.close()
+    monkeypatch.setattr(encoder, "encode", real_encode)
+    again = Index.open(tmp_path / "idx", encoder=encoder)
+    assert len(again.retriever().search("mill", k="all")) == 1  # usable as it was
+    report = again.add([docs])
+    assert len(report.unchanged) == 1 and len(report.added) == 2
+    assert again.store.counts()["passages"] == 3
+
+
+def test_crash_before_the_vector_file_is_written_rebuilds_it(
+    index: Index, docs: Path, encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = "Who founded the mill?"
+    (docs / "new.txt").write_text("The lighthouse keeper founded a bakery in 1920.")
+
+    def crash(self: FaissVectorIndex, path: Path) -> None:
+        raise OSError("disk died")
+
+    monkeypatch.setattr(FaissVectorIndex, "save", crash)
+    with pytest.raises(OSError, match="disk died"):
+        index.add([docs])
+    monkeypatch.undo()
+    index.close()
+    # The store committed generation 2; the FAISS file on disk is still generation 1.
+    again = Index.open(index.path, encoder=encoder)
+    assert not again.info()["vector_index"]["up_to_date"]
+    hits = again.retriever().search("Who founded a bakery?", k=1)
+    assert "bakery" in hits[0].passage.text
+    assert again.vectors.ntotal == 4
+    assert again.info()["vector_index"]["up_to_date"]
+    assert again.retriever().search(q, k=1)[0].passage.source.endswith("mill.md")
+
+
+def test_hnsw_index_agrees_with_flat_on_real_passages(
+    tmp_path: Path, encoder: SentenceTransformerEncoder
+) -> None:
+    flat = Index.open(tmp_path / "flat", create=True, encoder=encoder)
+    flat.add([DEMO_SQUAD])
+    n = flat.store.counts()["passages"]
+    assert n > 300
+    hnsw_dir = tmp_path / "hnsw"
+    shutil.copytree(flat.path, hnsw_dir)
+    hnsw = Index.open(
+        hnsw_dir, encoder=encoder, config=IndexConfig(vectors=VectorIndexConfig(kind="hnsw"))
+    )
+    assert hnsw.vectors.kind == "hnsw"
+    questions = [
+        "What did Tesla invent?",
+        "Who won Super Bowl 50?",
+        "What is the atomic number of oxygen?",
+        "When did the Normans conquer England?",
+        "Which rocket launched Apollo 11?",
+    ]
+    a = flat.retriever().search_batch(questions, k=10)
+    b = hnsw.retriever().search_batch(questions, k=10)
+    overlap = np.mean(
+        [
+            len({h.passage.id for h in x} & {h.passage.id for h in y}) / 10
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
+    assert overlap >= 0.9
+    assert [x[0].passage.id for x in a] == [y[0].passage.id for y in b]

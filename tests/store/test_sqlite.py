@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixrag.store import FileUpdate, NewPassage, PassageStore
+from mixrag.store.fts import match_expression, query_terms
+from mixrag.types import Passage
+
+DIM = 4
+
+
+def update(path: str, texts: list[str], sha: str = "h1") -> FileUpdate:
+    doc = f"{path}#"
+    passages = [
+        NewPassage(
+            Passage(f"{path}-{i}", doc, "Title", t, i, path, {"n": i}),
+            np.full(DIM, i + 1, dtype=np.float32),
+        )
+        for i, t in enumerate(texts)
+    ]
+    return FileUpdate(path, sha, 10, 1.0, [(doc, "", "Title", {})], passages)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> PassageStore:
+    return PassageStore(tmp_path / "s.sqlite")
+
+
+def test_write_read_and_generation(store: PassageStore) -> None:
+    assert store.generation == 0
+    removed, added = store.write_files([update("/a", ["the cat sat", "a dog ran"])])
+    assert removed == [] and len(added) == 2
+    assert store.generation == 1
+    ps = store.passages(list(added[::-1]))
+    assert [p.text for p in ps] == ["a dog ran", "the cat sat"]
+    assert ps[0].source == "/a" and ps[0].metadata == {"n": 1}
+    np.testing.assert_array_equal(store.vectors(list(added), DIM)[1], np.full(DIM, 2.0))
+    assert store.counts() == {"files": 1, "documents": 1, "passages": 2}
+
+
+def test_replacing_a_file_removes_its_old_passages(store: PassageStore) -> None:
+    _, first = store.write_files([update("/a", ["one", "two"])])
+    removed, added = store.write_files([update("/a", ["three"], sha="h2")])
+    assert sorted(removed) == sorted(first.tolist())
+    assert store.counts()["passages"] == 1
+    assert store.file_record("/a").sha256 == "h2"  # type: ignore[union-attr]
+    assert store.bm25("one", 5) == []
+    assert [r for r, _ in store.bm25("three", 5)] == added.tolist()
+
+
+def test_failed_transaction_changes_nothing(store: PassageStore) -> None:
+    store.write_files([update("/a", ["one"])])
+    bad = update("/b", ["x"])
+    dup = update("/a", ["y"])  # passage id "/a-0" collides with the existing one
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.write_files([bad, FileUpdate("/c", "h", 1, 1.0, dup.documents, dup.passages)])
+    assert store.counts() == {"files": 1, "documents": 1, "passages": 1}
+    assert store.generation == 1
+    assert store.file_record("/b") is None
+
+
+def test_remove_files_and_folder_prefix(store: PassageStore) -> None:
+    store.write_files([update("/d/a", ["one"]), update("/d/b", ["two"]), update("/dx", ["three"])])
+    assert store.files_under("/d") == ["/d/a", "/d/b"]
+    removed = store.remove_files(["/d/a", "/d/b"])
+    assert len(removed) == 2 and store.counts()["files"] == 1
+
+
+def test_bm25_ranks_matching_passages(store: PassageStore) -> None:
+    store.write_files(
+        [update("/a", ["the tesla coil was invented", "cats and dogs", "tesla tesla motors"])]
+    )
+    hits = store.bm25("Who invented the Tesla coil?", 5)
+    texts = [store.passages([r])[0].text for r, _ in hits]
+    assert texts[0] == "the tesla coil was invented"
+    assert "cats and dogs" not in texts
+    assert all(s > 0 for _, s in hits)
+
+
+def test_iter_vectors_in_batches(store: PassageStore) -> None:
+    store.write_files([update("/a", [f"t{i}" for i in range(7)])])
+    got = list(store.iter_vectors(DIM, batch=3))
+    assert [len(ids) for ids, _ in got] == [3, 3, 1]
+    assert np.concatenate([v for _, v in got]).shape == (7, DIM)
+
+
+def test_query_terms_drop_stop_words_and_quote() -> None:
+    assert query_terms("What is the Tesla coil?") == ["tesla", "coil"]
+    assert query_terms("what is it") == ["what", "is", "it"]  # only stop words: keep them
+    assert match_expression('say "NEAR" -x') == '"say" OR "near" OR "x"'
+    assert match_expression("?!") is None

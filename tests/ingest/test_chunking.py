@@ -16,8 +16,8 @@ def words(n: int, start: int = 0) -> str:
     return " ".join(f"w{i}" for i in range(start, start + n))
 
 
-def test_default_is_disjoint_100_word_passages() -> None:
-    chunks = chunk_document(doc(words(250)), ChunkConfig())
+def test_greedy_cut_is_disjoint_100_word_passages() -> None:
+    chunks = chunk_document(doc(words(250)), ChunkConfig(balanced=False))
     assert [len(c.text.split()) for c in chunks] == [100, 100, 50]
     assert " ".join(c.text for c in chunks) == words(250)
     assert [c.position for c in chunks] == [0, 1, 2]
@@ -33,10 +33,14 @@ def test_overlap_repeats_words() -> None:
     assert sorted(set(seen), key=lambda w: int(w[1:])) == words(30).split()
 
 
-def test_balanced_splits_evenly_without_a_tiny_tail() -> None:
-    chunks = chunk_document(doc(words(130)), ChunkConfig(balanced=True))
+def test_default_cuts_evenly_into_passages_of_at_most_100_words() -> None:
+    chunks = chunk_document(doc(words(250)), ChunkConfig())
+    assert [len(c.text.split()) for c in chunks] == [84, 84, 82]
+    assert " ".join(c.text for c in chunks) == words(250)
+    assert [c.position for c in chunks] == [0, 1, 2]
+    chunks = chunk_document(doc(words(130)), ChunkConfig())
     assert [len(c.text.split()) for c in chunks] == [65, 65]
-    chunks = chunk_document(doc(words(100)), ChunkConfig(balanced=True))
+    chunks = chunk_document(doc(words(100)), ChunkConfig())
     assert [len(c.text.split()) for c in chunks] == [100]
 
 
@@ -48,7 +52,7 @@ def test_sentence_packing_keeps_sentences_whole() -> None:
         "Eight nine?",
         "Ten eleven twelve thirteen.",
     ]
-    chunks = chunk_document(doc(text), ChunkConfig(words=7, sentences=True))
+    chunks = chunk_document(doc(text), ChunkConfig(words=7, sentences=True, balanced=False))
     assert [c.text for c in chunks] == [
         "One two three. Four five six seven!",
         "Eight nine? Ten eleven twelve thirteen.",
@@ -56,13 +60,15 @@ def test_sentence_packing_keeps_sentences_whole() -> None:
 
 
 def test_sentence_longer_than_limit_is_cut() -> None:
-    chunks = chunk_document(doc(words(25) + "."), ChunkConfig(words=10, sentences=True))
+    chunks = chunk_document(
+        doc(words(25) + "."), ChunkConfig(words=10, sentences=True, balanced=False)
+    )
     assert [len(c.text.split()) for c in chunks] == [10, 10, 5]
 
 
 def test_pages_follow_words_into_passages() -> None:
     d = doc("", Segment(words(8), {"page": 1}), Segment(words(8, 8), {"page": 2}))
-    chunks = chunk_document(d, ChunkConfig(words=6))
+    chunks = chunk_document(d, ChunkConfig(words=6, balanced=False))
     assert chunks[0].metadata == {"page": 1}
     assert chunks[1].metadata == {"page": 1, "page_end": 2}
     assert chunks[2].metadata == {"page": 2}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixrag.ingest.pipeline import IngestReport
 from mixrag.types import Hit
+
+if TYPE_CHECKING:
+    from mixrag.rag import Answer
 
 
 def snippet(text: str, width: int = 240) -> str:
@@ -74,3 +77,36 @@ def info_text(info: dict[str, Any]) -> str:
             f"size       {info['size_bytes'] / 1e6:.1f} MB on disk",
         ]
     )
+
+
+def _bar(p: float, width: int = 20) -> str:
+    n = round(max(0.0, min(1.0, p)) * width)
+    return "█" * n + "·" * (width - n)
+
+
+def answer_text(answer: Answer, scored: bool = False) -> str:
+    """The answer with its probability, then the passages as numbered citations.
+
+    Citations are ordered by posterior: [n] is the passage's retrieval rank.
+    """
+    best = max(answer.citations, key=lambda c: c.posterior, default=None)
+    cite = f" [{best.hit.rank}]" if best is not None else ""
+    verb = "scored" if scored else "answer"
+    lines = [
+        f"{verb} ({answer.mode}): {answer.text}{cite}",
+        f"log p(y|x) = {answer.logprob:.3f}   p = {answer.probability:.3g}",
+        "",
+        "passages          prior p(z|x)              posterior p(z|x,y)",
+    ]
+    for c in sorted(answer.citations, key=lambda c: -c.posterior):
+        h = c.hit
+        lines.append(
+            f"[{h.rank}] {c.prior:6.3f} {_bar(c.prior)}  {c.posterior:6.3f} {_bar(c.posterior)}  "
+            f"{h.passage.title or '(untitled)'} — {where(h)}"
+        )
+        lines.append(textwrap.indent(textwrap.fill(snippet(h.passage.text, 160), 96), "    "))
+    t = answer.timings
+    if t:
+        lines.append("")
+        lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
+    return "\n".join(lines)

@@ -65,6 +65,13 @@ def index_cmd(
     sentences: Annotated[
         bool | None, typer.Option("--sentences/--no-sentences", help="Pack whole sentences.")
     ] = None,
+    balanced: Annotated[
+        bool | None,
+        typer.Option(
+            "--balanced/--no-balanced",
+            help="Cut documents into equal-length passages [yes] (no: full passages + a tail).",
+        ),
+    ] = None,
     encoder: Annotated[
         str | None, typer.Option(help="Sentence-transformers model name or folder.")
     ] = None,
@@ -86,7 +93,12 @@ def index_cmd(
     base = IndexConfig()
     chunk_opts = {
         k: v
-        for k, v in {"words": words, "overlap": overlap, "sentences": sentences}.items()
+        for k, v in {
+            "words": words,
+            "overlap": overlap,
+            "sentences": sentences,
+            "balanced": balanced,
+        }.items()
         if v is not None
     }
     enc_opts = {"model": encoder} if encoder is not None else {}
@@ -161,6 +173,94 @@ def search_cmd(
         )
     else:
         typer.echo(hits_text(hits))
+
+
+ModeOpt = Annotated[
+    str, typer.Option("--mode", "-m", help="rag-sequence, rag-token, concat or closed-book.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Generator: smollm2-135m, qwen2.5-0.5b, or a model folder."),
+]
+
+
+def _rag(
+    index: Path,
+    model: str | None,
+    mode: str,
+    k: str,
+    method: str,
+    tau: float,
+    beams: int,
+    decoding: str,
+    max_new_tokens: int,
+) -> Any:
+    from mixrag.rag import RAG, RAGConfig
+    from mixrag.retriever.retriever import parse_k
+
+    kk = parse_k(k)
+    if kk == "all":
+        from mixrag.index.folder import Index
+
+        kk = max(1, Index.open(index).store.counts()["passages"])
+    cfg = RAGConfig(
+        mode=mode,
+        k=kk,
+        num_beams=beams,
+        sequence_decoding=decoding,
+        max_new_tokens=max_new_tokens,
+    )
+    return RAG.open(str(index), model=model, config=cfg, method=method, tau=tau)
+
+
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="The question x.")],
+    index: IndexOpt,
+    mode: ModeOpt = "rag-sequence",
+    k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
+    model: ModelOpt = None,
+    method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    beams: Annotated[int, typer.Option(help="Beam width (per passage for RAG-Sequence).")] = 1,
+    decoding: Annotated[
+        str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
+    ] = "thorough",
+    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question; show its probability and which passages it came from."""
+    from mixrag.cli.format import answer_text
+
+    rag = _rag(index, model, mode, k, method, tau, beams, decoding, max_new_tokens)
+    answer = rag.ask(question)
+    if as_json:
+        _echo_json(answer.to_dict())
+    else:
+        typer.echo(answer_text(answer))
+
+
+@app.command("score")
+def score_cmd(
+    question: Annotated[str, typer.Argument(help="The question x.")],
+    answer: Annotated[str, typer.Argument(help="The candidate answer y.")],
+    index: IndexOpt,
+    mode: ModeOpt = "rag-sequence",
+    k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
+    model: ModelOpt = None,
+    method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """log p(y|x) of a given answer under a mode, with each passage's share."""
+    from mixrag.cli.format import answer_text
+
+    rag = _rag(index, model, mode, k, method, tau, 1, "thorough", 32)
+    result = rag.score(question, answer)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        typer.echo(answer_text(result, scored=True))
 
 
 @app.command("info")

@@ -243,9 +243,13 @@ def _encode_with_progress(
     texts: list[str],
     state: IngestProgress,
     tick: Callable[[str], None],
-    step: int = 256,
+    step: int = FLUSH_PASSAGES,
 ) -> list[np.ndarray]:
-    """Encode in slices of ``step`` texts so the progress display moves during long files."""
+    """Encode in slices of ``step`` texts so the progress display moves during long files.
+
+    Slices are large because the encoder sorts each call's texts by length to pad
+    little; small slices would give that up.
+    """
     out: list[np.ndarray] = []
     for i in range(0, len(texts), step):
         vecs = encoder.encode(texts[i : i + step])

@@ -1,0 +1,1 @@
+"""Evaluation: datasets of questions with gold answers and passages, metrics, runners."""

@@ -1,0 +1,48 @@
+"""Retrieval metrics: recall@k, MRR, and DPR-style answer-in-top-k.
+
+A retrieved passage is *gold* when it was cut from the question's gold document
+(``doc_keys``: the document part of a passage's ``doc_id``, after ``#``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mixrag.eval.metrics import normalize_answer
+
+
+def first_gold_rank(retrieved_doc_keys: Sequence[str], gold: Sequence[str]) -> int | None:
+    """1-based rank of the first gold passage, or None if none was retrieved."""
+    golds = set(gold)
+    for rank, key in enumerate(retrieved_doc_keys, start=1):
+        if key in golds:
+            return rank
+    return None
+
+
+def recall_at_k(ranks: Sequence[int | None], k: int) -> float:
+    """Fraction of questions whose first gold passage is within the top k."""
+    if not ranks:
+        return 0.0
+    return sum(r is not None and r <= k for r in ranks) / len(ranks)
+
+
+def mean_reciprocal_rank(ranks: Sequence[int | None], cutoff: int | None = None) -> float:
+    """Mean of 1/rank of the first gold passage (0 when missing or beyond ``cutoff``)."""
+    if not ranks:
+        return 0.0
+    total = 0.0
+    for r in ranks:
+        if r is not None and (cutoff is None or r <= cutoff):
+            total += 1.0 / r
+    return total / len(ranks)
+
+
+def answer_in_passages(answers: Sequence[str], passages: Sequence[str]) -> bool:
+    """DPR's top-k accuracy test: a normalised reference answer occurs in a normalised passage."""
+    normed = [f" {normalize_answer(p)} " for p in passages]
+    for a in answers:
+        na = normalize_answer(a)
+        if na and any(f" {na} " in p for p in normed):
+            return True
+    return False

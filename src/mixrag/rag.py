@@ -1,0 +1,438 @@
+"""The RAG model: retriever + generator + mixture, answering and scoring questions.
+
+``RAG.ask`` answers in one of four modes, all reporting the same things (the answer,
+its log-probability under the mode's model, and each retrieved passage with its
+prior p_eta(z_j|x) and posterior p(z_j|x,y)) so the modes are comparable:
+
+* ``rag-sequence``: p(y|x) = Σ_j p_eta(z_j|x) p_phi(y|x,z_j), one passage per answer;
+  decoded "thorough" (beams per passage, the union rescored under every passage) or
+  "fast" (no rescoring; p_phi(y|x,z_j) ≈ 0 where passage j's beam did not produce y).
+* ``rag-token``: p(y|x) = Π_i Σ_j p_eta(z_j|x) p_phi(y_i|x,z_j,y_<i), the mixture taken
+  at every token; greedy or beam search over the mixed next-token distribution.
+* ``concat``: the K passages numbered in one prompt to the generator (the usual RAG).
+* ``closed-book``: the question alone.
+
+The posterior is p(z_j|x,y) ∝ p_phi(y|x,z_j) p_eta(z_j|x) in every mode; for concat and
+closed-book the answer is scored under each single-passage prompt to get it (one
+batched forward pass). RAG-Token also reports per-token posteriors
+p(z_j|x,y_i,y_<i) ∝ p_eta(z_j|x) p_phi(y_i|x,z_j,y_<i) and their mean over the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mixrag.decoding import (
+    DecodeResult,
+    DecodingConfig,
+    beam_search,
+    greedy,
+    rag_sequence_fast,
+    rag_sequence_thorough,
+    rag_token_beam_search,
+    rag_token_greedy,
+)
+from mixrag.errors import MixragError
+from mixrag.mixture import (
+    log_mixture,
+    rag_token_logprob,
+    rag_token_posterior,
+    sequence_logprobs,
+    sequence_posterior,
+    token_posterior,
+)
+from mixrag.mixture import log_prior as mixture_log_prior
+from mixrag.types import Hit
+
+if TYPE_CHECKING:
+    from mixrag.generator.hf import TransformersGenerator
+    from mixrag.index.folder import Index
+    from mixrag.retriever.retriever import Retriever
+
+log = logging.getLogger(__name__)
+
+MODES = ("rag-sequence", "rag-token", "concat", "closed-book")
+SEQUENCE_DECODING = ("thorough", "fast")
+
+
+@dataclass(frozen=True)
+class RAGConfig:
+    """How questions are answered.
+
+    mode: one of ``MODES``.
+    k: passages per question (K).
+    num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
+    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.4).
+    max_new_tokens: answer length limit in tokens.
+    stop_at_newline: an answer ends at its first newline (short-answer QA).
+    """
+
+    mode: str = "rag-sequence"
+    k: int = 5
+    num_beams: int = 1
+    sequence_decoding: str = "thorough"
+    max_new_tokens: int = 32
+    stop_at_newline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.k < 1:
+            raise MixragError(f"k must be >= 1, got {self.k}")
+        if self.num_beams < 1:
+            raise MixragError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.sequence_decoding not in SEQUENCE_DECODING:
+            raise MixragError(
+                f"sequence_decoding must be one of {SEQUENCE_DECODING}, "
+                f"got {self.sequence_decoding!r}"
+            )
+        if self.max_new_tokens < 1:
+            raise MixragError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A retrieved passage and what the answer says about it.
+
+    prior: p_eta(z_j|x). posterior: p(z_j|x,y) ∝ p_phi(y|x,z_j) p_eta(z_j|x).
+    logprob: log p_phi(y|x,z_j), None where fast RAG-Sequence decoding left it unknown.
+    token_share: RAG-Token only, mean over answer tokens of p(z_j|x,y_i,y_<i).
+    """
+
+    hit: Hit
+    prior: float
+    posterior: float
+    logprob: float | None
+    token_share: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior,
+            "posterior": self.posterior,
+            "logprob": self.logprob,
+            "token_share": self.token_share,
+            **{k: v for k, v in self.hit.to_dict().items() if k not in ("prior",)},
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer y to question x under one mode, with its citations and timings (seconds)."""
+
+    question: str
+    mode: str
+    text: str
+    logprob: float
+    token_ids: tuple[int, ...]
+    citations: tuple[Citation, ...]
+    tokens: tuple[str, ...] = ()
+    token_posteriors: tuple[tuple[float, ...], ...] = ()  # [T][K], RAG-Token only
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "mode": self.mode,
+            "answer": self.text,
+            "logprob": self.logprob,
+            "probability": self.probability,
+            "tokens": list(self.tokens),
+            "token_posteriors": [list(t) for t in self.token_posteriors],
+            "passages": [c.to_dict() for c in self.citations],
+            "timings": self.timings,
+        }
+
+
+class RAG:
+    """Answers and scores questions over an index with a generator (module docstring)."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: TransformersGenerator,
+        config: RAGConfig | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.config = config or RAGConfig()
+        self.prompts = generator.config.prompt_format
+
+    @classmethod
+    def open(
+        cls,
+        index: str | Index,
+        model: str | None = None,
+        config: RAGConfig | None = None,
+        **retriever_options: Any,
+    ) -> RAG:
+        """A RAG over the index folder ``index`` with generator ``model`` (bundled name/folder)."""
+        from mixrag.generator.config import GeneratorConfig
+        from mixrag.generator.hf import TransformersGenerator
+        from mixrag.index.folder import Index
+
+        idx = Index.open(index) if isinstance(index, str) else index
+        gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()
+        return cls(idx.retriever(**retriever_options), TransformersGenerator(gen_cfg), config)
+
+    # -- prompts and token ids ---------------------------------------------------------
+
+    def _passage_prompts(
+        self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], k: int
+    ) -> list[list[str]]:
+        """[B][k] rendered single-passage prompts; padding slots repeat the first prompt."""
+        out = []
+        for q, hs in zip(questions, hits, strict=True):
+            row = [self.generator.render(self.prompts.passage(q, h.passage)) for h in hs]
+            out.append(row + [row[0]] * (k - len(row)))
+        return out
+
+    def _log_prior(self, hits: Sequence[Sequence[Hit]], k: int) -> torch.Tensor:
+        """[B, k] log p_eta(z_j|x) from the hits' scores; -inf on padding slots."""
+        scores = torch.zeros(len(hits), k, dtype=torch.float32)
+        mask = torch.zeros(len(hits), k, dtype=torch.bool)
+        for b, hs in enumerate(hits):
+            for j, h in enumerate(hs):
+                scores[b, j] = h.score
+                mask[b, j] = True
+        return mixture_log_prior(scores, self.retriever.config.tau, mask)
+
+    def answer_ids(self, text: str, end: bool = True) -> list[int]:
+        """Token ids of answer text y, with the end-of-answer token when ``end``."""
+        ids = self.generator.encode_answer(text)
+        if end:
+            tok = self.generator.tokenizer
+            eos = tok.eos_token_id if tok.eos_token_id is not None else self.generator.eos_ids[0]
+            ids.append(int(eos))
+        return ids
+
+    def _single_prompt(self, question: str, hits: Sequence[Hit], mode: str) -> str:
+        """The one prompt of concat (all K passages numbered) or closed-book (none)."""
+        if mode == "concat":
+            return self.generator.render(self.prompts.concat(question, [h.passage for h in hits]))
+        return self.generator.render(self.prompts.closed_book(question))
+
+    def _stop(self) -> Any:
+        if not self.config.stop_at_newline:
+            return None
+        decode = self.generator.decode
+        return lambda ids: "\n" in decode(list(ids))
+
+    # -- answering ------------------------------------------------------------------
+
+    def retrieve(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
+        hits = self.retriever.search_batch(list(questions), k=k)
+        for q, hs in zip(questions, hits, strict=True):
+            if not hs:
+                raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
+        return hits
+
+    def ask(self, question: str, mode: str | None = None, k: int | None = None) -> Answer:
+        """Answer one question (see :meth:`ask_batch`)."""
+        return self.ask_batch([question], mode=mode, k=k)[0]
+
+    def ask_batch(
+        self, questions: Sequence[str], mode: str | None = None, k: int | None = None
+    ) -> list[Answer]:
+        """Answer questions in one batch: one retrieval call, one batched decode, one rescoring."""
+        cfg = self._config(mode, k)
+        t0 = time.perf_counter()
+        hits = self.retrieve(questions, cfg.k)
+        t_retrieve = time.perf_counter() - t0
+        kk = max(len(h) for h in hits)
+        log_prior = self._log_prior(hits, kk)
+        dcfg = DecodingConfig(
+            max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams, num_return=1
+        )
+        eos = self.generator.eos_ids
+        stop = self._stop()
+
+        t1 = time.perf_counter()
+        results: list[DecodeResult]
+        if cfg.mode in ("rag-sequence", "rag-token"):
+            prompts = self._passage_prompts(questions, hits, kk)
+            if cfg.mode == "rag-token":
+                fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
+            else:
+                fn = (
+                    rag_sequence_thorough
+                    if cfg.sequence_decoding == "thorough"
+                    else rag_sequence_fast
+                )
+            results = fn(self.generator, prompts, log_prior, dcfg, eos_ids=eos, stop=stop)
+        else:
+            single = [
+                self._single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
+            ]
+            fn2 = greedy if cfg.num_beams == 1 else beam_search
+            results = fn2(self.generator, single, dcfg, eos_ids=eos, stop=stop)
+        t_decode = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        answers_ids = [list(r.best.token_ids) for r in results]
+        known = None
+        if cfg.mode == "rag-sequence":
+            # Decoding already scored y under every passage (thorough) or under the ones
+            # that produced it (fast, the others ≈ 0 by the paper's approximation).
+            known = [r.best.passage_logprobs for r in results]
+        answers = self._explain(
+            questions,
+            hits,
+            kk,
+            log_prior,
+            answers_ids,
+            cfg,
+            known,
+            [r.best.logprob for r in results],
+        )
+        t_score = time.perf_counter() - t2
+        n = len(questions)
+        timings = {"retrieve": t_retrieve / n, "decode": t_decode / n, "score": t_score / n}
+        timings["total"] = sum(timings.values())
+        return [replace(a, timings=timings) for a in answers]
+
+    def score(
+        self, question: str, answer: str, mode: str | None = None, k: int | None = None
+    ) -> Answer:
+        """log p(y|x) of a given answer under a mode, with per-passage terms and posteriors."""
+        return self.score_batch([question], [answer], mode=mode, k=k)[0]
+
+    def score_batch(
+        self,
+        questions: Sequence[str],
+        answers: Sequence[str],
+        mode: str | None = None,
+        k: int | None = None,
+    ) -> list[Answer]:
+        """Score given answers; retrieval runs once, never again per answer."""
+        if len(questions) != len(answers):
+            raise MixragError(f"{len(questions)} questions but {len(answers)} answers")
+        for a in answers:
+            if not a.strip():
+                raise MixragError("answer to score must be a non-empty string")
+        cfg = self._config(mode, k)
+        t0 = time.perf_counter()
+        hits = self.retrieve(questions, cfg.k)
+        t_retrieve = time.perf_counter() - t0
+        kk = max(len(h) for h in hits)
+        log_prior = self._log_prior(hits, kk)
+        t1 = time.perf_counter()
+        ids = [self.answer_ids(a) for a in answers]
+        out = self._explain(questions, hits, kk, log_prior, ids, cfg, None, None)
+        n = len(questions)
+        timings = {"retrieve": t_retrieve / n, "score": (time.perf_counter() - t1) / n}
+        timings["total"] = sum(timings.values())
+        return [replace(a, timings=timings) for a in out]
+
+    # -- the mixture's account of an answer -------------------------------------------
+
+    def _explain(
+        self,
+        questions: Sequence[str],
+        hits: Sequence[Sequence[Hit]],
+        k: int,
+        log_prior: torch.Tensor,
+        answer_ids: Sequence[Sequence[int]],
+        cfg: RAGConfig,
+        known: Sequence[Sequence[float | None]] | None,
+        decoded_logprob: Sequence[float] | None,
+    ) -> list[Answer]:
+        """Per-passage log p_phi(y|x,z_j), the mode's log p(y|x), posteriors, citations.
+
+        ``known`` are per-passage sequence log-probs already computed by decoding (None
+        entries stand for ≈ 0 probability); otherwise all K are scored in one batch.
+        """
+        b_size = len(questions)
+        per_token: torch.Tensor | None = None
+        mask: torch.Tensor | None = None
+        if known is not None:
+            seq = torch.tensor(
+                [[-math.inf if v is None else v for v in row] for row in known],
+                dtype=torch.float32,
+            )  # [B, K]
+        else:
+            prompts = self._passage_prompts(questions, hits, k)
+            tl = self.generator.logprobs(prompts, [list(a) for a in answer_ids])
+            per_token, mask = tl.logprobs.float(), tl.mask  # [B, K, T], [B, T]
+            seq = sequence_logprobs(per_token, mask)  # [B, K]
+        # p(z_j|x,y) ∝ p_eta(z_j|x) p_phi(y|x,z_j): the sequence posterior, y as one "token".
+        post = sequence_posterior(
+            log_prior, seq[:, :, None], torch.ones(b_size, 1, dtype=torch.bool)
+        )
+
+        # The mode's own log p(y|x).
+        if cfg.mode == "rag-sequence":
+            mode_lp = log_mixture(log_prior, seq)  # [B]
+        elif cfg.mode == "rag-token":
+            assert per_token is not None and mask is not None
+            mode_lp = rag_token_logprob(log_prior, per_token, mask)
+        elif decoded_logprob is not None:
+            mode_lp = torch.tensor(decoded_logprob, dtype=torch.float32)
+        else:
+            single = [
+                [self._single_prompt(q, hs, cfg.mode)]
+                for q, hs in zip(questions, hits, strict=True)
+            ]
+            tl1 = self.generator.logprobs(single, [list(a) for a in answer_ids])
+            mode_lp = tl1.sequence_logprobs()[:, 0]
+
+        tok_post = None
+        share = None
+        if cfg.mode == "rag-token":
+            assert per_token is not None and mask is not None
+            tok_post = token_posterior(log_prior, per_token, mask)  # [B, K, T]
+            share = rag_token_posterior(log_prior, per_token, mask)  # [B, K]
+
+        out = []
+        for b in range(b_size):
+            n_hits = len(hits[b])
+            t_len = len(answer_ids[b])
+            cites = tuple(
+                Citation(
+                    hit=hits[b][j],
+                    prior=float(log_prior[b, j].exp()),
+                    posterior=float(post[b, j]),
+                    logprob=None if math.isinf(float(seq[b, j])) else float(seq[b, j]),
+                    token_share=None if share is None else float(share[b, j]),
+                )
+                for j in range(n_hits)
+            )
+            ids = tuple(int(t) for t in answer_ids[b])
+            out.append(
+                Answer(
+                    question=questions[b],
+                    mode=cfg.mode,
+                    text=self._text(ids),
+                    logprob=float(mode_lp[b]),
+                    token_ids=ids,
+                    citations=cites,
+                    tokens=tuple(self.generator.decode([t]) for t in ids),
+                    token_posteriors=()
+                    if tok_post is None
+                    else tuple(
+                        tuple(float(tok_post[b, j, i]) for j in range(n_hits)) for i in range(t_len)
+                    ),
+                )
+            )
+        return out
+
+    def _text(self, ids: Sequence[int]) -> str:
+        from mixrag.generator.prompts import clean_answer
+
+        return clean_answer(self.generator.decode(list(ids)))
+
+    def _config(self, mode: str | None, k: int | None) -> RAGConfig:
+        cfg = self.config
+        if mode is not None or k is not None:
+            cfg = replace(cfg, mode=mode or cfg.mode, k=cfg.k if k is None else k)
+        return cfg

@@ -198,14 +198,15 @@ def _rag(
     from mixrag.rag import RAG, RAGConfig
     from mixrag.retriever.retriever import parse_k
 
-    kk = parse_k(k)
-    if kk == "all":
+    parsed = parse_k(k)
+    if parsed == "all":
         from mixrag.index.folder import Index
 
-        kk = max(1, Index.open(index).store.counts()["passages"])
+        with Index.open(index) as idx:
+            parsed = max(1, idx.store.counts()["passages"])
     cfg = RAGConfig(
         mode=mode,
-        k=kk,
+        k=parsed,
         num_beams=beams,
         sequence_decoding=decoding,
         max_new_tokens=max_new_tokens,

@@ -203,10 +203,12 @@ def _rag(
         from mixrag.index.folder import Index
 
         with Index.open(index) as idx:
-            parsed = max(1, idx.store.counts()["passages"])
+            kk = max(1, idx.store.counts()["passages"])
+    else:
+        kk = parsed
     cfg = RAGConfig(
         mode=mode,
-        k=parsed,
+        k=kk,
         num_beams=beams,
         sequence_decoding=decoding,
         max_new_tokens=max_new_tokens,

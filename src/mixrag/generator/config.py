@@ -1,0 +1,90 @@
+"""The generator's one frozen config: which model, its dtype, batching limits, prompt format.
+
+Written as JSON next to every index/checkpoint/result (``to_dict``/``from_dict``) so a
+run can be reproduced. Nothing here loads anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from mixrag.generator.prompts import DEFAULT_FEW_SHOT, DEFAULT_STYLE, STYLES, PromptFormat
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+DEFAULT_MODEL = "qwen2.5-0.5b"
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Configuration of a :class:`~mixrag.generator.hf.TransformersGenerator`.
+
+    model:            a bundled model name ("smollm2-135m", "qwen2.5-0.5b"), a local
+                      transformers folder, a local ``.gguf`` file, or a hub name (hub
+                      only with network access).
+    dtype:            weights/activations dtype; float32 gives exact log-probs on CPU.
+    device:           torch device string.
+    max_new_tokens:   default answer length limit for decoding, in tokens.
+    max_batch_tokens: padded tokens (rows x length) per forward pass when scoring;
+                      bounds activation memory, larger is faster up to a point.
+    max_batch_rows:   rows per forward pass when scoring, whatever their length.
+    max_logit_bytes:  bytes of answer-position logits (rows x T x V x 4) per forward
+                      pass; matters with a ~150k vocabulary.
+    prompt_style:     one of ``prompts.STYLES`` ("plain" chat prompt or "short" answer
+                      instruction).
+    few_shot:         prepend the fixed hand-written examples as earlier chat turns.
+    share_prefix:     run the token prefix common to all prompts of a batch once and
+                      reuse its KV cache (system prompt, instruction, few-shot turns).
+    cache_dir:        where converted GGUF models are kept; None means ``$MIXRAG_CACHE``
+                      or ``~/.cache/mixrag/models``.
+    track_grad:       keep the autograd graph in ``logprobs`` (training the generator);
+                      False runs under ``torch.inference_mode``.
+    """
+
+    model: str = DEFAULT_MODEL
+    dtype: str = "float32"
+    device: str = "cpu"
+    max_new_tokens: int = 32
+    max_batch_tokens: int = 4096
+    max_batch_rows: int = 64
+    max_logit_bytes: int = 256 * 2**20
+    prompt_style: str = DEFAULT_STYLE
+    few_shot: bool = DEFAULT_FEW_SHOT
+    share_prefix: bool = True
+    cache_dir: str | None = None
+    track_grad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.prompt_style not in STYLES:
+            raise ValueError(
+                f"prompt_style {self.prompt_style!r} is not one of {', '.join(STYLES)}"
+            )
+        for name in ("max_new_tokens", "max_batch_tokens", "max_batch_rows", "max_logit_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.model:
+            raise ValueError("model must name a bundled model, a folder, a .gguf file or a hub id")
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        """The prompt builder these settings select."""
+        return PromptFormat(style=self.prompt_style, few_shot=self.few_shot)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a typo would be silent)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown GeneratorConfig keys {unknown}; accepted: {', '.join(sorted(known))}"
+            )
+        return cls(**data)

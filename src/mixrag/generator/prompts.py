@@ -1,0 +1,177 @@
+"""The prompt format: the one place that decides what x and z look like to the generator.
+
+Builders return chat messages (``[{"role": ..., "content": ...}]``); the generator's
+``render`` applies its model's chat template. Three layouts:
+
+* :meth:`PromptFormat.passage`: question x with ONE passage z, the title and text
+  concatenated with the question as in Lewis et al. (2020, §2.4): RAG-Sequence and
+  RAG-Token score/decode y under each of these K prompts.
+* :meth:`PromptFormat.concat`: x with K numbered passages ``[1]..[K]`` in one prompt
+  (the "stuff everything into the context" baseline).
+* :meth:`PromptFormat.closed_book`: x alone (no retrieval).
+
+Styles: ``"plain"`` is the model's own chat prompt with nothing added; ``"short"``
+adds a system instruction asking for the shortest span, which is what extractive QA
+(SQuAD EM/F1) rewards. ``few_shot`` prepends hand-written made-up examples as earlier
+chat turns, which the small models imitate better than an instruction alone.
+The defaults were picked by ``bench/prompt_study.py`` (results in
+``bench/results/prompt_study.md``).
+
+Answers end at the first end-of-turn/EOS token or newline: :func:`is_finished` and
+:func:`clean_answer` implement that stop rule on decoded text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mixrag.types import Passage
+
+Message = dict[str, str]
+
+STYLES = ("plain", "short")
+DEFAULT_STYLE = "short"
+DEFAULT_FEW_SHOT = True
+
+_SHORT_PASSAGE = (
+    "Answer the question using the passage. Reply with the shortest span copied from "
+    "the passage that answers it: a few words, not a full sentence, no explanation."
+)
+_SHORT_CONCAT = (
+    "Answer the question using the numbered passages. Reply with the shortest span copied "
+    "from a passage that answers it: a few words, not a full sentence, no explanation."
+)
+_SHORT_CLOSED = (
+    "Answer the question with the shortest possible answer: a few words, "
+    "not a full sentence, no explanation."
+)
+
+# Made-up facts (fictional places and people) so the examples can leak nothing about
+# any benchmark; the answers are short spans copied from the passage, as SQuAD's are.
+_EXAMPLE_PASSAGES = (
+    Passage(
+        id="example-1",
+        doc_id="example-1",
+        title="Lake Varna",
+        text=(
+            "Lake Varna is a freshwater lake in the northern highlands of Eldoria. It covers "
+            "about 42 square kilometres and is fed mainly by the Sella River. The fishing "
+            "village of Korrin, founded in 1612, lies on its eastern shore."
+        ),
+    ),
+    Passage(
+        id="example-2",
+        doc_id="example-2",
+        title="Marta Lindqvist",
+        text=(
+            "Marta Lindqvist (1871-1938) was an engineer who designed the first steel "
+            "suspension bridge in the port city of Osterhaven. After the bridge opened in "
+            "1904, she taught structural mechanics at the city's polytechnic for twenty years."
+        ),
+    ),
+)
+# (question, index of the passage holding the answer, answer)
+_PASSAGE_EXAMPLES = (
+    ("Which river feeds Lake Varna?", 0, "the Sella River"),
+    ("When did the Osterhaven bridge open?", 1, "1904"),
+    ("What did Lindqvist teach at the polytechnic?", 1, "structural mechanics"),
+)
+_CLOSED_EXAMPLES = (
+    ("Which planet is known as the Red Planet?", "Mars"),
+    ("Who wrote the novel Pride and Prejudice?", "Jane Austen"),
+)
+
+
+def format_passage(passage: Passage) -> str:
+    """One passage z as the generator sees it: title line, then text."""
+    return f"Title: {passage.title}\n{passage.text}" if passage.title else passage.text
+
+
+def _passage_turn(question: str, passage: Passage) -> str:
+    # Passage first, question last: a decoder-only model answers what it read last.
+    return f"{format_passage(passage)}\n\nQuestion: {question}"
+
+
+def _concat_turn(question: str, passages: Sequence[Passage]) -> str:
+    blocks = [f"[{i}] {format_passage(p)}" for i, p in enumerate(passages, start=1)]
+    return "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def _closed_turn(question: str) -> str:
+    return f"Question: {question}"
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """A prompt style and whether to add the few-shot examples; builds chat messages."""
+
+    style: str = DEFAULT_STYLE
+    few_shot: bool = DEFAULT_FEW_SHOT
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"prompt style {self.style!r} is not one of {', '.join(STYLES)}")
+
+    def _system(self, instruction: str) -> list[Message]:
+        # "plain" keeps the model's default system prompt (the template adds it).
+        return [{"role": "system", "content": instruction}] if self.style == "short" else []
+
+    @staticmethod
+    def _shots(turns: Sequence[tuple[str, str]]) -> list[Message]:
+        out: list[Message] = []
+        for user, answer in turns:
+            out.append({"role": "user", "content": user})
+            out.append({"role": "assistant", "content": answer})
+        return out
+
+    def passage(self, question: str, passage: Passage) -> list[Message]:
+        """Messages for x with one passage z (RAG-Sequence / RAG-Token)."""
+        shots = (
+            [(_passage_turn(q, _EXAMPLE_PASSAGES[i]), a) for q, i, a in _PASSAGE_EXAMPLES]
+            if self.few_shot
+            else []
+        )
+        return [
+            *self._system(_SHORT_PASSAGE),
+            *self._shots(shots),
+            {"role": "user", "content": _passage_turn(question, passage)},
+        ]
+
+    def concat(self, question: str, passages: Sequence[Passage]) -> list[Message]:
+        """Messages for x with the K passages numbered [1]..[K] in one prompt."""
+        if not passages:
+            raise ValueError("concat needs at least one passage; use closed_book for none")
+        # Each example shows both made-up passages so the model sees a distractor.
+        shots = (
+            [(_concat_turn(q, _EXAMPLE_PASSAGES), a) for q, _i, a in _PASSAGE_EXAMPLES]
+            if self.few_shot
+            else []
+        )
+        return [
+            *self._system(_SHORT_CONCAT),
+            *self._shots(shots),
+            {"role": "user", "content": _concat_turn(question, passages)},
+        ]
+
+    def closed_book(self, question: str) -> list[Message]:
+        """Messages for x alone (no passage)."""
+        shots = [(_closed_turn(q), a) for q, a in _CLOSED_EXAMPLES] if self.few_shot else []
+        return [
+            *self._system(_SHORT_CLOSED),
+            *self._shots(shots),
+            {"role": "user", "content": _closed_turn(question)},
+        ]
+
+
+def is_finished(text: str) -> bool:
+    """True once decoded answer text has reached the stop rule (a newline)."""
+    return "\n" in text
+
+
+def clean_answer(text: str) -> str:
+    """The answer string: cut at the first newline, strip white space and a final period."""
+    text = text.split("\n", 1)[0].strip()
+    while text.endswith("."):
+        text = text[:-1].rstrip()
+    return text

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixrag.generator import GeneratorConfig, TransformersGenerator
+from mixrag.generator import TransformersGenerator
+from tests.conftest import _bundled
 from tests.generator.tiny_gguf import write_tiny_gguf
 
 
@@ -33,21 +34,6 @@ def _torch_threads() -> Iterator[None]:
     torch.set_num_threads(int(os.environ.get("MIXRAG_TEST_THREADS", "1")))
     yield
     torch.set_num_threads(before)
-
-
-def _bundled(name: str) -> TransformersGenerator:
-    from mixrag.errors import ModelLoadError
-
-    try:
-        return TransformersGenerator(GeneratorConfig(model=name)).load()
-    except ModelLoadError as exc:  # package not installed: say so instead of failing obscurely
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> TransformersGenerator:
-    """SmolLM2-135M-Instruct with the default config (prefix sharing on)."""
-    return _bundled("smollm2-135m")
 
 
 @pytest.fixture(scope="session")

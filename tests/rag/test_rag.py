@@ -66,10 +66,6 @@ def test_score_matches_the_mixture_of_per_passage_terms(rag: RAG) -> None:
     posterior = [math.exp(t - seq.logprob) for t in terms]
     assert [c.posterior for c in seq.citations] == pytest.approx(posterior, abs=1e-4)
     assert mill_rank(seq) == max(seq.citations, key=lambda c: c.posterior).hit.rank
-    tok = rag.score(QUESTION, "1901", mode="rag-token")
-    # RAG-Token's mixture per token is at least as likely as RAG-Sequence's over the answer
-    # (Jensen per token); both equal the plain generator when K = 1.
-    assert tok.logprob >= seq.logprob - 1e-4
 
 
 def test_k1_reduces_to_the_plain_generator(rag: RAG) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from mixrag.encoders.config import EncoderConfig
 from mixrag.errors import ModelLoadError
+from mixrag.progress import quiet_progress
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
 
             try:
-                model = SentenceTransformer(target, device="cpu")
+                with quiet_progress():
+                    model = SentenceTransformer(target, device="cpu")
             except Exception as e:  # the library raises many types for a bad folder or name
                 raise ModelLoadError(f"cannot load encoder {self.config.model!r}: {e}") from e
             if self.config.max_tokens:

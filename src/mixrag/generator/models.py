@@ -24,12 +24,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixrag.errors import ModelLoadError
+from mixrag.progress import quiet_progress
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -156,27 +156,6 @@ def _set_offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-@contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """No tqdm bars from transformers/gguf while loading: a library reports by logging,
-    and a bar on stderr would corrupt the CLI's --json output."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    env_before = os.environ.get("TQDM_DISABLE")
-    hf_logging.disable_progress_bar()
-    os.environ["TQDM_DISABLE"] = "1"  # the GGUF de-quantizer uses tqdm directly
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-        if env_before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = env_before
-
-
 def _remove_stale_tmp(root: Path, name: str) -> None:
     now = time.time()
     for tmp in root.glob(f".tmp-{name}-*"):
@@ -220,7 +199,7 @@ def convert_gguf(
             sha256[:12],
             final,
         )
-        with _quiet_progress():
+        with quiet_progress():
             tokenizer = AutoTokenizer.from_pretrained(
                 gguf_dir, gguf_file=gguf_file, local_files_only=True
             )
@@ -311,7 +290,7 @@ def load(
     start = time.perf_counter()
     kwargs: dict[str, Any] = {"local_files_only": local_only}
     try:
-        with _quiet_progress():
+        with quiet_progress():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             lm = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **kwargs)
     except (OSError, ValueError) as exc:

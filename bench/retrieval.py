@@ -135,7 +135,7 @@ def main() -> None:
     # 2. Recall per chunking variant and method, full SQuAD dev.
     index, secs = build(work / "default", squad, VARIANTS[DEFAULT], encoder)
     results["full_index_seconds"] = secs
-    for name in args.variants.split(","):
+    for name in [v for v in args.variants.split(",") if v]:
         idx = index if name == DEFAULT else build(work / name, squad, VARIANTS[name], encoder)[0]
         res = evaluate(idx, questions, ["dense", "bm25", "hybrid"])
         results["variants"][name] = {"passages": idx.store.counts()["passages"], **res}

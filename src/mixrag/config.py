@@ -47,6 +47,19 @@ class IndexConfig:
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
+    def with_overrides(
+        self,
+        chunking: dict[str, Any] | None = None,
+        encoder: dict[str, Any] | None = None,
+        vectors: dict[str, Any] | None = None,
+    ) -> IndexConfig:
+        """A copy with some fields of its parts replaced (validated by each part)."""
+        return IndexConfig(
+            chunking=dataclasses.replace(self.chunking, **(chunking or {})),
+            encoder=dataclasses.replace(self.encoder, **(encoder or {})),
+            vectors=dataclasses.replace(self.vectors, **(vectors or {})),
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
         parts = {"chunking": ChunkConfig, "encoder": EncoderConfig, "vectors": VectorIndexConfig}

@@ -85,41 +85,20 @@ def index_cmd(
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
     from mixrag.config import IndexConfig
-    from mixrag.encoders.config import EncoderConfig
-    from mixrag.index.config import VectorIndexConfig
     from mixrag.index.folder import Index
-    from mixrag.ingest.chunking import ChunkConfig
 
-    base = IndexConfig()
-    chunk_opts = {
-        k: v
-        for k, v in {
-            "words": words,
-            "overlap": overlap,
-            "sentences": sentences,
-            "balanced": balanced,
-        }.items()
-        if v is not None
-    }
-    enc_opts = {"model": encoder} if encoder is not None else {}
-    vec_opts = {"kind": index_kind} if index_kind is not None else {}
-    exists = (index / "mixrag.json").exists()
-    if not exists:
-        cfg = IndexConfig(
-            chunking=ChunkConfig(**{**base.chunking.__dict__, **chunk_opts}),
-            encoder=EncoderConfig(**{**base.encoder.__dict__, **enc_opts}),
-            vectors=VectorIndexConfig(**{**base.vectors.__dict__, **vec_opts}),
-        )
-        idx = Index.open(index, create=True, config=cfg)
+    chunk_opts = {"words": words, "overlap": overlap, "sentences": sentences, "balanced": balanced}
+    existing = Index.open(index) if (index / "mixrag.json").exists() else None
+    asked = (existing.config if existing else IndexConfig()).with_overrides(
+        chunking={k: v for k, v in chunk_opts.items() if v is not None},
+        encoder={"model": encoder} if encoder is not None else {},
+        vectors={"kind": index_kind} if index_kind is not None else {},
+    )
+    if existing is not None:
+        existing.check_config(asked)  # a different chunking or encoder is refused
+        idx = existing
     else:
-        idx = Index.open(index)
-        cfg = idx.config
-        asked = IndexConfig(
-            chunking=ChunkConfig(**{**cfg.chunking.__dict__, **chunk_opts}),
-            encoder=EncoderConfig(**{**cfg.encoder.__dict__, **enc_opts}),
-            vectors=VectorIndexConfig(**{**cfg.vectors.__dict__, **vec_opts}),
-        )
-        idx._check_config(asked)
+        idx = Index.open(index, create=True, config=asked)
     with idx, IngestBar(progress) as bar:
         report = idx.add([str(p) for p in paths], progress=bar)
     if as_json:

@@ -131,7 +131,7 @@ class Index:
             )
         index = cls(p, manifest, PassageStore(p / STORE), encoder)
         if config is not None:
-            index._check_config(config)
+            index.check_config(config)
         return index
 
     @classmethod
@@ -154,7 +154,9 @@ class Index:
         log.info("created index %s", path)
         return cls(path, manifest, store, encoder)
 
-    def _check_config(self, asked: IndexConfig) -> None:
+    def check_config(self, asked: IndexConfig) -> None:
+        """Refuse ``asked`` if its chunking or encoder differ (naming each difference);
+        adopt its vector-index settings (the FAISS index is rebuilt on next use)."""
         mine = self.config.to_dict()
         theirs = asked.to_dict()
         diffs = _config_diff(

@@ -42,6 +42,9 @@ def _main(
     if not verbose:
         # The libraries' own load bars and notices are noise in a command-line tool.
         import os
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
 
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -38,8 +38,8 @@ def _torch_threads() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def smollm2_plain(smollm2: TransformersGenerator) -> TransformersGenerator:
-    """The same weights without prefix sharing: the one-row-at-a-time reference path."""
-    cfg = dataclasses.replace(smollm2.config, share_prefix=False)
+    """The same weights without prefix sharing or prompt grouping: the row-by-row reference."""
+    cfg = dataclasses.replace(smollm2.config, share_prefix=False, group_prompts=False)
     return TransformersGenerator(cfg, model=smollm2.model, tokenizer=smollm2.tokenizer)
 
 

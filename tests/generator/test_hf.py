@@ -119,6 +119,62 @@ def test_prefix_cache_across_calls_and_chunking_agree(
     )
 
 
+@pytest.mark.parametrize("tiny", [False, True])
+def test_grouped_prompts_equal_row_by_row_scoring(
+    smollm2: TransformersGenerator, tiny: bool
+) -> None:
+    # RAG-Sequence rescoring: every hypothesis under every passage of one question
+    row = _prompts(smollm2, PromptFormat(few_shot=True))[0]
+    answers = [
+        *_answers(smollm2),
+        [smollm2.eos_ids[-1]],  # one token: only the prompt pass predicts it
+        smollm2.encode_answer("the capital of France, Paris"),
+    ]
+    prompts = [row] * len(answers)
+    config = dataclasses.replace(smollm2.config, group_prompts=True)
+    if tiny:  # several prompt chunks and answer chunks
+        config = dataclasses.replace(config, max_batch_tokens=80, max_batch_rows=2)
+    grouped = TransformersGenerator(config, model=smollm2.model, tokenizer=smollm2.tokenizer)
+    rowwise = TransformersGenerator(
+        dataclasses.replace(config, group_prompts=False),
+        model=smollm2.model,
+        tokenizer=smollm2.tokenizer,
+    )
+    got, ref = grouped.logprobs(prompts, answers), rowwise.logprobs(prompts, answers)
+    assert got.mask.tolist() == ref.mask.tolist()
+    torch.testing.assert_close(got.logprobs, ref.logprobs, atol=ATOL, rtol=0)
+    # and against the unpadded full-vocabulary reference
+    torch.testing.assert_close(
+        got.logprobs[3, 2, : len(answers[3])],
+        _full_forward(smollm2, row[2], answers[3]),
+        atol=ATOL,
+        rtol=0,
+    )
+
+
+def test_scoring_after_decoding_reuses_the_prompts_exactly(
+    smollm2: TransformersGenerator, smollm2_plain: TransformersGenerator
+) -> None:
+    row = _prompts(smollm2, PromptFormat(few_shot=True))[1]
+    gen = TransformersGenerator(smollm2.config, model=smollm2.model, tokenizer=smollm2.tokenizer)
+    state = gen.start(row)
+    for _ in range(3):  # decoding moves on, with beam-style row re-ordering
+        state.advance(state.logprobs().argmax(-1)[[2, 0, 0]], torch.tensor([2, 0, 0]))
+    assert gen._last_start is not None and set(gen._last_start.rows) == set(row)
+    answers = [gen.encode_answer("in 1961"), [gen.eos_ids[-1]], gen.encode_answer("Berlin Wall")]
+    got = gen.logprobs([row] * 3, answers)
+    ref = smollm2_plain.logprobs([row] * 3, answers)
+    torch.testing.assert_close(got.logprobs, ref.logprobs, atol=ATOL, rtol=0)
+    # prompts the last start did not run are scored from scratch
+    other = _prompts(smollm2, PromptFormat(few_shot=True))[0]
+    torch.testing.assert_close(
+        gen.logprobs([other], answers[:1]).logprobs,
+        smollm2_plain.logprobs([other], answers[:1]).logprobs,
+        atol=ATOL,
+        rtol=0,
+    )
+
+
 def test_sequence_logprobs_and_empty_answers(smollm2: TransformersGenerator) -> None:
     prompts = [["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"]] * 2
     out = smollm2.logprobs(prompts, [smollm2.encode_answer("Hello"), []])

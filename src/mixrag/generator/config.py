@@ -36,6 +36,9 @@ class GeneratorConfig:
     few_shot:         prepend the fixed hand-written examples as earlier chat turns.
     share_prefix:     run the token prefix common to all prompts of a batch once and
                       reuse its KV cache (system prompt, instruction, few-shot turns).
+    group_prompts:    when one prompt is scored with several answers (RAG-Sequence
+                      rescoring: every hypothesis under every passage), run the prompt
+                      once and score all its answers from its KV cache.
     cache_dir:        where converted GGUF models are kept; None means ``$MIXRAG_CACHE``
                       or ``~/.cache/mixrag/models``.
     track_grad:       keep the autograd graph in ``logprobs`` (training the generator);
@@ -52,6 +55,7 @@ class GeneratorConfig:
     prompt_style: str = DEFAULT_STYLE
     few_shot: bool = DEFAULT_FEW_SHOT
     share_prefix: bool = True
+    group_prompts: bool = True
     cache_dir: str | None = None
     track_grad: bool = False
 

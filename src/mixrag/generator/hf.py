@@ -17,6 +17,12 @@ few-shot turns) is run once and its KV cache reused for all rows; the last one i
 kept across calls, cropped to what consecutive calls share, so the few-shot
 examples cost nothing after the first call.
 
+When a prompt comes with several answers (RAG-Sequence's thorough rescoring scores
+every hypothesis under every passage), scoring runs in two passes instead: each
+distinct prompt once (its last position predicts y_0), then every answer's
+y_0..y_{T-2} on a copy of its prompt's KV cache. A passage prompt is ~30x longer than
+an answer, so U answers per prompt cost about one prompt instead of U.
+
 Decoding (``start``/``advance``) keeps a transformers ``DynamicCache`` with the same
 layout (prefix, left pad, prompt) and appends one token per row per step;
 ``advance(rows=...)`` re-orders/duplicates cache rows for beam search.
@@ -27,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -56,6 +63,26 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _layers(cache: Any) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+@dataclass(frozen=True)
+class _PromptKV:
+    """KV caches of prompts run once, ready to score any answer after them.
+
+    rows: prompt text -> row; layers: per layer (keys, values) [U, heads, S, d];
+    attn: [U, S] attention mask; next_pos: [U] position of the first answer token;
+    first: [U, V] log-distribution of the first answer token.
+    """
+
+    rows: dict[str, int]
+    layers: KV
+    attn: torch.Tensor
+    next_pos: torch.Tensor
+    first: torch.Tensor
+
+
 class TransformersGenerator:
     """A :class:`~mixrag.generator.base.StepGenerator` over a transformers causal LM.
 
@@ -77,6 +104,9 @@ class TransformersGenerator:
         self._model = model
         self._tokenizer = tokenizer
         self._prefix: tuple[tuple[int, ...], KV] | None = None
+        # the prompts of the last ``start``, before any answer token: decoding then
+        # scoring the same prompts (RAG-Sequence rescoring, posteriors) runs them once
+        self._last_start: _PromptKV | None = None
         self._setup_done = False
 
     # ---------------------------------------------------------------- loading
@@ -220,7 +250,7 @@ class TransformersGenerator:
             use_cache=True,
             logits_to_keep=1,
         )
-        return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return _layers(out.past_key_values)
 
     def _prefix_cacheable(self) -> bool:
         # Only plain full-attention layers can be cut and stitched back; sliding-window
@@ -304,8 +334,18 @@ class TransformersGenerator:
                 if p not in encoded:
                     encoded[p] = self.encode_prompt(p)
         cells = [(b, j) for b in range(b_count) if answers[b] for j in range(k)]
+        groups: dict[str, list[tuple[int, int]]] = {}
+        for b, j in cells:
+            groups.setdefault(prompts[b][j], []).append((b, j))
         with self._grad_context():
+            memo = self._last_start
+            if memo is not None and all(p in memo.rows for p in groups):
+                self._score_answers(memo, groups, answers, out)
+                return TokenLogprobs(out, mask)
             p_len, kv = self._shared_prefix([encoded[prompts[b][j]] for b, j in cells])
+            if self.config.group_prompts and len(groups) < len(cells) and self._prefix_cacheable():
+                self._score_grouped(groups, encoded, answers, p_len, kv, out)
+                return TokenLogprobs(out, mask)
             # Longest first: similar lengths share a chunk, so little padding.
             cells.sort(
                 key=lambda c: len(encoded[prompts[c[0]][c[1]]]) + len(answers[c[0]]), reverse=True
@@ -386,6 +426,131 @@ class TransformersGenerator:
         lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
         return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
 
+    def _score_grouped(
+        self,
+        groups: dict[str, list[tuple[int, int]]],
+        encoded: dict[str, list[int]],
+        answers: Sequence[Sequence[int]],
+        p_len: int,
+        kv: KV | None,
+        out: torch.Tensor,
+    ) -> None:
+        """Fill ``out[b, j]`` running each distinct prompt once, then its answers on its cache."""
+        cfg = self.config
+        order = sorted(groups, key=lambda p: len(encoded[p]), reverse=True)
+        chunk: list[str] = []
+        r_max = 0
+        for p in [*order, None]:
+            if p is not None:
+                new_r = max(r_max, len(encoded[p]) - p_len)
+                n = len(chunk) + 1
+                if not chunk or (n <= cfg.max_batch_rows and n * new_r <= cfg.max_batch_tokens):
+                    chunk.append(p)
+                    r_max = new_r
+                    continue
+            rests = [encoded[q][p_len:] for q in chunk]
+            out_p, attn, pos = self._prompt_pass(rests, p_len, self._row_cache(kv, len(rests)))
+            first = torch.log_softmax(out_p.logits[:, -1].float(), dim=-1)  # [U, V]: y_0
+            rows = {q: u for u, q in enumerate(chunk)}
+            prompt_kv = _PromptKV(rows, _layers(out_p.past_key_values), attn, pos, first)
+            self._score_answers(prompt_kv, {q: groups[q] for q in chunk}, answers, out)
+            if p is not None:
+                chunk, r_max = [p], len(encoded[p]) - p_len
+
+    def _score_answers(
+        self,
+        prompt_kv: _PromptKV,
+        groups: dict[str, list[tuple[int, int]]],
+        answers: Sequence[Sequence[int]],
+        out: torch.Tensor,
+    ) -> None:
+        """Fill ``out[b, j]`` for the cells of ``groups`` from their prompts' caches."""
+        cfg = self.config
+        rows = [(prompt_kv.rows[q], b, j) for q, cells in groups.items() for b, j in cells]
+        for u, b, j in rows:
+            out[b, j, 0] = prompt_kv.first[u, answers[b][0]].to(torch.float32)
+        rest = [(u, b, j) for u, b, j in rows if len(answers[b]) > 1]
+        # KV tokens held per forward: rows x (prefix + prompt + answer)
+        longest = max((len(answers[b]) for _u, b, _j in rest), default=0)
+        per_row = prompt_kv.attn.shape[1] + longest
+        span = max(1, min(cfg.max_batch_rows, 4 * cfg.max_batch_tokens // per_row))
+        for lo in range(0, len(rest), span):
+            part = rest[lo : lo + span]
+            lp = self._score_continuations(
+                prompt_kv, [u for u, _b, _j in part], [answers[b] for _u, b, _j in part]
+            )
+            for r, (_u, b, j) in enumerate(part):
+                n_lp = len(answers[b]) - 1
+                out[b, j, 1 : 1 + n_lp] = lp[r, :n_lp].to(torch.float32)
+
+    def _score_continuations(
+        self, prompt_kv: _PromptKV, src: list[int], ys: list[Sequence[int]]
+    ) -> torch.Tensor:
+        """[n, T-1] log p(y_i | prompt src[r], y_<i) for i >= 1, on copies of the prompt cache."""
+        from transformers import DynamicCache
+
+        device = self.model.device
+        n, t_in = len(ys), max(len(y) for y in ys) - 1
+        index = torch.tensor(src, dtype=torch.long, device=device)
+        data = [(k.index_select(0, index), v.index_select(0, index)) for k, v in prompt_kv.layers]
+        cache = DynamicCache(ddp_cache_data=data, config=self.model.config)
+        input_ids = torch.full((n, t_in), self._pad_id, dtype=torch.long)
+        targets = torch.full((n, t_in), self._pad_id, dtype=torch.long)
+        y_mask = torch.zeros(n, t_in, dtype=torch.bool)
+        for i, y in enumerate(ys):
+            # right-padded: y_0..y_{T-2} in, y_1..y_{T-1} predicted
+            input_ids[i, : len(y) - 1] = torch.tensor(list(y[:-1]))
+            targets[i, : len(y) - 1] = torch.tensor(list(y[1:]))
+            y_mask[i, : len(y) - 1] = True
+        prompt_attn = prompt_kv.attn.index_select(0, index)
+        attn = torch.cat([prompt_attn, y_mask.long().to(device)], dim=1)
+        steps = torch.arange(t_in, device=device)
+        position_ids = prompt_kv.next_pos.index_select(0, index)[:, None] + steps
+        out = self.model(
+            input_ids=input_ids.to(device),
+            attention_mask=attn,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=t_in,
+        )
+        logits = out.logits[:, -t_in:].float()
+        targets = targets.to(device)
+        lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
+        return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
+
+    def _prompt_pass(
+        self, rests: Sequence[Sequence[int]], p_len: int, cache: Any, width: int = 0
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Run prompt rests, left-padded to ``width`` or the longest, after the cached prefix.
+
+        ``cache`` holds the prefix's KV per row, or is None when there is no prefix.
+
+        Returns (model output with the KV cache and the last position's logits,
+        attention mask [n, p_len + r_max] on the model's device, next position ids [n]).
+        """
+        from transformers import DynamicCache
+
+        device = self.model.device
+        n, r_max = len(rests), max(width, *(len(r) for r in rests))
+        input_ids = torch.full((n, r_max), self._pad_id, dtype=torch.long)
+        attn = torch.zeros(n, p_len + r_max, dtype=torch.long)
+        attn[:, :p_len] = 1
+        for i, rest in enumerate(rests):
+            input_ids[i, r_max - len(rest) :] = torch.tensor(list(rest))
+            attn[i, p_len + r_max - len(rest) :] = 1
+        # positions count real tokens only, so left padding does not shift RoPE
+        position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=input_ids.to(device),
+            attention_mask=attn.to(device),
+            position_ids=position_ids.to(device),
+            past_key_values=cache if cache is not None else DynamicCache(config=self.model.config),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out, attn.to(device), position_ids[:, -1].to(device) + 1
+
     # ---------------------------------------------------------------- decoding
 
     def start(self, prompts: Sequence[str]) -> HFDecodeState:
@@ -401,45 +566,40 @@ class TransformersGenerator:
         ids = [self.encode_prompt(p) for p in prompts]
         if any(not i for i in ids):
             raise ValueError("a prompt tokenised to nothing; render it first")
-        device = self.model.device
         with self._grad_context():
             p_len, kv = self._shared_prefix(ids)
             rests = [i[p_len:] for i in ids]
             n, r_max = len(rests), max(len(r) for r in rests)
-            input_ids = torch.full((n, r_max), self._pad_id, dtype=torch.long)
-            attn = torch.zeros(n, p_len + r_max, dtype=torch.long)
-            attn[:, :p_len] = 1
-            for i, rest in enumerate(rests):
-                input_ids[i, r_max - len(rest) :] = torch.tensor(rest)
-                attn[i, p_len + r_max - len(rest) :] = 1
-            position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
             per_chunk = max(
                 1, min(self.config.max_batch_rows, self.config.max_batch_tokens // r_max)
             )
             if not self._prefix_cacheable():
                 per_chunk = n  # other cache kinds cannot be concatenated row-wise
-            caches, logprobs = [], []
+            caches, logprobs, attns, positions = [], [], [], []
             for lo in range(0, n, per_chunk):
-                hi = min(n, lo + per_chunk)
-                cache = self._row_cache(kv, hi - lo)
-                if cache is None:
-                    from transformers import DynamicCache
-
-                    cache = DynamicCache(config=self.model.config)
-                out = self.model(
-                    input_ids=input_ids[lo:hi].to(device),
-                    attention_mask=attn[lo:hi].to(device),
-                    position_ids=position_ids[lo:hi].to(device),
-                    past_key_values=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
+                chunk = rests[lo : lo + per_chunk]
+                # every chunk padded to the same width, so their caches line up
+                chunk_out, attn, pos = self._prompt_pass(
+                    chunk, p_len, self._row_cache(kv, len(chunk)), width=r_max
                 )
-                caches.append(out.past_key_values)
-                logprobs.append(torch.log_softmax(out.logits[:, -1].float(), dim=-1))
+                caches.append(chunk_out.past_key_values)
+                logprobs.append(torch.log_softmax(chunk_out.logits[:, -1].float(), dim=-1))
+                attns.append(attn)
+                positions.append(pos)
             cache = caches[0] if len(caches) == 1 else self._concat_caches(caches)
-        return HFDecodeState(
-            self, cache, attn.to(device), position_ids[:, -1].to(device) + 1, torch.cat(logprobs)
+        state = HFDecodeState(
+            self, cache, torch.cat(attns), torch.cat(positions), torch.cat(logprobs)
         )
+        self._last_start = None
+        if self.config.group_prompts and self._prefix_cacheable() and not self.config.track_grad:
+            # the cache's tensors are replaced, never written in place, as decoding goes on
+            rows: dict[str, int] = {}
+            for r, prompt in enumerate(prompts):
+                rows.setdefault(prompt, r)
+            self._last_start = _PromptKV(
+                rows, _layers(cache), state._attn, state._pos, state.logprobs()
+            )
+        return state
 
     def _concat_caches(self, caches: list[Any]) -> Any:
         from transformers import DynamicCache

@@ -101,14 +101,15 @@ class RAGConfig:
 class Citation:
     """A retrieved passage and what the answer says about it.
 
-    prior: p_eta(z_j|x). posterior: p(z_j|x,y) ∝ p_phi(y|x,z_j) p_eta(z_j|x).
+    prior: p_eta(z_j|x). posterior: p(z_j|x,y) ∝ p_phi(y|x,z_j) p_eta(z_j|x), None
+    when the answer was not scored per passage (``ask_batch(posteriors=False)``).
     logprob: log p_phi(y|x,z_j), None where fast RAG-Sequence decoding left it unknown.
     token_share: RAG-Token only, mean over answer tokens of p(z_j|x,y_i,y_<i).
     """
 
     hit: Hit
     prior: float
-    posterior: float
+    posterior: float | None
     logprob: float | None
     token_share: float | None = None
 
@@ -242,12 +243,32 @@ class RAG:
         return self.ask_batch([question], mode=mode, k=k)[0]
 
     def ask_batch(
-        self, questions: Sequence[str], mode: str | None = None, k: int | None = None
+        self,
+        questions: Sequence[str],
+        mode: str | None = None,
+        k: int | None = None,
+        *,
+        hits: Sequence[Sequence[Hit]] | None = None,
+        posteriors: bool = True,
     ) -> list[Answer]:
-        """Answer questions in one batch: one retrieval call, one batched decode, one rescoring."""
+        """Answer questions in one batch: one retrieval call, one batched decode, one rescoring.
+
+        hits: passages already retrieved for these questions (their first K are used),
+        so one retrieval can serve several modes and K; None retrieves here.
+        posteriors: False skips the per-passage scoring that concat and closed-book
+        need for their citations' posteriors (left None); the RAG modes get them free.
+        """
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
-        hits = self.retrieve(questions, cfg.k)
+        if hits is None:
+            hits = self.retrieve(questions, cfg.k)
+        else:
+            if len(hits) != len(questions):
+                raise MixragError(f"{len(questions)} questions but {len(hits)} hit lists")
+            hits = [list(h[: cfg.k]) for h in hits]
+            for q, hs in zip(questions, hits, strict=True):
+                if not hs:
+                    raise MixragError(f"no passages given for {q!r}")
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)
@@ -294,6 +315,7 @@ class RAG:
             cfg,
             known,
             [r.best.logprob for r in results],
+            posteriors=posteriors,
         )
         t_score = time.perf_counter() - t2
         n = len(questions)
@@ -346,16 +368,21 @@ class RAG:
         cfg: RAGConfig,
         known: Sequence[Sequence[float | None]] | None,
         decoded_logprob: Sequence[float] | None,
+        posteriors: bool = True,
     ) -> list[Answer]:
         """Per-passage log p_phi(y|x,z_j), the mode's log p(y|x), posteriors, citations.
 
         ``known`` are per-passage sequence log-probs already computed by decoding (None
         entries stand for ≈ 0 probability); otherwise all K are scored in one batch.
+        Without ``posteriors`` a concat/closed-book answer is not scored per passage.
         """
         b_size = len(questions)
         per_token: torch.Tensor | None = None
         mask: torch.Tensor | None = None
-        if known is not None:
+        skip = not posteriors and known is None and cfg.mode in ("concat", "closed-book")
+        if skip:
+            seq = torch.full((b_size, k), math.nan)
+        elif known is not None:
             seq = torch.tensor(
                 [[-math.inf if v is None else v for v in row] for row in known],
                 dtype=torch.float32,
@@ -368,7 +395,7 @@ class RAG:
         # p(z_j|x,y) ∝ p_eta(z_j|x) p_phi(y|x,z_j): the sequence posterior, y as one "token".
         post = sequence_posterior(
             log_prior, seq[:, :, None], torch.ones(b_size, 1, dtype=torch.bool)
-        )
+        )  # NaN where skipped
 
         # The mode's own log p(y|x).
         if cfg.mode == "rag-sequence":
@@ -401,8 +428,8 @@ class RAG:
                 Citation(
                     hit=hits[b][j],
                     prior=float(log_prior[b, j].exp()),
-                    posterior=float(post[b, j]),
-                    logprob=None if math.isinf(float(seq[b, j])) else float(seq[b, j]),
+                    posterior=None if skip else float(post[b, j]),
+                    logprob=None if not math.isfinite(float(seq[b, j])) else float(seq[b, j]),
                     token_share=None if share is None else float(share[b, j]),
                 )
                 for j in range(n_hits)

@@ -10,7 +10,7 @@ from mixrag.ingest.pipeline import IngestReport
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
-    from mixrag.rag import Answer
+    from mixrag.rag import Answer, Citation
 
 
 def snippet(text: str, width: int = 240) -> str:
@@ -89,8 +89,12 @@ def answer_text(answer: Answer, scored: bool = False) -> str:
 
     Citations are ordered by posterior: [n] is the passage's retrieval rank.
     """
-    best = max(answer.citations, key=lambda c: c.posterior, default=None)
-    cite = f" [{best.hit.rank}]" if best is not None else ""
+
+    def weight(c: Citation) -> float:
+        return c.prior if c.posterior is None else c.posterior
+
+    best = max(answer.citations, key=weight, default=None)
+    cite = f" [{best.hit.rank}]" if best is not None and best.posterior is not None else ""
     verb = "scored" if scored else "answer"
     lines = [
         f"{verb} ({answer.mode}): {answer.text}{cite}",
@@ -98,10 +102,15 @@ def answer_text(answer: Answer, scored: bool = False) -> str:
         "",
         "passages          prior p(z|x)              posterior p(z|x,y)",
     ]
-    for c in sorted(answer.citations, key=lambda c: -c.posterior):
+    for c in sorted(answer.citations, key=lambda c: -weight(c)):
         h = c.hit
+        post = (
+            "–".rjust(6) + " " * 21
+            if c.posterior is None
+            else f"{c.posterior:6.3f} {_bar(c.posterior)}"
+        )
         lines.append(
-            f"[{h.rank}] {c.prior:6.3f} {_bar(c.prior)}  {c.posterior:6.3f} {_bar(c.posterior)}  "
+            f"[{h.rank}] {c.prior:6.3f} {_bar(c.prior)}  {post}  "
             f"{h.passage.title or '(untitled)'} — {where(h)}"
         )
         lines.append(textwrap.indent(textwrap.fill(snippet(h.passage.text, 160), 96), "    "))

@@ -248,6 +248,126 @@ def score_cmd(
         typer.echo(answer_text(result, scored=True))
 
 
+def _csv(value: str, name: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise MixragError(f"{name} needs at least one value, got {value!r}")
+    return items
+
+
+def _csv_ints(value: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _csv(value, name))
+    except ValueError:
+        raise MixragError(f"{name} must be comma-separated integers, got {value!r}") from None
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[
+        Path,
+        typer.Option(help="Questions: SQuAD .json[.gz], .jsonl or NQ-open .tsv (see docs)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder (resumes the run it holds).")],
+    index: Annotated[Path | None, typer.Option("--index", "-i", help="Index folder.")] = None,
+    build_index: Annotated[
+        Path | None,
+        typer.Option(help="Index the dataset's own paragraphs into this folder first."),
+    ] = None,
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated answer modes, or 'none' for retrieval only.")
+    ] = "closed-book,concat,rag-sequence,rag-token",
+    k: Annotated[str, typer.Option("-k", help="Passages K per answer; several: 1,5,10.")] = "5",
+    limit: Annotated[int | None, typer.Option(help="Seeded sample of this many questions.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
+    method: Annotated[str, typer.Option(help="Retrieval feeding the generator.")] = "dense",
+    retrieval: Annotated[
+        str | None,
+        typer.Option(help="Retrieval methods to measure, e.g. dense,bm25,hybrid [--method]."),
+    ] = None,
+    recall_k: Annotated[str, typer.Option(help="k of recall@k and answer-in-top-k.")] = "1,5,20",
+    model: ModelOpt = None,
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Questions answered per batch.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
+    posteriors: Annotated[
+        bool, typer.Option(help="Also score concat / closed-book answers per passage.")
+    ] = False,
+    fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
+    format: Annotated[
+        str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
+    ] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate retrieval and answering on a question set; write a report folder.
+
+    The folder gets results.json (every question), summary.md (one table per mode and
+    per retrieval method) and plots/*.png. An interrupted run resumes on the next call.
+    """
+    import shlex
+
+    from mixrag.cli.progress import EvalBar
+    from mixrag.eval.datasets import load_dataset
+    from mixrag.eval.report import summary_markdown
+    from mixrag.eval.runner import EvalConfig, evaluate
+    from mixrag.index.folder import Index
+
+    mode_list = [] if modes.strip().lower() == "none" else _csv(modes, "--modes")
+    config = EvalConfig(
+        modes=tuple(mode_list),
+        ks=_csv_ints(k, "-k"),
+        limit=limit,
+        seed=seed,
+        method=method,
+        retrieval=tuple(_csv(retrieval, "--retrieval")) if retrieval else (method,),
+        recall_ks=_csv_ints(recall_k, "--recall-k"),
+        batch_size=batch_size,
+        posteriors=posteriors,
+    )
+    data = load_dataset(dataset, format=format)
+    if build_index is not None:
+        if index is not None and index.resolve() != build_index.resolve():
+            raise MixragError(f"--index {index} and --build-index {build_index} differ; give one")
+        if data.format != "squad":
+            raise MixragError(
+                f"--build-index needs a SQuAD-layout dataset (its paragraphs are the corpus); "
+                f"{dataset} is {data.format}"
+            )
+        from mixrag.cli.progress import IngestBar
+
+        with Index.open(build_index, create=True) as idx, IngestBar(progress) as bar:
+            report = idx.add([str(dataset)], progress=bar)
+        if not report.ok:
+            reason = report.failed[0][1] if report.failed else "unsupported file"
+            raise MixragError(f"indexing {dataset} failed: {reason}")
+        index = build_index
+    if index is None:
+        raise MixragError("give --index (an index folder) or --build-index")
+    from mixrag.rag import RAG, RAGConfig
+
+    with Index.open(index) as idx, EvalBar(progress) as bar:
+        rag = None
+        if config.modes:
+            rag_cfg = RAGConfig(k=max(config.ks), max_new_tokens=max_new_tokens)
+            rag = RAG.open(idx, model=model, config=rag_cfg, method=method, tau=tau)
+        results = evaluate(
+            idx,
+            data,
+            config,
+            out,
+            rag,
+            progress=bar,
+            fresh=fresh,
+            command="mixrag " + shlex.join(sys.argv[1:]),
+        )
+    if as_json:
+        _echo_json({k: v for k, v in results.items() if k != "questions"})
+    else:
+        typer.echo(summary_markdown(results))
+        typer.echo(f"report: {out}/summary.md, results.json, plots/")
+
+
 @app.command("info")
 def info_cmd(index: IndexOpt, as_json: JsonOpt = False) -> None:
     """Documents, passages, encoder, vector index kind and size on disk."""

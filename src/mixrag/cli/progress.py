@@ -1,4 +1,4 @@
-"""A rich progress bar for ingest: files done, passages encoded, passages per second."""
+"""Rich progress bars: ingest (files, passages/s) and evaluation (questions/s, running EM)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.text import Text
 
+from mixrag.eval.runner import EvalProgress
 from mixrag.ingest.pipeline import IngestProgress
 
 
@@ -62,4 +64,57 @@ class IngestBar:
             total=state.files_total,
             completed=state.files_done,
             encoded=state.passages_encoded,
+        )
+
+
+_SHORT = {"closed-book": "cb", "concat": "cat", "rag-sequence": "seq", "rag-token": "tok"}
+
+
+class _QuestionRate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} q/s" if speed else "– q/s", style="cyan")
+
+
+class EvalBar:
+    """Context manager; call it with each :class:`EvalProgress` update.
+
+    Shows the phase, (run, question) pairs done, questions per second and the running
+    exact match of every answer run.
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[phase]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _QuestionRate(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[em]}"),
+            console=Console(stderr=True),
+            disable=not self.enabled,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> EvalBar:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, state: EvalProgress) -> None:
+        em = "  ".join(
+            f"{_SHORT.get(key.split('@')[0], key)}@{key.split('@')[1]} EM {v:.1f}"
+            for key, v in state.em.items()
+        )
+        if state.phase not in self.tasks:
+            self.tasks[state.phase] = self.progress.add_task(
+                state.phase, total=state.total, phase=state.phase, em=""
+            )
+        self.progress.update(
+            self.tasks[state.phase], total=state.total, completed=state.done, em=em
         )

@@ -1,14 +1,17 @@
 """Retrieval metrics: recall@k, MRR, and DPR-style answer-in-top-k.
 
 A retrieved passage is *gold* when it was cut from the question's gold document
-(``doc_keys``: the document part of a passage's ``doc_id``, after ``#``).
+(``doc_keys``: the document part of a passage's ``doc_id``, after ``#``), or when its
+id is among the question's gold passage ids (:func:`is_gold`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mixrag.eval.datasets import Question
 from mixrag.eval.metrics import normalize_answer
+from mixrag.types import Passage
 
 
 def first_gold_rank(retrieved_doc_keys: Sequence[str], gold: Sequence[str]) -> int | None:
@@ -46,3 +49,15 @@ def answer_in_passages(answers: Sequence[str], passages: Sequence[str]) -> bool:
         if na and any(f" {na} " in p for p in normed):
             return True
     return False
+
+
+def doc_key(doc_id: str) -> str:
+    """The document part of a passage's doc id (after the last ``#``: ``path#key``)."""
+    return doc_id.rsplit("#", 1)[-1]
+
+
+def is_gold(passage: Passage, question: Question) -> bool:
+    """A passage cut from the question's gold document, or named among its gold passages."""
+    return doc_key(passage.doc_id) in question.gold_doc_keys or (
+        passage.id in question.gold_passage_ids
+    )

@@ -1,0 +1,254 @@
+"""The evaluation runner: summary arithmetic by hand, the resume cache, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixrag.errors import MixragError
+from mixrag.eval.cache import ResultCache
+from mixrag.eval.datasets import Question, load_dataset
+from mixrag.eval.metrics import exact_match
+from mixrag.eval.runner import EvalConfig, evaluate, run_key, summarize
+from mixrag.generator import TransformersGenerator
+from mixrag.index.folder import Index
+from mixrag.rag import RAG, RAGConfig
+
+SQUAD = {
+    "version": "1.1",
+    "data": [
+        {
+            "title": "Riverside_Mill",
+            "paragraphs": [
+                {
+                    "context": "The Riverside Mill was founded in 1901 by Anna Berg. It spun "
+                    "wool for the town of Elmwood until it closed in 1968.",
+                    "qas": [
+                        {
+                            "id": "q1",
+                            "question": "In which year was the Riverside Mill founded?",
+                            "answers": [{"text": "1901", "answer_start": 34}],
+                        },
+                        {
+                            "id": "q2",
+                            "question": "Who founded the Riverside Mill?",
+                            "answers": [{"text": "Anna Berg", "answer_start": 42}],
+                        },
+                    ],
+                },
+                {
+                    "context": "The mill's water wheel was replaced by a steam engine in 1923, "
+                    "and by electric motors in 1950.",
+                    "qas": [
+                        {
+                            "id": "q3",
+                            "question": "What replaced the mill's water wheel in 1923?",
+                            "answers": [{"text": "a steam engine", "answer_start": 40}],
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            "title": "Elmwood_Lake",
+            "paragraphs": [
+                {
+                    "context": "Elmwood Lake is a reservoir north of the town, built in 1932 "
+                    "to supply drinking water. It is 4 kilometres long.",
+                    "qas": [
+                        {
+                            "id": "q4",
+                            "question": "How long is Elmwood Lake?",
+                            "answers": [{"text": "4 kilometres", "answer_start": 99}],
+                        }
+                    ],
+                }
+            ],
+        },
+    ],
+}
+
+
+def _q(qid: str, answers: tuple[str, ...], gold: str = "0:0") -> Question:
+    return Question(id=qid, question=f"question {qid}?", answers=answers, gold_doc_keys=(gold,))
+
+
+# ---------------------------------------------------------------- summary, by hand
+
+
+def test_summary_arithmetic_by_hand() -> None:
+    questions = [_q("a", ("x",)), _q("b", ("y",)), _q("c", ("z",)), _q("d", ("w",))]
+    cfg = EvalConfig(modes=("concat",), ks=(2,), retrieval=("dense",), recall_ks=(1, 3), ece_bins=2)
+    retrieval = {
+        "dense": {
+            "a": {"ids": ["p1"], "gold_rank": 1, "answer_rank": 1, "latency": 0.1},
+            "b": {"ids": ["p1"], "gold_rank": 3, "answer_rank": None, "latency": 0.2},
+            "c": {"ids": ["p1"], "gold_rank": None, "answer_rank": 2, "latency": 0.3},
+            # "d" not retrieved yet: a partial run counts only what it finished
+        }
+    }
+
+    def rec(em: int, p: float, gold: bool, cited: bool | None) -> dict[str, Any]:
+        return {
+            "prediction": "p",
+            "em": em,
+            "f1": 0.5 if em == 0 else 1.0,
+            "logprob": math.log(p),
+            "probability": p,
+            "passage_ids": ["p1", "p2"],
+            "gold_in_passages": gold,
+            "answer_in_passages": gold,
+            "cited": "p1",
+            "cited_gold": cited,
+            "timings": {"total": 1.0},
+        }
+
+    answers = {
+        "concat@2": {
+            "a": rec(1, 0.9, True, True),
+            "b": rec(0, 0.8, False, False),
+            "c": rec(1, 0.2, True, None),
+            "d": rec(0, 0.1, False, True),
+        }
+    }
+    out = summarize(questions, retrieval, answers, cfg)
+    dense = out["retrieval"]["dense"]
+    assert dense["n"] == 3
+    assert dense["recall"] == {"1": pytest.approx(1 / 3), "3": pytest.approx(2 / 3)}
+    assert dense["mrr"] == pytest.approx((1 + 1 / 3 + 0) / 3)
+    assert dense["answer_in_topk"] == {"1": pytest.approx(1 / 3), "3": pytest.approx(2 / 3)}
+    assert dense["curve"] == [
+        [1, pytest.approx(1 / 3)],
+        [2, pytest.approx(1 / 3)],
+        [3, pytest.approx(2 / 3)],
+    ]
+    run = out["answers"]["concat@2"]
+    assert run["n"] == 4 and run["em"] == pytest.approx(50.0) and run["f1"] == pytest.approx(75.0)
+    # bins [0, .5): conf .2, .1 -> mean .15, acc .5; [.5, 1]: conf .9, .8 -> .85, acc .5
+    # ECE = 2/4 * |.5 - .15| + 2/4 * |.5 - .85| = .35
+    assert run["ece"] == pytest.approx(0.35)
+    assert [b["count"] for b in run["reliability"]] == [2, 2]
+    assert run["recall"] == pytest.approx(0.5) and run["answer_in_topk"] == pytest.approx(0.5)
+    assert run["cited_gold"] == pytest.approx(2 / 3)
+    assert [q["id"] for q in out["questions"]] == ["a", "b", "c", "d"]
+    assert "dense" not in out["questions"][3]["retrieval"]
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(MixragError, match="'rag-seq'"):
+        EvalConfig(modes=("rag-seq",))
+    with pytest.raises(MixragError, match="'sparse'"):
+        EvalConfig(retrieval=("sparse",))
+    with pytest.raises(MixragError, match="ks"):
+        EvalConfig(ks=(0,))
+    assert EvalConfig(modes=("rag-token", "closed-book"), ks=(5, 1)).runs == [
+        ("rag-token", 1),
+        ("rag-token", 5),
+        ("closed-book", 0),
+    ]
+    assert run_key("closed-book", 0) == "closed-book@0"
+
+
+# ---------------------------------------------------------------- resume cache
+
+
+def test_cache_resumes_and_refuses_another_setup(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    fp = {"generator": {"model": "a"}, "dataset": {"sha256": "1"}}
+    with ResultCache(path, fp) as cache:
+        cache.put("concat@5", [("q1", {"em": 1}), ("q2", {"em": 0})])
+    with ResultCache(path, fp) as cache:
+        assert cache.records("concat@5") == {"q1": {"em": 1}, "q2": {"em": 0}}
+        assert cache.records("rag-token@5") == {}
+    other = {"generator": {"model": "b"}, "dataset": {"sha256": "1"}}
+    with pytest.raises(MixragError, match=r"generator\.model: 'a' -> 'b'.*--fresh"):
+        ResultCache(path, other)
+    with ResultCache(path, other, fresh=True) as cache:
+        assert cache.count() == 0
+
+
+# ---------------------------------------------------------------- a real tiny run
+
+
+@pytest.fixture(scope="module")
+def squad_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("eval") / "tiny-squad.json"
+    path.write_text(json.dumps(SQUAD))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_index(squad_file: Path, encoder: object) -> Index:
+    index = Index.open(squad_file.parent / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
+    index.add([squad_file])
+    return index
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_and_resume(
+    tiny_index: Index,
+    squad_file: Path,
+    smollm2: TransformersGenerator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset = load_dataset(squad_file)
+    rag = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8))
+    cfg = EvalConfig(
+        ks=(1, 2), retrieval=("dense", "bm25"), recall_ks=(1, 3), batch_size=3, limit=3, seed=1
+    )
+    seen: list[tuple[str, int]] = []
+    first = evaluate(
+        tiny_index,
+        dataset,
+        cfg,
+        tmp_path / "r",
+        rag,
+        progress=lambda p: seen.append((p.phase, p.done)),
+    )
+    assert set(first["answers"]) == {
+        "closed-book@0",
+        "concat@1",
+        "concat@2",
+        "rag-sequence@1",
+        "rag-sequence@2",
+        "rag-token@1",
+        "rag-token@2",
+    }
+    assert seen[-1] == ("answers", 3 * 7)
+    assert first["dataset"]["evaluated"] == 3 and len(first["questions"]) == 3
+    for q in first["questions"]:
+        assert set(q["retrieval"]) == {"dense", "bm25"}
+        for key, a in q["answers"].items():
+            assert a["em"] == exact_match(a["prediction"], q["references"])
+            assert math.isclose(a["probability"], math.exp(a["logprob"]), rel_tol=1e-9)
+            assert len(a["passage_ids"]) == (
+                2 if key.endswith("@2") or key == "closed-book@0" else 1
+            )
+            if key.startswith("rag-"):  # RAG posteriors are always known, so a passage is cited
+                assert a["cited"] in a["passage_ids"]
+    # every gold paragraph is in this tiny index: retrieval at depth 3 finds it
+    assert first["retrieval"]["dense"]["recall"]["3"] == 1.0
+    for name in ("results.json", "summary.md", "plots/recall_at_k.png", "plots/reliability.png"):
+        assert (tmp_path / "r" / name).is_file(), name
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["answers"] == json.loads(
+        json.dumps(first["answers"])
+    )
+
+    # resume: nothing left to compute, so neither retrieval nor generation may run
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("resumed run recomputed a finished question")
+
+    monkeypatch.setattr(rag, "ask_batch", boom)
+    monkeypatch.setattr(rag, "retrieve", boom)
+    again = evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag)
+    assert again["answers"] == first["answers"] and again["retrieval"] == first["retrieval"]
+
+    # another answering setup is refused rather than mixed in
+    rag_tau = RAG(tiny_index.retriever(tau=0.1), smollm2, RAGConfig(k=2, max_new_tokens=8))
+    with pytest.raises(MixragError, match="tau"):
+        evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_tau)

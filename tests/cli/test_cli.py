@@ -111,3 +111,46 @@ def test_bad_file_is_named_and_exit_1(tmp_path: Path) -> None:
     proc = run_cli("index", str(docs), "--index", str(tmp_path / "idx"))
     assert proc.returncode == 1
     assert "broken.jsonl" in proc.stdout and "3 new" in proc.stdout
+
+
+def test_eval_builds_the_index_from_the_dataset_and_reports(tmp_path: Path) -> None:
+    from tests.eval.test_runner import SQUAD
+
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(SQUAD))
+    args = ["eval", "--dataset", str(data), "--build-index", str(tmp_path / "idx")]
+    args += ["--modes", "none", "--retrieval", "dense,bm25,hybrid", "--recall-k", "1,2"]
+    args += ["--out", str(tmp_path / "report"), "--no-progress", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out["retrieval"]) == {"dense", "bm25", "hybrid"}
+    assert out["dataset"]["evaluated"] == 4 and out["answers"] == {}
+    assert out["command"].startswith("mixrag ")
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "| `bm25`" in summary
+    assert (tmp_path / "report" / "plots" / "recall_at_k.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--modes", "rag-seq"], "'rag-seq'"),
+        (["-k", "five"], "-k must be comma-separated integers"),
+        (["--retrieval", "sparse"], "'sparse'"),
+        (["--build-index", "{tmp}/idx2", "--dataset", "{tmp}/q.jsonl"], "needs a SQuAD-layout"),
+    ],
+)
+def test_eval_mistakes_are_one_line_and_exit_2(
+    built: tuple[Path, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    _, idx = built
+    (tmp_path / "q.jsonl").write_text('{"question": "Who?", "answers": ["me"]}\n')
+    base = ["eval", "--dataset", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "r")]
+    if "--build-index" not in args:
+        base += ["--index", str(idx)]
+    proc = run_cli(*base, *[a.format(tmp=tmp_path) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mixrag: error:"), proc.stderr
+    assert message in lines[0]

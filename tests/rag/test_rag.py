@@ -126,3 +126,21 @@ def test_cli_ask_and_score_json(rag: RAG, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "log p(y|x)" in res.output and "posterior" in res.output
+
+
+def test_given_hits_and_skipped_posteriors(rag: RAG) -> None:
+    from mixrag.cli.format import answer_text
+
+    hits = rag.retrieve([QUESTION], 3)
+    fresh = rag.ask_batch([QUESTION], mode="rag-sequence", k=2)[0]
+    given = rag.ask_batch([QUESTION], mode="rag-sequence", k=2, hits=hits)[0]
+    assert given.text == fresh.text and given.logprob == pytest.approx(fresh.logprob, abs=1e-5)
+    assert [c.hit.rank for c in given.citations] == [1, 2]  # the first K of the given hits
+    full = rag.ask_batch([QUESTION], mode="concat", k=3, hits=hits)[0]
+    bare = rag.ask_batch([QUESTION], mode="concat", k=3, hits=hits, posteriors=False)[0]
+    assert bare.text == full.text and bare.logprob == pytest.approx(full.logprob, abs=1e-5)
+    assert all(c.posterior is None and c.logprob is None for c in bare.citations)
+    assert all(c.posterior is not None for c in full.citations)
+    assert "–" in answer_text(bare)
+    with pytest.raises(MixragError, match="2 hit lists"):
+        rag.ask_batch([QUESTION], mode="concat", hits=hits * 2)

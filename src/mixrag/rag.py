@@ -32,6 +32,7 @@ import torch
 from mixrag.decoding import (
     DecodeResult,
     DecodingConfig,
+    PrefixFn,
     beam_search,
     greedy,
     rag_sequence_fast,
@@ -95,6 +96,16 @@ class RAGConfig:
             )
         if self.max_new_tokens < 1:
             raise MixragError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    @property
+    def prefix_is_final(self) -> bool:
+        """Whether decoding's running prefix (``ask_batch(on_prefix=...)``) is the answer's.
+
+        True for greedy RAG-Token, concat and closed-book: each step appends the answer's
+        next token. False for beam search and RAG-Sequence, whose running leader is
+        provisional until the beams (and for RAG-Sequence, the mixture's ranking) finish.
+        """
+        return self.num_beams == 1 and self.mode != "rag-sequence"
 
 
 @dataclass(frozen=True)
@@ -177,12 +188,24 @@ class RAG:
         config: RAGConfig | None = None,
         **retriever_options: Any,
     ) -> RAG:
-        """A RAG over the index folder ``index`` with generator ``model`` (bundled name/folder)."""
+        """A RAG over the index folder ``index`` with generator ``model``.
+
+        ``model``: a bundled name, a model folder, or a training run / checkpoint folder
+        (``mixrag train --out``): then its trained generator and query encoder are used,
+        after checking that it was trained against this index's passage vectors.
+        """
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.index.folder import Index
+        from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
         idx = Index.open(index) if isinstance(index, str) else index
+        found = find_checkpoint(model) if model else None
+        if found is not None:
+            ckpt = read_checkpoint(found)
+            ckpt.check_index(idx)
+            retriever = idx.retriever(query_encoder=ckpt.load_query_encoder(), **retriever_options)
+            return cls(retriever, ckpt.load_generator(), config)
         gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()
         return cls(idx.retriever(**retriever_options), TransformersGenerator(gen_cfg), config)
 
@@ -250,6 +273,7 @@ class RAG:
         *,
         hits: Sequence[Sequence[Hit]] | None = None,
         posteriors: bool = True,
+        on_prefix: PrefixFn | None = None,
     ) -> list[Answer]:
         """Answer questions in one batch: one retrieval call, one batched decode, one rescoring.
 
@@ -257,6 +281,9 @@ class RAG:
         so one retrieval can serve several modes and K; None retrieves here.
         posteriors: False skips the per-passage scoring that concat and closed-book
         need for their citations' posteriors (left None); the RAG modes get them free.
+        on_prefix: called during decoding with (question index, leading token ids), to
+        stream an answer as it is decoded; final or provisional as
+        ``RAGConfig.prefix_is_final`` says (see :data:`mixrag.decoding.PrefixFn`).
         """
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
@@ -290,13 +317,21 @@ class RAG:
                     if cfg.sequence_decoding == "thorough"
                     else rag_sequence_fast
                 )
-            results = fn(self.generator, prompts, log_prior, dcfg, eos_ids=eos, stop=stop)
+            results = fn(
+                self.generator,
+                prompts,
+                log_prior,
+                dcfg,
+                eos_ids=eos,
+                stop=stop,
+                on_prefix=on_prefix,
+            )
         else:
             single = [
                 self._single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
             ]
             fn2 = greedy if cfg.num_beams == 1 else beam_search
-            results = fn2(self.generator, single, dcfg, eos_ids=eos, stop=stop)
+            results = fn2(self.generator, single, dcfg, eos_ids=eos, stop=stop, on_prefix=on_prefix)
         t_decode = time.perf_counter() - t1
 
         t2 = time.perf_counter()

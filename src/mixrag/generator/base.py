@@ -30,10 +30,13 @@ class TokenLogprobs:
 
     logprobs: [B, K, T] float32, log p_phi(y_i | x, z_j, y_<i); 0.0 where ``mask`` is False.
     mask:     [B, T] bool, True on the real tokens of answer b (answers are right-padded to T).
+    smooth:   [B, K, T] or None: (1/V) Σ_v log p_phi(v | x, z_j, y_<i), the label-smoothing
+              term of :mod:`mixrag.mixture.loss`, when the scorer was asked for it.
     """
 
     logprobs: torch.Tensor
     mask: torch.Tensor
+    smooth: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         b, _k, t = self.logprobs.shape

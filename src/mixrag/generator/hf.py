@@ -303,12 +303,18 @@ class TransformersGenerator:
     # ---------------------------------------------------------------- scoring
 
     def logprobs(
-        self, prompts: Sequence[Sequence[str]], answers: Sequence[Sequence[int]]
+        self,
+        prompts: Sequence[Sequence[str]],
+        answers: Sequence[Sequence[int]],
+        *,
+        smoothing: bool = False,
     ) -> TokenLogprobs:
         """log p_phi(y_b,i | x_b, z_b,j, y_b,<i) as ``TokenLogprobs`` [B, K, T] (float32).
 
         Lewis et al. (2020) §2.2: the per-token generator term that both RAG-Sequence
         and RAG-Token combine with the retriever prior. 0.0 on padded answer positions.
+        ``smoothing`` also returns the mean log-probability over the vocabulary at each
+        answer position (``TokenLogprobs.smooth``), for label-smoothed training.
         """
         b_count = len(prompts)
         if len(answers) != b_count:
@@ -325,8 +331,9 @@ class TransformersGenerator:
         for b, a in enumerate(answers):
             mask[b, : len(a)] = True
         out = torch.zeros(b_count, k, t, dtype=torch.float32)
+        smooth = torch.zeros(b_count, k, t, dtype=torch.float32) if smoothing else None
         if t == 0:
-            return TokenLogprobs(out, mask)
+            return TokenLogprobs(out, mask, smooth)
         self._ready()
         encoded: dict[str, list[int]] = {}
         for row in prompts:
@@ -339,11 +346,12 @@ class TransformersGenerator:
             groups.setdefault(prompts[b][j], []).append((b, j))
         with self._grad_context():
             memo = self._last_start
-            if memo is not None and all(p in memo.rows for p in groups):
+            if smooth is None and memo is not None and all(p in memo.rows for p in groups):
                 self._score_answers(memo, groups, answers, out)
                 return TokenLogprobs(out, mask)
             p_len, kv = self._shared_prefix([encoded[prompts[b][j]] for b, j in cells])
-            if self.config.group_prompts and len(groups) < len(cells) and self._prefix_cacheable():
+            grouping = self.config.group_prompts and smooth is None
+            if grouping and len(groups) < len(cells) and self._prefix_cacheable():
                 self._score_grouped(groups, encoded, answers, p_len, kv, out)
                 return TokenLogprobs(out, mask)
             # Longest first: similar lengths share a chunk, so little padding.
@@ -353,10 +361,12 @@ class TransformersGenerator:
             for chunk in self._chunks(cells, encoded, prompts, answers, p_len):
                 rests = [encoded[prompts[b][j]][p_len:] for b, j in chunk]
                 ys = [list(answers[b]) for b, _j in chunk]
-                lp = self._score_rows(rests, ys, p_len, kv)  # [n, Tc]
+                lp, mean_lp = self._score_rows(rests, ys, p_len, kv, smoothing)  # [n, Tc]
                 for r, (b, j) in enumerate(chunk):
                     out[b, j, : lp.shape[1]] = lp[r].to(torch.float32)
-        return TokenLogprobs(out, mask)
+                    if smooth is not None and mean_lp is not None:
+                        smooth[b, j, : lp.shape[1]] = mean_lp[r].to(torch.float32)
+        return TokenLogprobs(out, mask, smooth)
 
     def _chunks(
         self,
@@ -389,9 +399,17 @@ class TransformersGenerator:
             yield chunk
 
     def _score_rows(
-        self, rests: list[list[int]], ys: list[list[int]], p_len: int, kv: KV | None
-    ) -> torch.Tensor:
-        """[n, Tc] log p(y_i | prefix + rest, y_<i) for n rows in one forward pass."""
+        self,
+        rests: list[list[int]],
+        ys: list[list[int]],
+        p_len: int,
+        kv: KV | None,
+        smoothing: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[n, Tc] log p(y_i | prefix + rest, y_<i) for n rows in one forward pass.
+
+        With ``smoothing`` also [n, Tc] (1/V) Σ_v log p(v | prefix + rest, y_<i), else None.
+        """
         device = self.model.device
         n = len(rests)
         r_max = max(len(r) for r in rests)
@@ -423,8 +441,11 @@ class TransformersGenerator:
         logits = out.logits[:, -t_max:].float()  # [n, Tc, V]: columns r_max-1 .. length-1
         targets = targets.to(device)
         # log_softmax at the target only: gather - logsumexp, no [n, Tc, V] log-prob copy
-        lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
-        return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
+        lse = logits.logsumexp(-1)
+        lp = logits.gather(-1, targets[..., None]).squeeze(-1) - lse
+        pad = ~y_mask.to(device)
+        mean_lp = (logits.mean(-1) - lse).masked_fill(pad, 0.0).cpu() if smoothing else None
+        return lp.masked_fill(pad, 0.0).cpu(), mean_lp
 
     def _score_grouped(
         self,

@@ -34,6 +34,7 @@ from mixrag.index.vectors import FaissVectorIndex
 from mixrag.store.sqlite import PassageStore
 
 if TYPE_CHECKING:
+    from mixrag.encoders.base import Encoder
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
     from mixrag.retriever.retriever import Retriever, RetrieverConfig
 
@@ -345,8 +346,18 @@ class Index:
 
     # -- reading -------------------------------------------------------------------
 
-    def retriever(self, config: RetrieverConfig | None = None, **overrides: Any) -> Retriever:
-        """A :class:`~mixrag.retriever.Retriever` over this index."""
+    def retriever(
+        self,
+        config: RetrieverConfig | None = None,
+        *,
+        query_encoder: Encoder | None = None,
+        **overrides: Any,
+    ) -> Retriever:
+        """A :class:`~mixrag.retriever.Retriever` over this index.
+
+        ``query_encoder`` replaces the index's encoder for questions only (a trained
+        q(x)); passages keep their stored d(z).
+        """
         from mixrag.retriever.retriever import Retriever, RetrieverConfig
 
         cfg = config or RetrieverConfig()
@@ -354,7 +365,7 @@ class Index:
             import dataclasses
 
             cfg = dataclasses.replace(cfg, **overrides)
-        return Retriever(self, cfg)
+        return Retriever(self, cfg, query_encoder=query_encoder)
 
     def info(self) -> dict[str, Any]:
         """Counts, encoder, vector index kind, size on disk, configuration."""

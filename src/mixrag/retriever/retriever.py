@@ -26,6 +26,7 @@ from mixrag.retriever.prior import reciprocal_rank_fusion, softmax_prior
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
+    from mixrag.encoders.base import Encoder
     from mixrag.index.folder import Index
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,19 @@ def parse_k(value: str | int) -> K:
 class Retriever:
     """Retrieves from an :class:`~mixrag.index.folder.Index` (see the module docstring)."""
 
-    def __init__(self, index: Index, config: RetrieverConfig) -> None:
+    def __init__(
+        self, index: Index, config: RetrieverConfig, query_encoder: Encoder | None = None
+    ) -> None:
         self.index = index
         self.config = config
+        # q(x) may differ from d(z)'s encoder after training (mixrag.train): the passage
+        # vectors stay those of the index, questions go through the trained encoder.
+        self.query_encoder = query_encoder
 
     def encode_questions(self, questions: Sequence[str]) -> np.ndarray:
         """q(x) for each question: [B, D] float32, unit length."""
-        return self.index.encoder.encode(list(questions))
+        encoder = self.query_encoder or self.index.encoder
+        return encoder.encode(list(questions))
 
     def search(self, question: str, k: K | None = None, method: str | None = None) -> list[Hit]:
         """Top-k hits for one question, best first (see :meth:`search_batch`)."""

@@ -1,0 +1,21 @@
+"""Joint training of the query encoder and the generator from (question, answer) pairs.
+
+``Trainer`` minimises -log p_RAG(y|x) with the passage latent (Lewis et al. 2020,
+§2.4); ``TrainConfig`` says how; checkpoints are run folders usable as ``--model``.
+"""
+
+from mixrag.train.checkpoint import Checkpoint, find_checkpoint, read_checkpoint
+from mixrag.train.config import TrainConfig
+from mixrag.train.data import load_pairs, split_by_article
+from mixrag.train.trainer import Trainer, TrainProgress
+
+__all__ = [
+    "Checkpoint",
+    "TrainConfig",
+    "TrainProgress",
+    "Trainer",
+    "find_checkpoint",
+    "load_pairs",
+    "read_checkpoint",
+    "split_by_article",
+]

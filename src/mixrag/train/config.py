@@ -1,0 +1,144 @@
+"""TrainConfig: how the retriever's query encoder and the generator are trained jointly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mixrag.errors import MixragError
+
+TRAIN_MODES = ("rag-sequence", "rag-token")
+FREEZE = ("none", "retriever", "generator")
+GENERATOR_UPDATES = ("lora", "full")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Joint training of q(x) (eta) and p_phi (phi) by -log p_RAG(y|x), z latent (§2.4).
+
+    mode:            the mixture whose marginal likelihood is maximised.
+    k:               passages per question during training, re-retrieved every step with
+                     the current query encoder.
+    epochs:          passes over the training questions.
+    max_steps:       stop after this many optimiser steps (None: the epochs decide).
+    max_minutes:     stop after this much wall-clock time, with a checkpoint.
+    batch_size:      questions per forward/backward pass.
+    grad_accum:      passes accumulated per optimiser step (effective batch = product).
+    lr:              AdamW learning rate of the generator (the paper's 3e-5 for full
+                     fine-tuning; LoRA usually wants ~1e-4..1e-3).
+    lr_retriever:    AdamW learning rate of the query encoder.
+    weight_decay:    AdamW weight decay.
+    warmup_steps:    linear warm-up, then linear decay to 0 at the last step.
+    max_grad_norm:   gradient clipping (global L2 norm over all trained parameters).
+    label_smoothing: epsilon of :mod:`mixrag.mixture.loss` (0 = exactly -log p_RAG).
+    freeze:          "retriever" keeps q(x) fixed, "generator" keeps p_phi fixed (the
+                     paper's Table 6 ablation), "none" trains both.
+    generator_update: "lora" (adapters via peft) or "full" fine-tuning.
+    lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapters.
+    train_layers:    full fine-tuning only: train just the top N decoder layers (and the
+                     final norm); None trains all.
+    few_shot:        prompts with the few-shot examples (longer, slower); the trained
+                     generator is then used with the same setting.
+    max_answer_tokens: answers longer than this are cut (token count, end token added).
+    tau:             prior temperature, softmax(d(z)ᵀq(x) / tau).
+    seed:            data order, initialisation of adapters, dropout.
+    checkpoint_every: optimiser steps between checkpoints (and at the end).
+    eval_every:      optimiser steps between dev evaluations (None: once per epoch).
+    eval_limit:      dev questions used by those evaluations.
+    """
+
+    mode: str = "rag-sequence"
+    k: int = 5
+    epochs: int = 1
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    batch_size: int = 2
+    grad_accum: int = 4
+    lr: float = 3e-4
+    lr_retriever: float = 3e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    max_grad_norm: float = 1.0
+    label_smoothing: float = 0.0
+    freeze: str = "none"
+    generator_update: str = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    train_layers: int | None = None
+    few_shot: bool = False
+    max_answer_tokens: int = 24
+    tau: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 50
+    eval_every: int | None = None
+    eval_limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAIN_MODES:
+            raise MixragError(
+                f"training mode must be one of {', '.join(TRAIN_MODES)}, got {self.mode!r}"
+            )
+        if self.freeze not in FREEZE:
+            raise MixragError(f"freeze must be one of {', '.join(FREEZE)}, got {self.freeze!r}")
+        if self.generator_update not in GENERATOR_UPDATES:
+            raise MixragError(
+                f"generator_update must be one of {', '.join(GENERATOR_UPDATES)}, "
+                f"got {self.generator_update!r}"
+            )
+        positive = (
+            "k",
+            "epochs",
+            "batch_size",
+            "grad_accum",
+            "lora_r",
+            "max_answer_tokens",
+            "checkpoint_every",
+            "eval_limit",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise MixragError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("max_steps", "eval_every", "train_layers"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise MixragError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise MixragError(f"max_minutes must be > 0, got {self.max_minutes}")
+        for name in ("lr", "lr_retriever", "tau"):
+            if not getattr(self, name) > 0:
+                raise MixragError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise MixragError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise MixragError(
+                "warmup_steps and weight_decay must be >= 0 and max_grad_norm > 0, got "
+                f"{self.warmup_steps}, {self.weight_decay}, {self.max_grad_norm}"
+            )
+
+    @property
+    def trains_retriever(self) -> bool:
+        return self.freeze != "retriever"
+
+    @property
+    def trains_generator(self) -> bool:
+        return self.freeze != "generator"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MixragError(f"unknown training settings: {', '.join(unknown)}")
+        d = dict(data)
+        if "lora_targets" in d:
+            d["lora_targets"] = tuple(d["lora_targets"])
+        return cls(**d)

@@ -1,0 +1,509 @@
+"""Joint training of q(x) and p_phi by the negative marginal log-likelihood (§2.4).
+
+One training step on a batch of (x, y) pairs, z latent:
+
+1. q(x) from the trainable query encoder (with gradient);
+2. the top K passages by maximum inner product with the *current* q(x) (re-retrieved
+   every step, so the trained encoder can reach passages it did not rank before), their
+   stored vectors d(z_j) (fixed: the index is not re-encoded), and the scores
+   s_j = d(z_j)ᵀq(x): the gradient reaches q(x) through these K inner products;
+3. log p_eta(z_j|x) = log softmax(s / tau) (:func:`mixrag.mixture.log_prior`);
+4. log p_phi(y_i|x,z_j,y_<i) for the K passage prompts, [B, K, T] with gradient
+   (``TransformersGenerator.logprobs`` with ``track_grad``);
+5. loss = -log p_RAG(y|x) of the chosen mode (:mod:`mixrag.mixture.loss`), averaged.
+
+AdamW on the trainable parameters of both sides, gradient accumulation, global-norm
+clipping, linear warm-up and decay. Every ``checkpoint_every`` steps the run folder
+gets a checkpoint (atomically replaced) with the optimizer state, so ``resume``
+continues with the same step count, data order and learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mixrag.errors import MixragError
+from mixrag.eval.datasets import Dataset, Question
+from mixrag.mixture.loss import rag_sequence_nll, rag_token_nll
+from mixrag.mixture.prior import log_prior as mixture_log_prior
+from mixrag.train.checkpoint import (
+    index_identity,
+    read_checkpoint,
+    write_checkpoint,
+)
+from mixrag.train.config import TrainConfig
+from mixrag.train.models import QueryEncoder, prepare_generator, trainable
+
+if TYPE_CHECKING:
+    from mixrag.generator.hf import TransformersGenerator
+    from mixrag.index.folder import Index
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    """The checkpoint folder of a run folder (a run folder holds it, the history, plots)."""
+    p = Path(run)
+    return p / CHECKPOINT_DIR
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a progress display needs after each optimiser step."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    examples_per_s: float
+    eta_s: float | None
+    dev: dict[str, float] | None = None
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+@dataclass
+class _Batch:
+    log_prior: torch.Tensor  # [B, K]
+    prompts: list[list[str]]  # [B][K]
+    answers: list[list[int]]  # [B][T_b]
+
+
+class Trainer:
+    """Trains the query encoder and/or the generator of a RAG over a fixed index.
+
+    ``generator`` is the base generator (a loaded ``TransformersGenerator`` whose
+    weights become the trained model: pass a fresh one, its model is modified), or
+    None to load ``model``. With ``resume`` the run folder's checkpoint is loaded
+    (its settings win over ``config``, except the budget: epochs, max_steps,
+    max_minutes).
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        config: TrainConfig,
+        run_dir: str | Path,
+        *,
+        model: str | None = None,
+        generator: TransformersGenerator | None = None,
+        resume: bool = False,
+    ) -> None:
+        from mixrag.generator.config import GeneratorConfig
+        from mixrag.generator.hf import TransformersGenerator
+
+        self.index = index
+        self.run_dir = Path(run_dir)
+        self.step = 0
+        self.epoch = 0
+        self.position = 0  # micro-batches done in the current epoch
+        self.history: list[dict[str, Any]] = []
+        ckpt = None
+        if resume:
+            ckpt = read_checkpoint(checkpoint_path(self.run_dir))
+            ckpt.check_index(index)
+            budget = {k: getattr(config, k) for k in ("epochs", "max_steps", "max_minutes")}
+            config = dataclasses.replace(ckpt.train_config, **budget)
+            self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
+            history = self.run_dir / "history.jsonl"
+            if history.exists():
+                self.history = [
+                    json.loads(line) for line in history.read_text().splitlines() if line.strip()
+                ]
+                self.history = [h for h in self.history if h.get("step", 0) <= self.step]
+        elif (checkpoint_path(self.run_dir)).exists():
+            raise MixragError(
+                f"{self.run_dir} already holds a training run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        self.config = config
+        torch.manual_seed(config.seed)
+
+        # -- the generator: base weights, then LoRA / unfrozen layers / frozen
+        if ckpt is not None and ckpt.has_generator and config.generator_update == "lora":
+            base = ckpt.load_generator(trainable=True)
+            self.base_model_name = ckpt.base_model
+            lm: Any = base.model
+            tok = base.tokenizer
+            gcfg = base.config
+        else:
+            if ckpt is not None:
+                base = (
+                    ckpt.load_generator(trainable=True)
+                    if ckpt.has_generator
+                    else TransformersGenerator(GeneratorConfig.from_dict(ckpt.generator_config))
+                )
+                self.base_model_name = ckpt.base_model
+            elif generator is not None:
+                base = generator
+                self.base_model_name = generator.config.model
+            else:
+                gc = GeneratorConfig(model=model) if model else GeneratorConfig()
+                base = TransformersGenerator(gc)
+                self.base_model_name = gc.model
+            base.load()
+            lm = prepare_generator(base.model, config)
+            tok = base.tokenizer
+            gcfg = base.config
+        gcfg = dataclasses.replace(
+            gcfg, few_shot=config.few_shot, track_grad=config.trains_generator
+        )
+        self.model: Any = lm
+        self.generator = TransformersGenerator(gcfg, model=lm, tokenizer=tok)
+        self.prompts = gcfg.prompt_format
+
+        # -- the query encoder: a trainable copy of the index's encoder, or the index's own
+        self.query: QueryEncoder | None = None
+        if config.trains_retriever:
+            loaded = ckpt.load_query_encoder() if ckpt is not None else None
+            self.query = loaded or QueryEncoder.copy_of(index.encoder.load())
+            for p in self.query.model.parameters():
+                p.requires_grad_(True)
+        self.retriever = index.retriever(tau=config.tau, method="dense")
+
+        groups = []
+        if self.query is not None:
+            groups.append({"params": self.query.parameters(), "lr": config.lr_retriever})
+        gen_params = trainable(self.model) if config.trains_generator else []
+        if gen_params:
+            groups.append({"params": gen_params, "lr": config.lr})
+        if not groups:
+            raise MixragError("nothing to train: both sides are frozen")
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        self.total_steps = 0
+        self._scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self._ckpt_state = (
+            torch.load(ckpt.path / "trainer_state.pt", weights_only=False)
+            if ckpt is not None
+            else None
+        )
+        if self._ckpt_state is not None:
+            self.optimizer.load_state_dict(self._ckpt_state["optimizer"])
+
+    # ------------------------------------------------------------------ one step
+
+    def answer_ids(self, text: str) -> list[int]:
+        """Token ids of y with the end-of-answer token, cut to ``max_answer_tokens``."""
+        gen = self.generator
+        tok = gen.tokenizer
+        eos = tok.eos_token_id if tok.eos_token_id is not None else gen.eos_ids[0]
+        ids = gen.encode_answer(text)[: self.config.max_answer_tokens - 1]
+        return [*ids, int(eos)]
+
+    def query_vectors(self, questions: Sequence[str]) -> torch.Tensor:
+        """[B, D] q(x): with gradient when the query encoder trains."""
+        if self.query is not None:
+            return self.query.embed(questions)
+        return torch.from_numpy(self.index.encoder.encode(list(questions)))
+
+    def prepare(self, batch: Sequence[Question], q: torch.Tensor) -> _Batch:
+        """Re-retrieve the top K with the current q(x); prior with gradient; the prompts."""
+        xs = [item.question for item in batch]
+        k = self.config.k
+        hits = self.retriever.search_batch(xs, k=k, query_vectors=q.detach().numpy())
+        dim = q.shape[1]
+        store = self.index.store
+        flat = [h.passage.id for hs in hits for h in hs]
+        vecs = torch.from_numpy(store.vectors(store.rowids_for(flat), dim))  # fixed d(z)
+        d = torch.zeros(len(xs), k, dim)
+        mask = torch.zeros(len(xs), k, dtype=torch.bool)
+        row = 0
+        for b, hs in enumerate(hits):
+            if not hs:
+                raise MixragError(f"no passages retrieved for {xs[b]!r}: is the index empty?")
+            d[b, : len(hs)] = vecs[row : row + len(hs)]
+            mask[b, : len(hs)] = True
+            row += len(hs)
+        scores = torch.einsum("bkd,bd->bk", d, q)  # s_j = d(z_j)ᵀ q(x)
+        prior = mixture_log_prior(scores, self.config.tau, mask)
+        prompts = []
+        for x, hs in zip(xs, hits, strict=True):
+            rendered = [self.generator.render(self.prompts.passage(x, h.passage)) for h in hs]
+            prompts.append(rendered + [rendered[0]] * (k - len(rendered)))
+        answers = [self.answer_ids(item.answers[0]) for item in batch]
+        return _Batch(prior, prompts, answers)
+
+    def loss(self, batch: Sequence[Question]) -> tuple[torch.Tensor, dict[str, float]]:
+        """-log p_RAG(y|x) averaged over the batch, and where the time went."""
+        t0 = time.perf_counter()
+        q = self.query_vectors([item.question for item in batch])
+        prepared = self.prepare(batch, q)
+        t1 = time.perf_counter()
+        eps = self.config.label_smoothing
+        tl = self.generator.logprobs(prepared.prompts, prepared.answers, smoothing=eps > 0)
+        nll = rag_sequence_nll if self.config.mode == "rag-sequence" else rag_token_nll
+        loss = nll(prepared.log_prior, tl.logprobs, tl.mask, epsilon=eps, smooth_logprobs=tl.smooth)
+        t2 = time.perf_counter()
+        return loss, {"retrieve": t1 - t0, "forward": t2 - t1}
+
+    # ------------------------------------------------------------------ the loop
+
+    def _schedule(self, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+        warm = min(self.config.warmup_steps, max(0, total - 1))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        if self._ckpt_state is not None and "scheduler" in self._ckpt_state:
+            sched.load_state_dict(self._ckpt_state["scheduler"])
+        return sched
+
+    def _order(self, n: int, epoch: int) -> list[int]:
+        idx = list(range(n))
+        random.Random(self.config.seed * 1_000_003 + epoch).shuffle(idx)
+        return idx
+
+    def _set_train(self, on: bool) -> None:
+        self.model.train(on)
+        if self.query is not None:
+            self.query.model.train(on)
+
+    def train(
+        self,
+        examples: Sequence[Question],
+        dev: Dataset | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run until the epochs, ``max_steps`` or ``max_minutes`` end; returns the history."""
+        cfg = self.config
+        examples = [e for e in examples if e.answers]
+        if not examples:
+            raise MixragError("no training examples with an answer")
+        per_step = cfg.batch_size * cfg.grad_accum
+        steps_per_epoch = math.ceil(len(examples) / per_step)
+        total = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        self.total_steps = total
+        self._scheduler = self._schedule(total)
+        if self._ckpt_state is not None:
+            random.setstate(self._ckpt_state["python_rng"])
+            torch.set_rng_state(self._ckpt_state["torch_rng"])
+        started = time.perf_counter()
+        stopped = False
+        self._set_train(True)
+        while self.step < total and self.epoch < cfg.epochs and not stopped:
+            order = self._order(len(examples), self.epoch)
+            batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+            while self.position < len(batches) and self.step < total:
+                group = batches[self.position : self.position + cfg.grad_accum]
+                t_step = time.perf_counter()
+                losses, times = [], {"retrieve": 0.0, "forward": 0.0, "backward": 0.0}
+                n_ex = 0
+                for idx in group:
+                    batch = [examples[i] for i in idx]
+                    loss, t = self.loss(batch)
+                    tb = time.perf_counter()
+                    (loss * len(batch) / sum(len(g) for g in group)).backward()
+                    times["backward"] += time.perf_counter() - tb
+                    times["retrieve"] += t["retrieve"]
+                    times["forward"] += t["forward"]
+                    losses.append(loss.item() * len(batch))
+                    n_ex += len(batch)
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+                self.optimizer.step()
+                self._scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.position += len(group)
+                seconds = time.perf_counter() - t_step
+                record: dict[str, Any] = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "loss": sum(losses) / n_ex,
+                    "examples": n_ex,
+                    "seconds": seconds,
+                    "examples_per_s": n_ex / seconds,
+                    "grad_norm": grad_norm,
+                    "lr": [g["lr"] for g in self.optimizer.param_groups],
+                    **{f"{k}_s": v for k, v in times.items()},
+                }
+                self.history.append(record)
+                elapsed_min = (time.perf_counter() - started) / 60
+                out_of_time = cfg.max_minutes is not None and elapsed_min >= cfg.max_minutes
+                epoch_done = self.position >= len(batches)
+                dev_now = dev is not None and (
+                    (cfg.eval_every is not None and self.step % cfg.eval_every == 0)
+                    or (epoch_done and cfg.eval_every is None)
+                )
+                if dev_now and dev is not None:
+                    record["dev"] = self.evaluate(dev)
+                if progress is not None:
+                    rate = statistics_rate(self.history)
+                    left = (total - self.step) * per_step / rate if rate else None
+                    progress(
+                        TrainProgress(
+                            self.step,
+                            total,
+                            self.epoch,
+                            record["loss"],
+                            rate,
+                            left,
+                            record.get("dev"),
+                        )
+                    )
+                if out_of_time:
+                    stopped = True
+                    break
+                if self.step % cfg.checkpoint_every == 0 and not epoch_done:
+                    self.save()
+            if self.position >= len(batches):
+                self.epoch += 1
+                self.position = 0
+            self.save()
+        self._set_train(False)
+        return self.history
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, dev: Dataset, limit: int | None = None) -> dict[str, float]:
+        """RAG-Sequence EM / F1 and dense recall@k of the current models on ``dev``."""
+        from mixrag.eval.runner import EvalConfig, evaluate
+        from mixrag.generator.hf import TransformersGenerator
+        from mixrag.rag import RAG, RAGConfig
+
+        self._set_train(False)
+        try:
+            gen = TransformersGenerator(
+                dataclasses.replace(self.generator.config, track_grad=False),
+                model=self.model,
+                tokenizer=self.generator.tokenizer,
+            )
+            retriever = self.index.retriever(
+                tau=self.config.tau, method="dense", query_encoder=self.query
+            )
+            rag = RAG(retriever, gen, RAGConfig(mode="rag-sequence", k=self.config.k))
+            cfg = EvalConfig(
+                modes=("rag-sequence",),
+                ks=(self.config.k,),
+                limit=limit or self.config.eval_limit,
+                retrieval=("dense",),
+                recall_ks=(1, 5, 20),
+                batch_size=4,
+            )
+            res = evaluate(
+                self.index, dev, cfg, self.run_dir / "eval" / f"step-{self.step}", rag, fresh=True
+            )
+        finally:
+            self._set_train(True)
+        run = res["answers"][f"rag-sequence@{self.config.k}"]
+        recall = res["retrieval"]["dense"]["recall"]
+        return {
+            "em": run["em"],
+            "f1": run["f1"],
+            "recall@5": recall["5"],
+            "recall@20": recall["20"],
+        }
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self) -> Path:
+        """Write the run folder's checkpoint (atomically), history and loss curve."""
+        path = checkpoint_path(self.run_dir)
+        cfg = self.config
+        manifest = {
+            "train_config": cfg.to_dict(),
+            "generator_config": dataclasses.replace(
+                self.generator.config, track_grad=False, model=self.base_model_name
+            ).to_dict(),
+            "base_model": self.base_model_name,
+            "index": index_identity(self.index),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "total_steps": self.total_steps,
+            "has_query_encoder": self.query is not None,
+            "has_generator": cfg.trains_generator,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+        def parts(tmp: Path) -> None:
+            if self.query is not None:
+                self.query.save(tmp / "query_encoder")
+            if cfg.trains_generator:
+                self.model.save_pretrained(str(tmp / "generator"))
+                if cfg.generator_update == "full":
+                    self.generator.tokenizer.save_pretrained(str(tmp / "generator"))
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self._scheduler.state_dict() if self._scheduler else {},
+                "python_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(),
+            }
+            torch.save(state, tmp / "trainer_state.pt")
+
+        write_checkpoint(path, manifest, parts)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp_hist = self.run_dir / "history.jsonl.tmp"
+        tmp_hist.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        tmp_hist.replace(self.run_dir / "history.jsonl")
+        if self.history:
+            plot_loss(self.history, self.run_dir / "loss.png")
+        return path
+
+
+def statistics_rate(history: Sequence[dict[str, Any]], window: int = 20) -> float:
+    """Examples per second over the last ``window`` steps."""
+    recent = history[-window:]
+    seconds = sum(h["seconds"] for h in recent)
+    return sum(h["examples"] for h in recent) / seconds if seconds > 0 else 0.0
+
+
+def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
+    """The training loss per step (raw and smoothed), dev EM where it was measured."""
+    import os
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps = [h["step"] for h in history]
+    losses = [h["loss"] for h in history]
+    fig = Figure(figsize=(9, 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(steps, losses, color="#9ecae1", linewidth=1, label="loss (per step)")
+    window = max(1, len(losses) // 20)
+    if window > 1:
+        smooth = [
+            sum(losses[max(0, i - window + 1) : i + 1])
+            / len(losses[max(0, i - window + 1) : i + 1])
+            for i in range(len(losses))
+        ]
+        ax.plot(steps, smooth, color="#08519c", linewidth=2, label=f"loss ({window}-step mean)")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("-log p_RAG(y|x)")
+    ax.grid(alpha=0.3)
+    dev = [(h["step"], h["dev"]) for h in history if h.get("dev")]
+    handles, labels = ax.get_legend_handles_labels()
+    if dev:
+        ax2 = ax.twinx()
+        ax2.plot(
+            [s for s, _ in dev], [d["em"] for s, d in dev], "o-", color="#d94801", label="dev EM"
+        )
+        ax2.set_ylabel("dev exact match (%)")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, loc="upper right")
+    ax.set_title("Joint RAG training: negative marginal log-likelihood")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)

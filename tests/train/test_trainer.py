@@ -1,0 +1,188 @@
+"""Joint training on a tiny index with the real encoder and SmolLM2 (LoRA).
+
+The loss is checked against the inference path (``RAG.score``), one step against the
+loss it lowers, gradients against where they may and may not go, and checkpoints by
+reloading them through ``RAG.open`` and resuming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mixrag.errors import IndexMismatchError, MixragError
+from mixrag.eval.datasets import load_dataset
+from mixrag.generator import TransformersGenerator
+from mixrag.index.folder import Index
+from mixrag.rag import RAG, RAGConfig
+from mixrag.train import TrainConfig, Trainer, read_checkpoint, split_by_article
+from mixrag.train.trainer import checkpoint_path
+from tests.eval.test_runner import SQUAD
+
+pytestmark = pytest.mark.slow
+
+CFG = TrainConfig(k=2, batch_size=2, grad_accum=1, lr=2e-3, lr_retriever=1e-4, warmup_steps=0)
+
+
+@pytest.fixture(scope="module")
+def squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("train") / "tiny-squad.json"
+    path.write_text(json.dumps(SQUAD))
+    return path
+
+
+@pytest.fixture(scope="module")
+def index(squad: Path, encoder: object) -> Index:
+    idx = Index.open(squad.parent / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
+    idx.add([squad])
+    return idx
+
+
+@pytest.fixture(scope="module")
+def examples(squad: Path) -> list:  # type: ignore[type-arg]
+    return load_dataset(squad).questions
+
+
+def _trainer(index: Index, run: Path, **overrides: object) -> Trainer:
+    cfg = dataclasses.replace(CFG, **overrides)  # type: ignore[arg-type]
+    return Trainer(index, cfg, run, model="smollm2-135m")
+
+
+def test_loss_is_minus_log_p_rag_of_the_inference_path(
+    index: Index, examples: list, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    t = _trainer(index, tmp_path / "run")
+    t._set_train(False)  # no dropout: the same function as at inference
+    batch = examples[:1]
+    for mode in ("rag-sequence", "rag-token"):
+        t.config = dataclasses.replace(t.config, mode=mode)
+        with torch.no_grad():
+            loss, _ = t.loss(batch)
+        gen = TransformersGenerator(
+            dataclasses.replace(t.generator.config, track_grad=False),
+            model=t.model,
+            tokenizer=t.generator.tokenizer,
+        )
+        rag = RAG(index.retriever(), gen, RAGConfig(k=2))
+        scored = rag.score(batch[0].question, batch[0].answers[0], mode=mode)
+        assert float(loss) == pytest.approx(-scored.logprob, abs=1e-3)
+
+
+def test_one_step_lowers_the_loss_and_gradients_reach_q_not_d(
+    index: Index,
+    examples: list,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    t = _trainer(index, tmp_path / "run")
+    batch = examples[:2]
+    stored = index.store.vectors(list(range(1, index.store.counts()["passages"] + 1)), index.dim)
+    t._set_train(False)
+    before, _ = t.loss(batch)
+    before.backward()
+    assert t.query is not None
+    q_grads = [p.grad for p in t.query.parameters() if p.grad is not None]
+    assert q_grads and any(float(g.abs().sum()) > 0 for g in q_grads)
+    lora = [p for n, p in t.model.named_parameters() if "lora_" in n]
+    assert lora and all(p.grad is not None for p in lora)
+    frozen = [p for n, p in t.model.named_parameters() if "lora_" not in n]
+    assert all(p.grad is None and not p.requires_grad for p in frozen)
+    t.optimizer.step()
+    t.optimizer.zero_grad()
+    with torch.no_grad():
+        after, _ = t.loss(batch)
+    assert after.item() < before.item()
+    again = index.store.vectors(list(range(1, index.store.counts()["passages"] + 1)), index.dim)
+    np.testing.assert_array_equal(stored, again)  # d(z) and the index stay fixed
+
+
+def test_save_load_same_outputs_and_resume(
+    index: Index,
+    examples: list,
+    squad: Path,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    run = tmp_path / "run"
+    t = _trainer(index, run, max_steps=1)  # stops mid-epoch: 1 of 2 batches
+    history = t.train(examples)
+    assert [h["step"] for h in history] == [1]
+    assert (run / "loss.png").stat().st_size > 1000
+    assert (run / "history.jsonl").read_text().count("\n") == 1
+    ck = read_checkpoint(checkpoint_path(run))
+    assert (ck.step, ck.position, ck.has_query_encoder, ck.has_generator) == (1, 1, True, True)
+
+    q = examples[0]
+    gen = TransformersGenerator(
+        dataclasses.replace(t.generator.config, track_grad=False),
+        model=t.model,
+        tokenizer=t.generator.tokenizer,
+    )
+    live = RAG(index.retriever(query_encoder=t.query), gen, RAGConfig(k=2))
+    loaded = RAG.open(index, model=str(run), config=RAGConfig(k=2))
+    a, b = live.score(q.question, q.answers[0]), loaded.score(q.question, q.answers[0])
+    assert [c.hit.passage.id for c in a.citations] == [c.hit.passage.id for c in b.citations]
+    assert b.logprob == pytest.approx(a.logprob, abs=1e-3)
+    assert [c.prior for c in b.citations] == pytest.approx([c.prior for c in a.citations], abs=1e-5)
+
+    with pytest.raises(MixragError, match="--resume"):
+        _trainer(index, run)
+    resumed = Trainer(
+        index, dataclasses.replace(CFG, max_steps=2), run, model="smollm2-135m", resume=True
+    )
+    assert resumed.step == 1 and resumed.position == 1
+    history = resumed.train(examples)
+    assert [h["step"] for h in history] == [1, 2]
+    ck = read_checkpoint(checkpoint_path(run))
+    assert (ck.step, ck.epoch, ck.position) == (2, 1, 0)  # the epoch's second batch, then done
+
+
+def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    t = _trainer(index, tmp_path / "frozen-gen", freeze="generator", max_steps=1)
+    assert all(not p.requires_grad for p in t.model.parameters())
+    t.train(examples[:2])
+    ck = read_checkpoint(checkpoint_path(tmp_path / "frozen-gen"))
+    assert ck.has_query_encoder and not ck.has_generator
+    assert not (ck.path / "generator").exists()
+
+    t = _trainer(index, tmp_path / "frozen-ret", freeze="retriever", max_steps=1)
+    assert t.query is None
+    t.train(examples[:2])
+    ck = read_checkpoint(checkpoint_path(tmp_path / "frozen-ret"))
+    assert not ck.has_query_encoder and ck.has_generator
+
+    manifest = ck.path / "mixrag-checkpoint.json"
+    m = json.loads(manifest.read_text())
+    m["index"]["encoder_fingerprint"] = "0" * 16
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(IndexMismatchError, match="encoder_fingerprint"):
+        RAG.open(index, model=str(tmp_path / "frozen-ret"))
+
+
+def test_split_by_article_keeps_articles_apart(squad: Path, tmp_path: Path) -> None:
+    train, dev, counts = split_by_article(squad, tmp_path, dev_fraction=0.5, seed=0)
+    tq, dq = load_dataset(train).questions, load_dataset(dev).questions
+    assert counts == {
+        "articles_train": 1,
+        "articles_dev": 1,
+        "questions_train": len(tq),
+        "questions_dev": len(dq),
+    }
+    assert len(tq) + len(dq) == 4
+    articles = lambda qs: {k.split(":")[0] for q in qs for k in q.gold_doc_keys}  # noqa: E731
+    assert articles(tq).isdisjoint(articles(dq))
+    with pytest.raises(MixragError, match="dev_fraction"):
+        split_by_article(squad, tmp_path, dev_fraction=1.0)
+
+
+def test_config_errors_name_the_value() -> None:
+    with pytest.raises(MixragError, match="'both'"):
+        TrainConfig(freeze="both")
+    with pytest.raises(MixragError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    assert TrainConfig.from_dict(CFG.to_dict()) == CFG
+    with pytest.raises(MixragError, match="unknown training settings: nope"):
+        TrainConfig.from_dict({"nope": 1})

@@ -368,6 +368,177 @@ def eval_cmd(
         typer.echo(f"report: {out}/summary.md, results.json, plots/")
 
 
+@app.command("serve")
+def serve_cmd(
+    index: IndexOpt,
+    model: ModelOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [127.0.0.1: this machine only].")
+    ] = None,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the bearer token every /v1 endpoint then requires."),
+    ] = None,
+    mode: ModeOpt = "rag-sequence",
+    k: Annotated[int, typer.Option("-k", help="Default K of requests that give none.")] = 5,
+    method: Annotated[
+        str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
+    ] = "dense",
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    max_k: Annotated[int, typer.Option(help="Largest K a request may ask for.")] = 20,
+    max_question_chars: Annotated[int, typer.Option(help="Longest question accepted.")] = 2000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest uploaded document, MB.")] = 10.0,
+    max_waiting: Annotated[
+        int, typer.Option(help="Asks queued for the generator before 503 Busy.")
+    ] = 8,
+) -> None:
+    """Serve the index over HTTP: the JSON API (streaming answers) and a web page at /."""
+    import uvicorn
+
+    from mixrag.server import ServerConfig, create_app
+    from mixrag.server.config import MiB, read_token_file
+
+    config = ServerConfig(
+        index=index,
+        model=model,
+        host=host or "127.0.0.1",
+        port=port,
+        token=read_token_file(token_file) if token_file is not None else None,
+        max_question_chars=max_question_chars,
+        max_k=max_k,
+        max_upload_bytes=int(max_upload_mb * MiB),
+        max_waiting=max_waiting,
+        mode=mode,
+        k=k,
+        method=method,
+        tau=tau,
+    )
+    log = logging.getLogger("mixrag.server")
+    if config.is_open:
+        where = "this machine" if config.is_loopback else f"anyone who can reach {config.host}"
+        log.warning(
+            "no --token-file: the API is open to %s (read, upload and delete documents)", where
+        )
+    logging.getLogger("mixrag").setLevel(logging.INFO)
+    application = create_app(config)
+    typer.echo(f"mixrag: serving {index} on http://{config.host}:{config.port}/", err=True)
+    uvicorn.run(
+        application,
+        host=config.host,
+        port=config.port,
+        timeout_graceful_shutdown=config.shutdown_timeout,
+        log_level="info",
+    )
+
+
+@app.command("train")
+def train_cmd(
+    index: IndexOpt,
+    train: Annotated[
+        Path, typer.Option(help="(question, answers) pairs: .jsonl, SQuAD .json[.gz], .tsv.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder: checkpoint, history, loss.png.")
+    ] = None,
+    dev: Annotated[Path | None, typer.Option(help="Dev questions, evaluated each epoch.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help="rag-sequence or rag-token.")
+    ] = "rag-sequence",
+    k: Annotated[int, typer.Option("-k", help="Passages per question while training.")] = 5,
+    model: ModelOpt = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many optimiser steps.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop (with a checkpoint) after this long.")
+    ] = None,
+    lr: Annotated[float, typer.Option(help="Generator learning rate.")] = 3e-4,
+    lr_retriever: Annotated[float, typer.Option(help="Query encoder learning rate.")] = 3e-5,
+    batch_size: Annotated[int, typer.Option(help="Questions per forward/backward pass.")] = 2,
+    grad_accum: Annotated[int, typer.Option(help="Passes per optimiser step.")] = 4,
+    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = "none",
+    update: Annotated[str, typer.Option(help="Generator update: lora or full.")] = "lora",
+    train_layers: Annotated[
+        int | None, typer.Option(help="Full update: only the top N layers.")
+    ] = None,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing epsilon.")] = 0.0,
+    few_shot: Annotated[
+        bool, typer.Option(help="Keep the few-shot examples in the prompts.")
+    ] = False,
+    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
+    ] = None,
+    eval_limit: Annotated[int, typer.Option(help="Dev questions per evaluation.")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
+    seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = 0,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+) -> None:
+    """Train the query encoder and the generator jointly from (question, answer) pairs."""
+    from mixrag.cli.progress import TrainBar
+    from mixrag.eval.datasets import load_dataset
+    from mixrag.index.folder import Index
+    from mixrag.train import TrainConfig, Trainer, load_pairs
+
+    run = resume or out
+    if run is None:
+        raise MixragError("give --out (a new run folder) or --resume (an existing one)")
+    if resume is not None and out is not None and out.resolve() != resume.resolve():
+        raise MixragError(f"--out {out} and --resume {resume} differ; give one")
+    config = TrainConfig(
+        mode=mode,
+        k=k,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        lr=lr,
+        lr_retriever=lr_retriever,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        freeze=freeze,
+        generator_update=update,
+        train_layers=train_layers,
+        label_smoothing=label_smoothing,
+        few_shot=few_shot,
+        tau=tau,
+        eval_every=eval_every,
+        eval_limit=eval_limit,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
+    examples = load_pairs(train)
+    dev_data = load_dataset(dev) if dev is not None else None
+    with Index.open(index) as idx:
+        trainer = Trainer(idx, config, run, model=model, resume=resume is not None)
+        with TrainBar(progress) as bar:
+            history = trainer.train(examples, dev_data, progress=bar)
+    last = history[-1] if history else {}
+    typer.echo(
+        f"step {trainer.step}/{trainer.total_steps}, loss {last.get('loss', float('nan')):.3f}; "
+        f"checkpoint: {run}/checkpoint, curve: {run}/loss.png"
+    )
+
+
+@app.command("split-squad")
+def split_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A SQuAD v1.1 JSON file (.json or .json.gz).")],
+    out: Annotated[Path, typer.Option(help="Folder for train.jsonl and dev.jsonl.")],
+    dev_fraction: Annotated[float, typer.Option(help="Share of the articles for dev.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the article draw.")] = 0,
+) -> None:
+    """Split SQuAD by article: no dev question's article has a question in train."""
+    from mixrag.train import split_by_article
+
+    train, dev, counts = split_by_article(dataset, out, dev_fraction, seed)
+    typer.echo(
+        f"{train}: {counts['questions_train']} questions from {counts['articles_train']} articles\n"
+        f"{dev}: {counts['questions_dev']} questions from {counts['articles_dev']} articles"
+    )
+
+
 @app.command("info")
 def info_cmd(index: IndexOpt, as_json: JsonOpt = False) -> None:
     """Documents, passages, encoder, vector index kind and size on disk."""

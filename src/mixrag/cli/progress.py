@@ -20,6 +20,7 @@ from rich.text import Text
 
 from mixrag.eval.runner import EvalProgress
 from mixrag.ingest.pipeline import IngestProgress
+from mixrag.train.trainer import TrainProgress
 
 
 class _Rate(ProgressColumn):
@@ -117,4 +118,43 @@ class EvalBar:
             )
         self.progress.update(
             self.tasks[state.phase], total=state.total, completed=state.done, em=em
+        )
+
+
+class TrainBar:
+    """Context manager; call it with each :class:`TrainProgress` (one per optimiser step)."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not self.enabled,
+        )
+        self.task = self.progress.add_task("training", total=None, status="")
+        self.dev = ""
+
+    def __enter__(self) -> TrainBar:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, state: TrainProgress) -> None:
+        if state.dev:
+            self.dev = f"  dev EM {state.dev['em']:.1f} R@5 {state.dev['recall@5']:.3f}"
+            if not self.enabled:
+                print(f"step {state.step}:{self.dev}", file=sys.stderr)
+        eta = f"ETA {state.eta_s / 60:.0f} min" if state.eta_s is not None else ""
+        status = f"loss {state.loss:.3f}  {state.examples_per_s:.2f} ex/s  {eta}{self.dev}"
+        self.progress.update(
+            self.task, total=state.total_steps, completed=state.step, status=status
         )

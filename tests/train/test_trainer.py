@@ -186,3 +186,14 @@ def test_config_errors_name_the_value() -> None:
     assert TrainConfig.from_dict(CFG.to_dict()) == CFG
     with pytest.raises(MixragError, match="unknown training settings: nope"):
         TrainConfig.from_dict({"nope": 1})
+
+
+def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_path: Path) -> None:
+    t = _trainer(index, tmp_path / "run", train_layers=2)
+    n = t.model.config.num_hidden_layers
+    layers = {
+        int(name.split(".layers.")[1].split(".")[0])
+        for name, p in t.model.named_parameters()
+        if p.requires_grad
+    }
+    assert layers == {n - 2, n - 1}

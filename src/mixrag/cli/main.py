@@ -462,7 +462,7 @@ def train_cmd(
     freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = "none",
     update: Annotated[str, typer.Option(help="Generator update: lora or full.")] = "lora",
     train_layers: Annotated[
-        int | None, typer.Option(help="Full update: only the top N layers.")
+        int | None, typer.Option(help="Train only the top N decoder layers.")
     ] = None,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing epsilon.")] = 0.0,
     few_shot: Annotated[

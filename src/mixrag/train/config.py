@@ -36,8 +36,9 @@ class TrainConfig:
                      paper's Table 6 ablation), "none" trains both.
     generator_update: "lora" (adapters via peft) or "full" fine-tuning.
     lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapters.
-    train_layers:    full fine-tuning only: train just the top N decoder layers (and the
-                     final norm); None trains all.
+    train_layers:    train just the top N decoder layers (LoRA: adapters there only;
+                     full: those layers and the final norm); backward then stops below
+                     them. None trains all.
     few_shot:        prompts with the few-shot examples (longer, slower); the trained
                      generator is then used with the same setting.
     max_answer_tokens: answers longer than this are cut (token count, end token added).

@@ -97,11 +97,17 @@ def prepare_generator(model: Any, config: TrainConfig) -> Any:
         except ImportError:
             raise MissingDependencyError("LoRA training needs peft: pip install peft") from None
         torch.manual_seed(config.seed)
+        n_layers = len(_decoder_layers(model))
+        top = None
+        if config.train_layers is not None:
+            # adapters in the top N layers only: backward stops below them
+            top = list(range(max(0, n_layers - config.train_layers), n_layers))
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.lora_targets),
+            layers_to_transform=top,
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, lora)

@@ -22,7 +22,8 @@ class TrainConfig:
                      the current query encoder.
     epochs:          passes over the training questions.
     max_steps:       stop after this many optimiser steps (None: the epochs decide).
-    max_minutes:     stop after this much wall-clock time, with a checkpoint.
+    max_minutes:     stop after this much training time (summed over resumes), with a
+                     checkpoint; a resumed run past it stops at once.
     batch_size:      questions per forward/backward pass.
     grad_accum:      passes accumulated per optimiser step (effective batch = product).
     lr:              AdamW learning rate of the generator (the paper's 3e-5 for full

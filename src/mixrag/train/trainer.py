@@ -112,6 +112,7 @@ class Trainer:
         self.epoch = 0
         self.position = 0  # micro-batches done in the current epoch
         self.history: list[dict[str, Any]] = []
+        self.elapsed_s = 0.0  # training time of the run so far, over all resumes
         ckpt = None
         if resume:
             ckpt = read_checkpoint(checkpoint_path(self.run_dir))
@@ -119,6 +120,7 @@ class Trainer:
             budget = {k: getattr(config, k) for k in ("epochs", "max_steps", "max_minutes")}
             config = dataclasses.replace(ckpt.train_config, **budget)
             self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
+            self.elapsed_s = float(ckpt.manifest.get("elapsed_s", 0.0))
             history = self.run_dir / "history.jsonl"
             if history.exists():
                 self.history = [
@@ -296,8 +298,9 @@ class Trainer:
         if self._ckpt_state is not None:
             random.setstate(self._ckpt_state["python_rng"])
             torch.set_rng_state(self._ckpt_state["torch_rng"])
-        started = time.perf_counter()
-        stopped = False
+        started = time.perf_counter() - self.elapsed_s
+        budget_s = None if cfg.max_minutes is None else 60 * cfg.max_minutes
+        stopped = budget_s is not None and self.elapsed_s >= budget_s
         self._set_train(True)
         while self.step < total and self.epoch < cfg.epochs and not stopped:
             order = self._order(len(examples), self.epoch)
@@ -337,8 +340,8 @@ class Trainer:
                     **{f"{k}_s": v for k, v in times.items()},
                 }
                 self.history.append(record)
-                elapsed_min = (time.perf_counter() - started) / 60
-                out_of_time = cfg.max_minutes is not None and elapsed_min >= cfg.max_minutes
+                self.elapsed_s = time.perf_counter() - started
+                out_of_time = budget_s is not None and self.elapsed_s >= budget_s
                 epoch_done = self.position >= len(batches)
                 dev_now = dev is not None and (
                     (cfg.eval_every is not None and self.step % cfg.eval_every == 0)
@@ -432,6 +435,7 @@ class Trainer:
             "total_steps": self.total_steps,
             "has_query_encoder": self.query is not None,
             "has_generator": cfg.trains_generator,
+            "elapsed_s": self.elapsed_s,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 

@@ -11,7 +11,14 @@ modes); RAG decoders take K prompts per question and the log prior [B, K] from
 :func:`mixrag.mixture.log_prior` (Lewis et al. 2020 §2.4).
 """
 
-from mixrag.decoding.base import DecodeResult, DecodingConfig, Hypothesis, StopFn, StopReason
+from mixrag.decoding.base import (
+    DecodeResult,
+    DecodingConfig,
+    Hypothesis,
+    PrefixFn,
+    StopFn,
+    StopReason,
+)
 from mixrag.decoding.beam import beam_search, rag_token_beam_search
 from mixrag.decoding.greedy import greedy, rag_token_greedy
 from mixrag.decoding.rag_sequence import rag_sequence_fast, rag_sequence_thorough
@@ -20,6 +27,7 @@ __all__ = [
     "DecodeResult",
     "DecodingConfig",
     "Hypothesis",
+    "PrefixFn",
     "StopFn",
     "StopReason",
     "beam_search",

@@ -35,6 +35,14 @@ import torch
 StopReason = Literal["eos", "stop", "length"]
 StopFn = Callable[[Sequence[int]], bool]
 """Called with a hypothesis's generated token ids after each new token; True ends it."""
+PrefixFn = Callable[[int, tuple[int, ...]], None]
+"""Called after each decoding step with (question index, that question's leading token ids).
+
+For greedy decoding the leading prefix is the answer so far (it only grows); for beam
+search and RAG-Sequence it is the best candidate of the step, which a later step may
+replace, so it is provisional until the decoder returns. It lets a caller stream text.
+An exception raised by it aborts decoding (e.g. a client that went away).
+"""
 
 
 @dataclass(frozen=True)

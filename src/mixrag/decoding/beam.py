@@ -30,6 +30,7 @@ from mixrag.decoding.base import (
     DecodeResult,
     DecodingConfig,
     Hypothesis,
+    PrefixFn,
     StopFn,
     StopReason,
     check_passage_prompts,
@@ -48,17 +49,21 @@ def beam_search(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """Beam search over p_phi(y|x) for one rendered prompt per question.
 
     prompts: B prompt strings; the state holds at most B*num_beams rows.
+    on_prefix: called after every step with each question's best candidate (provisional).
     Returns B results with ``config.n_best`` hypotheses each (fewer when fewer
     exist), ``logprob`` = log p_phi(y|x), ``passage_logprobs`` empty.
     """
     if isinstance(prompts, str):
         raise ValueError("prompts must be a list of prompt strings, got a single string")
     log_prior = torch.zeros(len(prompts), 1)  # [B, 1]: one passage of probability 1
-    nbests = _beam_search([[p] for p in prompts], log_prior, generator, config, eos_ids, stop)
+    nbests = _beam_search(
+        [[p] for p in prompts], log_prior, generator, config, eos_ids, stop, on_prefix
+    )
     return [
         DecodeResult(
             tuple(Hypothesis(h.token_ids, h.logprob, h.score, (), h.stop_reason) for h in nbest)
@@ -75,6 +80,7 @@ def rag_token_beam_search(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """Beam search under RAG-Token (§2.4), whose transition is Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
@@ -82,10 +88,11 @@ def rag_token_beam_search(
     log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots.
     The state holds at most B*num_beams*K rows. Returns B results with
     ``config.n_best`` hypotheses each; ``logprob`` = log p_RAG-Token(y|x) and
-    ``passage_logprobs[j]`` = log p_phi(y|x,z_j), both exact.
+    ``passage_logprobs[j]`` = log p_phi(y|x,z_j), both exact. ``on_prefix`` gets each
+    question's best candidate after every step (provisional).
     """
     check_passage_prompts(prompts, log_prior)
-    nbests = _beam_search(prompts, log_prior, generator, config, eos_ids, stop)
+    nbests = _beam_search(prompts, log_prior, generator, config, eos_ids, stop, on_prefix)
     return [DecodeResult(nbest) for nbest in nbests]
 
 
@@ -147,6 +154,7 @@ def _beam_search(
     config: DecodingConfig,
     eos_ids: Collection[int],
     stop: StopFn | None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[tuple[Hypothesis, ...]]:
     n_questions, k = log_prior.shape
     if n_questions == 0:
@@ -188,6 +196,12 @@ def _beam_search(
             start = end
         if not selected:
             break  # every continuation has probability 0
+        if on_prefix is not None:
+            leaders: dict[int, tuple[int, ...]] = {}  # question -> its best candidate
+            for c in selected:
+                leaders.setdefault(live_q[c.parent], c.token_ids)
+            for q, ids in leaders.items():
+                on_prefix(q, ids)
         parents = torch.tensor([c.parent for c in selected], device=device)  # [S]
         tokens = torch.tensor([c.token for c in selected], device=device)  # [S]
         plp = live_plp[parents] + lp[parents, :, tokens]  # [S, K] log p_phi(y|x,z_j)

@@ -18,6 +18,7 @@ from mixrag.decoding.base import (
     DecodeResult,
     DecodingConfig,
     Hypothesis,
+    PrefixFn,
     StopFn,
     StopReason,
     check_passage_prompts,
@@ -35,17 +36,21 @@ def greedy(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """Greedy decoding of one rendered prompt per question (concat and closed-book modes).
 
     prompts: B prompt strings, decoded together as B rows.
+    on_prefix: called after every step with each live question's answer so far.
     Returns B results, each with one hypothesis whose ``logprob`` is
     log p_phi(y|x) and whose ``passage_logprobs`` is empty.
     """
     if isinstance(prompts, str):
         raise ValueError("prompts must be a list of prompt strings, got a single string")
     log_prior = torch.zeros(len(prompts), 1)  # [B, 1]: one passage of probability 1
-    results = _greedy([[p] for p in prompts], log_prior, generator, config, eos_ids, stop)
+    results = _greedy(
+        [[p] for p in prompts], log_prior, generator, config, eos_ids, stop, on_prefix
+    )
     return [
         DecodeResult((Hypothesis(h.token_ids, h.logprob, h.score, (), h.stop_reason),))
         for h in results
@@ -60,6 +65,7 @@ def rag_token_greedy(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Token greedy decoding (§2.4): y_i = argmax_v Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
@@ -67,13 +73,13 @@ def rag_token_greedy(
                the B*K of them run as one batch of rows.
     log_prior: [B, K] log p_eta(z_j|x) (see :func:`mixrag.mixture.log_prior`); -inf
                on padding slots of questions with fewer than K passages.
+    on_prefix: called after every step with each live question's answer so far.
     Returns B results with one hypothesis each: ``logprob`` is log p_RAG-Token(y|x)
     and ``passage_logprobs[j]`` is log p_phi(y|x,z_j), both exact.
     """
     check_passage_prompts(prompts, log_prior)
-    return [
-        DecodeResult((h,)) for h in _greedy(prompts, log_prior, generator, config, eos_ids, stop)
-    ]
+    hyps = _greedy(prompts, log_prior, generator, config, eos_ids, stop, on_prefix)
+    return [DecodeResult((h,)) for h in hyps]
 
 
 def _greedy(
@@ -83,6 +89,7 @@ def _greedy(
     config: DecodingConfig,
     eos_ids: Collection[int],
     stop: StopFn | None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[Hypothesis]:
     n_questions, k = log_prior.shape
     if n_questions == 0:
@@ -117,6 +124,9 @@ def _greedy(
                 keep.append(r)
             else:
                 reasons[q] = reason
+        if on_prefix is not None:
+            for q in active:
+                on_prefix(q, tuple(tokens[q]))
         if not keep or step == config.max_new_tokens:
             break  # the rest stay "length"; no forward pass for a token never read
         if len(keep) == m:

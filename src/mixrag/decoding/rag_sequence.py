@@ -25,6 +25,7 @@ from mixrag.decoding.base import (
     DecodeResult,
     DecodingConfig,
     Hypothesis,
+    PrefixFn,
     StopFn,
     StopReason,
     check_passage_prompts,
@@ -47,6 +48,7 @@ def rag_sequence_thorough(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Sequence "thorough" decoding (§2.4): per-passage beams, union rescored exactly.
 
@@ -59,7 +61,7 @@ def rag_sequence_thorough(
     score); ``logprob`` is exact and every ``passage_logprobs[j]`` is known.
     """
     check_passage_prompts(prompts, log_prior)
-    unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop)
+    unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop, on_prefix)
     if not any(unions):
         return [DecodeResult(()) for _ in unions]  # no question, or no possible answer
     questions = [b for b, union in enumerate(unions) for _ in union]  # [N] candidate -> b
@@ -93,6 +95,7 @@ def rag_sequence_fast(
     *,
     eos_ids: Collection[int],
     stop: StopFn | None = None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Sequence "fast" decoding (§2.4): per-passage beams, no extra forward pass.
 
@@ -103,7 +106,7 @@ def rag_sequence_fast(
     ``passage_logprobs[j]`` is None for those passages.
     """
     check_passage_prompts(prompts, log_prior)
-    unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop)
+    unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop, on_prefix)
     results: list[DecodeResult] = []
     for b, union in enumerate(unions):
         answers = list(union)
@@ -135,16 +138,31 @@ def _passage_beams(
     config: DecodingConfig,
     eos_ids: Collection[int],
     stop: StopFn | None,
+    on_prefix: PrefixFn | None = None,
 ) -> list[_Union]:
     """Beam search under each passage, all B*K prompts in one batch; the union per question.
 
     Each passage keeps ``num_beams`` hypotheses (its whole final beam), whatever
-    ``num_return`` asks of the final answer list.
+    ``num_return`` asks of the final answer list. ``on_prefix`` follows the beam of
+    each question's passage of highest prior: a provisional answer, since the mixture
+    ranks the union only once every beam has finished.
     """
     b, k = log_prior.shape
     per_passage = replace(config, num_return=config.num_beams)
     flat = [p for row in prompts for p in row]  # B*K prompts, ordered (question, passage)
-    searched = beam_search(generator, flat, per_passage, eos_ids=eos_ids, stop=stop)
+    on_row: PrefixFn | None = None
+    if on_prefix is not None:
+        lead = log_prior.argmax(dim=1).tolist()  # [B] the passage of highest prior
+        report = on_prefix
+
+        def on_row(row: int, ids: tuple[int, ...]) -> None:
+            q, j = divmod(row, k)
+            if j == lead[q]:
+                report(q, ids)
+
+    searched = beam_search(
+        generator, flat, per_passage, eos_ids=eos_ids, stop=stop, on_prefix=on_row
+    )
     unions: list[_Union] = [{} for _ in range(b)]
     for row, result in enumerate(searched):
         q, j = divmod(row, k)

@@ -1,0 +1,115 @@
+"""ServerConfig: what ``mixrag serve`` serves, where, and the limits it enforces on requests."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mixrag.errors import MixragError
+from mixrag.ingest.loaders import supported_suffixes
+from mixrag.rag import MODES
+from mixrag.retriever.retriever import METHODS
+
+MiB = 2**20
+
+
+def default_extensions() -> tuple[str, ...]:
+    """Every suffix an ingest loader reads (``.gz`` versions of them are accepted too)."""
+    return tuple(supported_suffixes())
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One server: the index folder, the generator, the address, the request limits.
+
+    index:              the index folder (created empty if missing, so documents can be
+                        uploaded into it).
+    model:              generator: a bundled name or a model folder; None = the default.
+    host, port:         where uvicorn listens. Loopback by default; serving beyond it
+                        without a ``token`` is allowed but logged as open.
+    token:              the bearer token every ``/v1`` endpoint asks for; None = open API.
+    max_question_chars: longest question accepted, in characters.
+    max_k:              largest K a request may ask for (retrieval and the mixture).
+    max_upload_bytes:   largest uploaded document, in bytes.
+    max_new_tokens:     longest answer a request may ask for, in tokens.
+    max_beams:          widest beam a request may ask for.
+    max_waiting:        asks queued for the generator beyond the one running before new
+                        ones are refused with 503 (the generator answers one at a time).
+    mode, k, method:    defaults of requests that leave them out.
+    tau:                prior temperature: p_eta(z|x) = softmax(score / tau).
+    extensions:         file suffixes an upload may have (a subset of the loaders').
+    shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
+    """
+
+    index: Path
+    model: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = field(default=None, repr=False)
+    max_question_chars: int = 2000
+    max_k: int = 20
+    max_upload_bytes: int = 10 * MiB
+    max_new_tokens: int = 64
+    max_beams: int = 4
+    max_waiting: int = 8
+    mode: str = "rag-sequence"
+    k: int = 5
+    method: str = "dense"
+    tau: float = 1.0
+    extensions: tuple[str, ...] = field(default_factory=default_extensions)
+    shutdown_timeout: int = 30
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_question_chars": self.max_question_chars,
+            "max_k": self.max_k,
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_new_tokens": self.max_new_tokens,
+            "max_beams": self.max_beams,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise MixragError(f"{name} must be >= 1, got {value}")
+        if self.max_waiting < 0:
+            raise MixragError(f"max_waiting must be >= 0, got {self.max_waiting}")
+        if not 0 <= self.port <= 65535:
+            raise MixragError(f"port must be in 0..65535, got {self.port}")
+        if self.token is not None and not self.token.strip():
+            raise MixragError("the token is empty; put a secret in the token file")
+        if self.mode not in MODES:
+            raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.method not in METHODS:
+            raise MixragError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not 1 <= self.k <= self.max_k:
+            raise MixragError(f"k must be in 1..max_k={self.max_k}, got {self.k}")
+        unknown = sorted(set(self.extensions) - set(default_extensions()))
+        if unknown:
+            known = ", ".join(default_extensions())
+            raise MixragError(f"no loader reads {', '.join(unknown)}; choose from {known}")
+
+    @property
+    def is_open(self) -> bool:
+        """True when the API answers without a token."""
+        return self.token is None
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this machine can connect."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding white space dropped), or a MixragError naming why not."""
+    try:
+        token = path.expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MixragError(f"cannot read token file {path}: {e}") from None
+    if not token:
+        raise MixragError(f"token file {path} is empty")
+    return token

@@ -1,0 +1,351 @@
+"""The service behind the routes: one index, one generator, the locks, the request limits.
+
+Everything a route does is a method here, so it can be called (and tested) without
+HTTP. Concurrency (see :mod:`mixrag.server.concurrency`):
+
+* retrieval holds the index's read lock; question encoding additionally holds an
+  encoder mutex (a fast tokenizer refuses concurrent calls), FAISS and SQLite reads
+  then run side by side;
+* answering retrieves first, then decodes from the retrieved passages alone on the
+  generator's one worker thread, holding no index lock: a long generation never
+  blocks an upload, and an upload never changes the passages of an answer under way;
+* uploads and removals hold the write lock for the whole ``Index.add``/``remove``,
+  so readers see the index before or after a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mixrag.decoding import PrefixFn
+from mixrag.generator.prompts import clean_answer
+from mixrag.index.folder import Index
+from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
+from mixrag.retriever.retriever import METHODS
+from mixrag.server.concurrency import ReadWriteLock, SerialWorker
+from mixrag.server.config import ServerConfig
+from mixrag.server.errors import ApiError
+from mixrag.server.uploads import UploadStore, check_name, file_id, slug
+from mixrag.store.sqlite import FileRecord
+from mixrag.types import Hit
+
+if TYPE_CHECKING:
+    from mixrag.encoders.sentence import SentenceTransformerEncoder
+    from mixrag.generator.hf import TransformersGenerator
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"[0-9a-f]{16}")
+
+
+@dataclass(frozen=True)
+class AskParams:
+    """One ask, every field resolved (server defaults filled in) and checked."""
+
+    question: str
+    mode: str
+    k: int
+    method: str
+    beams: int
+    decoding: str
+    max_new_tokens: int
+
+    def rag_config(self) -> RAGConfig:
+        return RAGConfig(
+            mode=self.mode,
+            k=self.k,
+            num_beams=self.beams,
+            sequence_decoding=self.decoding,
+            max_new_tokens=self.max_new_tokens,
+        )
+
+
+class Service:
+    """An index and a generator served to concurrent requests (module docstring)."""
+
+    def __init__(
+        self, config: ServerConfig, index: Index, generator: TransformersGenerator
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.generator = generator
+        self.retriever = index.retriever(method=config.method, tau=config.tau)
+        self.uploads = UploadStore(index.path)
+        self.worker = SerialWorker(config.max_waiting)
+        self._index_lock = ReadWriteLock()
+        self._encoder_lock = threading.Lock()
+        self.started = time.time()
+
+    @classmethod
+    def open(
+        cls,
+        config: ServerConfig,
+        *,
+        encoder: SentenceTransformerEncoder | None = None,
+        generator: TransformersGenerator | None = None,
+    ) -> Service:
+        """Open (or create) the index and load both models now, not on the first request."""
+        from mixrag.generator.config import GeneratorConfig
+        from mixrag.generator.hf import TransformersGenerator
+
+        if not (config.index / "mixrag.json").exists():
+            log.warning("no index at %s: creating an empty one", config.index)
+        index = Index.open(config.index, create=True, encoder=encoder)
+        if generator is None:
+            gen_cfg = GeneratorConfig(model=config.model) if config.model else GeneratorConfig()
+            generator = TransformersGenerator(gen_cfg)
+        generator.load()
+        service = cls(config, index, generator)
+        service.load()
+        return service
+
+    def load(self) -> None:
+        """Load the encoder and the vector index; finish uploads a crash interrupted."""
+        with self._index_lock.write():
+            self.index.encoder.load()
+            _ = self.index.vectors
+            self.uploads.recover({f.path: f.sha256 for f in self.index.store.files()})
+
+    def close(self) -> None:
+        """Stop the generator's worker (the answer under way finishes) and close the index
+        once no request uses it (an ingest in flight commits first)."""
+        self.worker.shutdown()
+        with self._index_lock.write():
+            self.index.close()
+
+    # -- checks -------------------------------------------------------------------
+
+    def _question(self, question: str) -> str:
+        if not question.strip():
+            raise ApiError(422, "invalid_request", "question: must not be empty")
+        limit = self.config.max_question_chars
+        if len(question) > limit:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"question: {len(question)} characters; the limit is {limit}",
+            )
+        return question
+
+    def _in_range(self, name: str, value: int, limit: int) -> int:
+        if not 1 <= value <= limit:
+            raise ApiError(422, "invalid_request", f"{name}: must be in 1..{limit}, got {value}")
+        return value
+
+    def _choice(self, name: str, value: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"{name}: must be one of {', '.join(allowed)}, got {value!r}",
+            )
+        return value
+
+    def params(
+        self,
+        question: str,
+        mode: str | None = None,
+        k: int | None = None,
+        method: str | None = None,
+        beams: int | None = None,
+        decoding: str | None = None,
+        max_new_tokens: int | None = None,
+    ) -> AskParams:
+        """An ask with the server's defaults filled in, or ApiError naming a bad field."""
+        cfg = self.config
+        return AskParams(
+            question=self._question(question),
+            mode=self._choice("mode", mode or cfg.mode, MODES),
+            k=self._in_range("k", cfg.k if k is None else k, cfg.max_k),
+            method=self._choice("method", method or cfg.method, METHODS),
+            beams=self._in_range("beams", 1 if beams is None else beams, cfg.max_beams),
+            decoding=self._choice("decoding", decoding or "thorough", SEQUENCE_DECODING),
+            max_new_tokens=self._in_range(
+                "max_new_tokens",
+                min(32, cfg.max_new_tokens) if max_new_tokens is None else max_new_tokens,
+                cfg.max_new_tokens,
+            ),
+        )
+
+    # -- reading ------------------------------------------------------------------
+
+    def search(self, question: str, k: int | None = None, method: str | None = None) -> list[Hit]:
+        """Top-k hits with their prior p_eta(z|x); fewer when the index holds fewer."""
+        question = self._question(question)
+        kk = self._in_range("k", self.config.k if k is None else k, self.config.max_k)
+        method = self._choice("method", method or self.config.method, METHODS)
+        with self._index_lock.read():
+            with self._encoder_lock:
+                q = self.retriever.encode_questions([question])
+            return self.retriever.search_batch([question], k=kk, method=method, query_vectors=q)[0]
+
+    def retrieve(self, params: AskParams) -> list[Hit]:
+        """The K passages an ask will mix; ApiError 409 when there are none."""
+        hits = self.search(params.question, params.k, params.method)
+        if not hits:
+            with self._index_lock.read():
+                empty = self.index.store.counts()["passages"] == 0
+            reason = (
+                "the index holds no passages; add documents first (POST /v1/documents)"
+                if empty
+                else f"{params.method} retrieval found no passage for this question"
+            )
+            raise ApiError(409, "no_passages", reason)
+        return hits
+
+    def submit_answer(
+        self, params: AskParams, hits: list[Hit], on_prefix: PrefixFn | None = None
+    ) -> Future[Answer]:
+        """Queue the decoding of an answer from already retrieved ``hits`` on the generator's
+        thread. ``on_prefix`` (called on that thread) streams the leading token ids, final
+        or provisional as ``RAGConfig.prefix_is_final`` says. Raises
+        :class:`~mixrag.server.concurrency.BusyError` at once when the queue is full.
+        """
+        return self.worker.submit(self._decode, params, hits, on_prefix)
+
+    def _decode(self, params: AskParams, hits: list[Hit], on_prefix: PrefixFn | None) -> Answer:
+        rag = RAG(self.retriever, self.generator, params.rag_config())
+        return rag.ask_batch([params.question], hits=[hits], on_prefix=on_prefix)[0]
+
+    def answer(self, params: AskParams, hits: list[Hit]) -> Answer:
+        """Decode an answer, waiting for it (see :meth:`submit_answer`)."""
+        return self.submit_answer(params, hits).result()
+
+    def ask(self, params: AskParams) -> Answer:
+        """Retrieve and answer, waiting for both."""
+        return self.answer(params, self.retrieve(params))
+
+    def text_of(self, token_ids: tuple[int, ...]) -> str:
+        """The answer text of token ids, as ``Answer.text`` shows it (call inside ``answer``)."""
+        return clean_answer(self.generator.decode(list(token_ids)))
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every indexed file as an API document (see :func:`~mixrag.server.uploads.file_id`)."""
+        with self._index_lock.read():
+            files = self.index.store.files()
+        return [self._document(f) for f in files]
+
+    def _document(self, f: FileRecord) -> dict[str, Any]:
+        return {
+            "id": file_id(f.path),
+            "name": Path(f.path).name,
+            "path": f.path,
+            "uploaded": self.uploads.owns(f.path),
+            "documents": f.documents,
+            "passages": f.passages,
+            "size": f.size,
+            "sha256": f.sha256,
+            "indexed_at": f.indexed_at,
+        }
+
+    def info(self) -> dict[str, Any]:
+        """Index statistics, the models, the limits and defaults a client may use."""
+        cfg = self.config
+        with self._index_lock.read():
+            index = self.index.info()
+        return {
+            "index": index,
+            "generator": {
+                "model": self.generator.config.model,
+                "dtype": self.generator.config.dtype,
+            },
+            "encoder": index.get("encoder", {}),
+            "modes": list(MODES),
+            "methods": list(METHODS),
+            "decodings": list(SEQUENCE_DECODING),
+            "defaults": {"mode": cfg.mode, "k": cfg.k, "method": cfg.method, "tau": cfg.tau},
+            "limits": {
+                "max_question_chars": cfg.max_question_chars,
+                "max_k": cfg.max_k,
+                "max_upload_bytes": cfg.max_upload_bytes,
+                "max_new_tokens": cfg.max_new_tokens,
+                "max_beams": cfg.max_beams,
+                "max_waiting": cfg.max_waiting,
+            },
+            "extensions": list(cfg.extensions),
+            "auth": not cfg.is_open,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    # -- writing ------------------------------------------------------------------
+
+    def add_file(self, name: str, data: bytes) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Store and index an uploaded file: (added|updated|unchanged, document, report).
+
+        A file that fails to load is not kept, and one it replaced is put back: the
+        index and ``uploads/`` are as they were.
+        """
+        safe = check_name(name, self.config.extensions)
+        limit = self.config.max_upload_bytes
+        if len(data) > limit:
+            raise ApiError(
+                413, "too_large", f"{name!r} is {len(data)} bytes; the limit is {limit} bytes"
+            )
+        if not data.strip():
+            raise ApiError(422, "unreadable_document", f"{name!r} is empty")
+        with self._index_lock.write():
+            placed = self.uploads.place(safe, data)
+            try:
+                report = self.index.add([placed.path])
+            except BaseException:
+                self.uploads.rollback(placed)
+                raise
+            if report.failed:
+                self.uploads.rollback(placed)
+                reason = report.failed[0][1]
+                raise ApiError(422, "unreadable_document", f"{name!r} cannot be indexed: {reason}")
+            self.uploads.commit(placed)
+            path = str(placed.path)
+            record = next(f for f in self.index.store.files() if f.path == path)
+        status = "added" if report.added else "updated" if report.updated else "unchanged"
+        log.info("upload %s: %s (%d passages)", path, status, record.passages)
+        return status, self._document(record), report.to_dict()
+
+    def add_text(
+        self, text: str, title: str | None = None, name: str | None = None
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Index text sent as JSON: with ``title`` as a JSON record, with ``name`` as that file.
+
+        A titled document is stored as ``<slug>-<hash of title>.json``, so sending the same
+        title again replaces it and different titles never collide.
+        """
+        if (title is None) == (name is None):
+            raise ApiError(422, "invalid_request", "give either 'title' or 'name' with 'text'")
+        if not text.strip():
+            raise ApiError(422, "invalid_request", "text: must not be empty")
+        if title is not None:
+            if not title.strip():
+                raise ApiError(422, "invalid_request", "title: must not be empty")
+            tag = hashlib.sha1(title.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+            record = {"title": title, "text": text}
+            data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+            return self.add_file(f"{slug(title)}-{tag}.json", data)
+        assert name is not None
+        return self.add_file(name, text.encode("utf-8"))
+
+    def remove(self, doc_id: str) -> dict[str, Any]:
+        """Remove an indexed file by its API id (deleting it too if it was uploaded)."""
+        if not _ID.fullmatch(doc_id):
+            raise ApiError(
+                404,
+                "unknown_document",
+                f"no document {doc_id!r}: ids are 16 hex digits, listed by GET /v1/documents",
+            )
+        with self._index_lock.write():
+            match = [f for f in self.index.store.files() if file_id(f.path) == doc_id]
+            if not match:
+                raise ApiError(404, "unknown_document", f"no document with id {doc_id!r}")
+            record = match[0]
+            self.index.remove([record.path])
+            self.uploads.delete(record.path)
+        log.info("removed %s", record.path)
+        return self._document(record)

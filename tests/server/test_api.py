@@ -1,0 +1,116 @@
+"""The HTTP API end to end: real encoder and SmolLM2 on a three-document index."""
+
+from __future__ import annotations
+
+import math
+from typing import get_args
+
+import pytest
+from tests.server.conftest import MILL_QUESTION, Served, sse_events
+
+from mixrag.rag import MODES, SEQUENCE_DECODING
+from mixrag.retriever.retriever import METHODS
+from mixrag.server.schemas import Decoding, Method, Mode
+
+
+def test_health_info_and_the_page(served: Served) -> None:
+    c = served.client
+    assert c.get("/healthz").json() == {"status": "ok"}
+    info = c.get("/v1/info").json()
+    assert info["index"]["documents"] == 3 and info["index"]["passages"] == 3
+    assert info["limits"]["max_k"] == 5 and info["defaults"]["k"] == 3
+    assert info["generator"]["model"] == "smollm2-135m"
+    assert ".md" in info["extensions"] and info["auth"] is False
+    page = c.get("/")
+    assert page.status_code == 200 and '<textarea id="question"' in page.text
+    assert c.get("/static/app.js").status_code == 200
+    schema = c.get("/openapi.json").json()
+    assert {"/v1/ask", "/v1/search", "/v1/documents", "/healthz"} <= set(schema["paths"])
+    assert c.get("/docs").status_code == 200
+
+
+def test_the_request_schema_matches_the_library() -> None:
+    assert get_args(Mode) == MODES
+    assert get_args(Method) == METHODS
+    assert get_args(Decoding) == SEQUENCE_DECODING
+
+
+@pytest.mark.parametrize("method", ["dense", "bm25", "hybrid"])
+def test_search_ranks_the_right_passage_first(served: Served, method: str) -> None:
+    r = served.client.get("/v1/search", params={"q": MILL_QUESTION, "k": 3, "method": method})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["method"] == method and 1 <= len(body["hits"]) <= 3  # BM25: matching only
+    assert body["hits"][0]["passage"]["source"].endswith("mill.md")
+    assert sum(h["prior"] for h in body["hits"]) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ask_reports_answer_prior_and_posterior(served: Served, mode: str) -> None:
+    r = served.client.post("/v1/ask", json={"question": MILL_QUESTION, "mode": mode})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["mode"] == mode and a["answer"]
+    assert math.isfinite(a["logprob"]) and a["logprob"] < 0
+    assert len(a["passages"]) == 3
+    assert sum(p["prior"] for p in a["passages"]) == pytest.approx(1.0, abs=1e-5)
+    assert sum(p["posterior"] for p in a["passages"]) == pytest.approx(1.0, abs=1e-5)
+    if mode in ("rag-sequence", "rag-token"):
+        assert "1901" in a["answer"]
+        best = max(a["passages"], key=lambda p: p["posterior"])
+        assert best["passage"]["source"].endswith("mill.md")
+
+
+def _stream(served: Served, **body: object) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    r = served.client.post(
+        "/v1/ask",
+        json={"question": MILL_QUESTION, **body},
+        headers={"Accept": "text/event-stream"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    return sse_events(r.text)
+
+
+@pytest.mark.parametrize("mode", ["rag-token", "concat", "closed-book"])
+def test_greedy_modes_stream_the_answer_itself(served: Served, mode: str) -> None:
+    events = _stream(served, mode=mode)
+    names = [n for n, _ in events]
+    assert names[0] == "passages" and names[-1] == "answer"
+    assert set(names[1:-1]) == {"token"}
+    assert events[0][1]["provisional"] is False and len(events[0][1]["passages"]) == 3
+    tokens = [d for n, d in events if n == "token"]
+    assert tokens and not any(t["provisional"] for t in tokens)
+    # the deltas add up to the text, each step extends the last, and it ends at the answer
+    assert "".join(t["delta"] for t in tokens) == tokens[-1]["text"]
+    final = events[-1][1]
+    assert tokens[-1]["text"] == final["answer"]
+    assert sum(p["posterior"] for p in final["passages"]) == pytest.approx(1.0, abs=1e-5)
+    same = served.client.post("/v1/ask", json={"question": MILL_QUESTION, "mode": mode}).json()
+    assert same["answer"] == final["answer"]  # streaming changes nothing about the answer
+
+
+def test_rag_sequence_streams_a_provisional_leader_then_the_decided_answer(
+    served: Served,
+) -> None:
+    events = _stream(served, mode="rag-sequence", stream=True)
+    assert events[0][0] == "passages" and events[0][1]["provisional"] is True
+    tokens = [d for n, d in events if n == "token"]
+    assert tokens and all(t["provisional"] for t in tokens)
+    name, final = events[-1]
+    assert name == "answer" and "1901" in final["answer"]
+    assert all(p["posterior"] is not None for p in final["passages"])
+
+
+def test_stream_true_in_the_body_also_streams(served: Served) -> None:
+    r = served.client.post(
+        "/v1/ask", json={"question": MILL_QUESTION, "mode": "concat", "stream": True}
+    )
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert sse_events(r.text)[-1][0] == "answer"
+
+
+def test_beam_search_streams_provisionally(served: Served) -> None:
+    events = _stream(served, mode="rag-token", beams=2, max_new_tokens=6)
+    assert events[0][1]["provisional"] is True
+    assert events[-1][0] == "answer"

@@ -1,0 +1,158 @@
+"""The web page in headless Chromium against a live server on 127.0.0.1.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (scripts/setup.sh installs them
+where it can). Without them the test skips, except in CI (``CI=true``), where it fails.
+Set ``MIXRAG_SCREENSHOT=1`` (or a file path) to save the page as docs/img/web-page.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import REPO
+from tests.server.conftest import MILL_QUESTION, build_index, small_config
+
+from mixrag.generator import TransformersGenerator
+from mixrag.server import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def _require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = (
+            f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_url(
+    tmp_path_factory: pytest.TempPathFactory, encoder: object, smollm2: TransformersGenerator
+) -> Iterator[str]:
+    _require_browser()
+    import uvicorn
+
+    index = build_index(tmp_path_factory.mktemp("browser"), encoder)
+    app = create_app(small_config(index), encoder=encoder, generator=smollm2)  # type: ignore[arg-type]
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            pytest.fail("the live server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser(live_url: str) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1280,1000")
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
+    live_url: str, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 120)
+    browser.get(live_url + "/")
+    wait.until(lambda d: len(Select(d.find_element(By.ID, "k")).options) == 5)
+    assert "3 documents" in browser.find_element(By.ID, "stats").text
+
+    # upload a document through the page
+    doc = tmp_path / "gullrock.txt"
+    doc.write_text("The Gullrock lighthouse was built in 1873 on a granite reef.")
+    browser.find_element(By.ID, "upload-file").send_keys(str(doc))
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "upload-status"), "added"))
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents li")) == 4)
+
+    # record every state the answer passes through, to see it stream
+    browser.execute_script(
+        """
+        window.states = [];
+        const target = document.getElementById('answer-text');
+        new MutationObserver(() => window.states.push(target.dataset.state))
+          .observe(target, {attributes: true, childList: true, characterData: true, subtree: true});
+        """
+    )
+    Select(browser.find_element(By.ID, "k")).select_by_value("3")
+    Select(browser.find_element(By.ID, "mode")).select_by_value("rag-sequence")
+    browser.find_element(By.ID, "question").send_keys(MILL_QUESTION)
+    browser.find_element(By.ID, "ask-button").click()
+    wait.until(
+        lambda d: d.find_element(By.ID, "answer-text").get_attribute("data-state") == "final"
+    )
+    answer = browser.find_element(By.ID, "answer-text").text
+    assert "1901" in answer
+    states = browser.execute_script("return window.states")
+    assert "provisional" in states  # RAG-Sequence streams its leader before deciding
+
+    cards = browser.find_elements(By.CSS_SELECTOR, ".passage-card")
+    assert len(cards) == 3
+    posteriors = [float(c.find_element(By.CSS_SELECTOR, ".posterior-value").text) for c in cards]
+    assert sum(posteriors) == pytest.approx(1.0, abs=0.01)
+    cite = browser.find_element(By.CSS_SELECTOR, "#answer-text a.cite")
+    target = cite.get_attribute("href").split("#", 1)[1]
+    card = browser.find_element(By.ID, target)
+    assert "Riverside Mill" in card.text and "cited" in card.get_attribute("class")
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+    shot = os.environ.get("MIXRAG_SCREENSHOT")
+    if shot:
+        path = REPO / "docs" / "img" / "web-page.png" if shot == "1" else Path(shot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(path))
+
+
+def test_the_page_reports_a_bad_question(live_url: str, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_url + "/")
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "k").text)
+    browser.find_element(By.ID, "question").send_keys("x" * 250)
+    browser.find_element(By.ID, "ask-button").click()
+    error = browser.find_element(By.ID, "error")
+    WebDriverWait(browser, 30).until(lambda d: error.is_displayed())
+    assert "limit is 200" in error.text

@@ -1,0 +1,178 @@
+"""Many requests at once: asks and searches from threads while documents change."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from tests.server.conftest import MILL_QUESTION, Served
+
+from mixrag.server.concurrency import BusyError, ReadWriteLock, SerialWorker
+from mixrag.server.streaming import AnswerStream
+
+NEW_DOC = "The Gullrock lighthouse was built in 1873 on a granite reef off the northern cape."
+
+
+def test_concurrent_asks_and_searches_while_a_document_is_added_and_removed(
+    served: Served,
+) -> None:
+    c = served.client
+    before = {h["passage"]["id"] for h in _hits(served, "Gullrock lighthouse")}
+    expected = {
+        mode: c.post("/v1/ask", json={"question": MILL_QUESTION, "mode": mode}).json()["answer"]
+        for mode in ("rag-token", "concat")
+    }
+    errors: list[str] = []
+    answers: list[tuple[str, str]] = []
+    seen: list[set[str]] = []
+    stop = threading.Event()
+
+    def asker(mode: str) -> None:
+        for _ in range(2):
+            r = c.post("/v1/ask", json={"question": MILL_QUESTION, "mode": mode})
+            if r.status_code != 200:
+                errors.append(r.text)
+            else:
+                answers.append((mode, r.json()["answer"]))
+
+    def searcher() -> None:
+        while not stop.is_set():
+            r = c.get("/v1/search", params={"q": "Gullrock lighthouse", "k": 5})
+            if r.status_code != 200:
+                errors.append(r.text)
+                continue
+            hits = r.json()["hits"]
+            if abs(sum(h["prior"] for h in hits) - 1.0) > 1e-4:
+                errors.append(f"priors do not sum to 1: {hits}")
+            seen.append({h["passage"]["id"] for h in hits})
+
+    with ThreadPoolExecutor(6) as pool:
+        jobs = [pool.submit(asker, m) for m in ("rag-token", "concat", "rag-token")]
+        jobs += [pool.submit(searcher) for _ in range(2)]
+        time.sleep(0.2)
+        up = c.post("/v1/documents", files={"file": ("gullrock.txt", NEW_DOC.encode())})
+        assert up.status_code == 201, up.text
+        after = {h["passage"]["id"] for h in _hits(served, "Gullrock lighthouse")}
+        gone = c.delete(f"/v1/documents/{up.json()['document']['id']}")
+        assert gone.status_code == 200
+        for job in jobs[:3]:
+            job.result()
+        stop.set()
+        for job in jobs[3:]:
+            job.result()
+
+    assert not errors, errors[:3]
+    assert len(answers) == 6
+    assert all(text == expected[mode] for mode, text in answers)
+    assert after != before and seen
+    # every search saw the index before the upload, after it, or after the removal
+    assert all(s in (before, after) for s in seen), [s for s in seen if s not in (before, after)]
+
+
+def _hits(served: Served, q: str) -> list[dict[str, Any]]:
+    return served.client.get("/v1/search", params={"q": q, "k": 5}).json()["hits"]  # type: ignore[no-any-return]
+
+
+def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    worker = SerialWorker(max_waiting=0)
+    monkeypatch.setattr(service, "worker", worker)
+    release = threading.Event()
+    busy = worker.submit(release.wait, 10)
+    try:
+        t0 = time.perf_counter()
+        r = served.client.post("/v1/ask", json={"question": MILL_QUESTION})
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert r.json()["error"] == "busy" and time.perf_counter() - t0 < 5
+        r = served.client.post("/v1/ask", json={"question": MILL_QUESTION, "stream": True})
+        assert r.status_code == 503
+    finally:
+        release.set()
+        busy.result()
+    assert served.client.post("/v1/ask", json={"question": MILL_QUESTION}).status_code == 200
+    worker.shutdown()
+
+
+def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=12)
+    hits = service.retrieve(params)
+
+    async def leave_early() -> list[str]:
+        stream = AnswerStream(service, params, hits).events()
+        got = [await stream.__anext__(), await stream.__anext__()]  # passages, first token
+        await stream.aclose()
+        return got
+
+    got = asyncio.run(leave_early())
+    assert got[0].startswith("event: passages") and got[1].startswith("event: token")
+    deadline = time.time() + 10
+    while service.worker.pending and time.time() < deadline:
+        time.sleep(0.05)
+    assert service.worker.pending == 0
+    assert service.answer(params, hits).text  # the generator still works
+
+
+def test_read_write_lock_excludes_writers_from_readers() -> None:
+    lock = ReadWriteLock()
+    log: list[str] = []
+    readers_in = threading.Barrier(3)
+
+    def reader() -> None:
+        with lock.read():
+            readers_in.wait(5)  # both readers inside at once
+            log.append("r")
+            time.sleep(0.05)
+
+    def writer() -> None:
+        with lock.write():
+            log.append("w-in")
+            time.sleep(0.05)
+            log.append("w-out")
+
+    rs = [threading.Thread(target=reader) for _ in range(2)]
+    for t in rs:
+        t.start()
+    readers_in.wait(5)
+    w = threading.Thread(target=writer)
+    w.start()
+    for t in [*rs, w]:
+        t.join(5)
+    assert log == ["r", "r", "w-in", "w-out"] or log[:2] == ["r", "r"]
+    assert log.index("w-in") > 1
+
+
+def test_the_serial_worker_runs_in_order_on_one_thread_and_bounds_its_queue() -> None:
+    worker = SerialWorker(max_waiting=1)
+    release = threading.Event()
+    threads: list[int] = []
+
+    def job(name: str) -> str:
+        threads.append(threading.get_ident())
+        if name == "first":
+            release.wait(5)
+        return name
+
+    first = worker.submit(job, "first")
+    second = worker.submit(job, "second")
+    assert worker.pending == 2 and worker.full
+    with pytest.raises(BusyError):
+        worker.submit(job, "third")
+    release.set()
+    assert [first.result(5), second.result(5)] == ["first", "second"]
+    assert len(set(threads)) == 1 and threading.get_ident() not in threads
+    assert worker.run(job, "again") == "again" and worker.pending == 0
+    # a call cancelled while queued leaves the queue
+    release.clear()
+    blocker = worker.submit(job, "first")
+    queued = worker.submit(job, "queued")
+    assert queued.cancel() and worker.pending == 1
+    release.set()
+    blocker.result(5)
+    worker.shutdown()
+    with pytest.raises(BusyError):
+        worker.submit(job, "late")

@@ -56,8 +56,13 @@ def test_bad_input_from_a_stranger_is_still_401(client: Any) -> None:
 
 def test_public_endpoints(client: Any) -> None:
     assert client.get("/healthz").status_code == 200
-    assert client.get("/").status_code == 200
-    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/").status_code == 200  # the page holds no data; it asks for the token
+    assert client.get("/static/app.js").status_code == 200
+    # the API description is behind the token; the interactive /docs is off
+    assert client.get("/openapi.json").status_code == 401
+    schema = client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert schema.status_code == 200 and "/v1/ask" in schema.json()["paths"]
+    assert client.get("/docs").status_code == 404
     info = client.get("/v1/info", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert info["auth"] is True
 

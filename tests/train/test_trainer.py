@@ -128,6 +128,17 @@ def test_save_load_same_outputs_and_resume(
     assert b.logprob == pytest.approx(a.logprob, abs=1e-3)
     assert [c.prior for c in b.citations] == pytest.approx([c.prior for c in a.citations], abs=1e-5)
 
+    from mixrag.server.config import ServerConfig
+    from mixrag.server.service import Service
+
+    served = Service.open(ServerConfig(index=index.path, model=str(run)), encoder=index.encoder)
+    try:  # the server answers with the trained q(x) too
+        assert served.retriever.query_encoder is not None
+        hits = served.retriever.search(q.question, k=2)
+        assert [h.passage.id for h in hits] == [c.hit.passage.id for c in a.citations]
+    finally:
+        served.worker.shutdown()
+
     with pytest.raises(MixragError, match="--resume"):
         _trainer(index, run)
     resumed = Trainer(

@@ -1,8 +1,8 @@
 """The FastAPI application: routes, auth, body limits, the web page. Routes only parse and format.
 
 ``create_app(config)`` loads the models once and returns the app; uvicorn serves it
-(``mixrag serve``). Endpoints (all but ``/healthz``, the page and the API description
-need ``Authorization: Bearer <token>`` when the server has a token):
+(``mixrag serve``). Endpoints (all but ``/healthz`` and the page's own files need
+``Authorization: Bearer <token>`` when the server has a token):
 
     POST   /v1/ask              answer; streamed as Server-Sent Events on request
     GET    /v1/search           retrieval only
@@ -12,6 +12,11 @@ need ``Authorization: Bearer <token>`` when the server has a token):
     GET    /v1/info             index statistics, models, limits
     GET    /healthz             liveness, no auth
     GET    /                    the web page; /docs and /openapi.json describe the API
+
+The page (``/``, ``/static``) holds no data and stays open: a browser cannot send a
+bearer header when it navigates, so the page asks for the token and sends it with every
+API call. With a token, ``/openapi.json`` needs it too and the interactive ``/docs``
+(which would fetch the schema without it) is off.
 """
 
 from __future__ import annotations
@@ -295,6 +300,10 @@ def create_app(
     app = FastAPI(
         title="mixrag",
         version=__version__,
+        # with a token the schema is an authorised endpoint (below) and /docs is off
+        openapi_url=None if config.token else "/openapi.json",
+        docs_url=None if config.token else "/docs",
+        redoc_url=None,
         description="Retrieval-augmented generation as a mixture model: answers with the "
         "prior p(z|x) and posterior p(z|x,y) of every passage.",
         lifespan=lifespan,
@@ -310,5 +319,11 @@ def create_app(
     app.include_router(page_router())
     auth = [] if config.token is None else [Depends(_bearer(config.token))]
     app.include_router(api_router(svc), dependencies=auth)
+    if config.token is not None:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+        def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -25,7 +25,8 @@ class ServerConfig:
 
     index:              the index folder (created empty if missing, so documents can be
                         uploaded into it).
-    model:              generator: a bundled name or a model folder; None = the default.
+    model:              generator: a bundled name, a model folder, or a training run
+                        (its generator and query encoder); None = the default.
     host, port:         where uvicorn listens. Loopback by default; serving beyond it
                         without a ``token`` is allowed but logged as open.
     token:              the bearer token every ``/v1`` endpoint asks for; None = open API.

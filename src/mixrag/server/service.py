@@ -39,6 +39,7 @@ from mixrag.store.sqlite import FileRecord
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
+    from mixrag.encoders.base import Encoder
     from mixrag.encoders.sentence import SentenceTransformerEncoder
     from mixrag.generator.hf import TransformersGenerator
 
@@ -73,12 +74,18 @@ class Service:
     """An index and a generator served to concurrent requests (module docstring)."""
 
     def __init__(
-        self, config: ServerConfig, index: Index, generator: TransformersGenerator
+        self,
+        config: ServerConfig,
+        index: Index,
+        generator: TransformersGenerator,
+        query_encoder: Encoder | None = None,
     ) -> None:
         self.config = config
         self.index = index
         self.generator = generator
-        self.retriever = index.retriever(method=config.method, tau=config.tau)
+        self.retriever = index.retriever(
+            method=config.method, tau=config.tau, query_encoder=query_encoder
+        )
         self.uploads = UploadStore(index.path)
         self.worker = SerialWorker(config.max_waiting)
         self._index_lock = ReadWriteLock()
@@ -96,15 +103,24 @@ class Service:
         """Open (or create) the index and load both models now, not on the first request."""
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
+        from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
         if not (config.index / "mixrag.json").exists():
             log.warning("no index at %s: creating an empty one", config.index)
         index = Index.open(config.index, create=True, encoder=encoder)
-        if generator is None:
+        query_encoder = None
+        found = find_checkpoint(config.model) if config.model and generator is None else None
+        if found is not None:
+            # a training run: its generator, and its query encoder for the questions
+            ckpt = read_checkpoint(found)
+            ckpt.check_index(index)
+            generator = ckpt.load_generator()
+            query_encoder = ckpt.load_query_encoder()
+        elif generator is None:
             gen_cfg = GeneratorConfig(model=config.model) if config.model else GeneratorConfig()
             generator = TransformersGenerator(gen_cfg)
         generator.load()
-        service = cls(config, index, generator)
+        service = cls(config, index, generator, query_encoder)
         service.load()
         return service
 

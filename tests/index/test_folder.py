@@ -229,33 +229,141 @@ def test_crash_before_the_vector_file_is_written_rebuilds_it(
     assert again.retriever().search(q, k=1)[0].passage.source.endswith("mill.md")
 
 
-def test_hnsw_index_agrees_with_flat_on_real_passages(
-    tmp_path: Path, encoder: SentenceTransformerEncoder
-) -> None:
-    flat = Index.open(tmp_path / "flat", create=True, encoder=encoder)
-    flat.add([DEMO_SQUAD])
-    n = flat.store.counts()["passages"]
-    assert n > 300
-    hnsw_dir = tmp_path / "hnsw"
-    shutil.copytree(flat.path, hnsw_dir)
-    hnsw = Index.open(
-        hnsw_dir, encoder=encoder, config=IndexConfig(vectors=VectorIndexConfig(kind="hnsw"))
+QUESTIONS = [
+    "What did Tesla invent?",
+    "Who won Super Bowl 50?",
+    "What is the atomic number of oxygen?",
+    "When did the Normans conquer England?",
+    "Which rocket launched Apollo 11?",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_flat(
+    tmp_path_factory: pytest.TempPathFactory, encoder: SentenceTransformerEncoder
+) -> Path:
+    """A flat index of the demo SQuAD articles, encoded once; tests copy it."""
+    path = tmp_path_factory.mktemp("demo") / "flat"
+    with Index.open(path, create=True, encoder=encoder) as flat:
+        flat.add([DEMO_SQUAD])
+        assert flat.store.counts()["passages"] > 300
+    return path
+
+
+def copy_with(
+    demo_flat: Path, to: Path, encoder: SentenceTransformerEncoder, **vectors: object
+) -> Index:
+    shutil.copytree(demo_flat, to)
+    return Index.open(
+        to,
+        encoder=encoder,
+        config=IndexConfig(vectors=VectorIndexConfig(**vectors)),  # type: ignore[arg-type]
     )
-    assert hnsw.vectors.kind == "hnsw"
-    questions = [
-        "What did Tesla invent?",
-        "Who won Super Bowl 50?",
-        "What is the atomic number of oxygen?",
-        "When did the Normans conquer England?",
-        "Which rocket launched Apollo 11?",
+
+
+def top10(index: Index) -> list[list[str]]:
+    return [
+        [h.passage.id for h in hits] for hits in index.retriever().search_batch(QUESTIONS, k=10)
     ]
-    a = flat.retriever().search_batch(questions, k=10)
-    b = hnsw.retriever().search_batch(questions, k=10)
-    overlap = np.mean(
-        [
-            len({h.passage.id for h in x} & {h.passage.id for h in y}) / 10
-            for x, y in zip(a, b, strict=True)
-        ]
-    )
+
+
+def test_hnsw_index_agrees_with_flat_on_real_passages(
+    tmp_path: Path, demo_flat: Path, encoder: SentenceTransformerEncoder
+) -> None:
+    flat = Index.open(demo_flat, encoder=encoder)
+    hnsw = copy_with(demo_flat, tmp_path / "hnsw", encoder, kind="hnsw")
+    assert hnsw.vectors.kind == "hnsw"
+    a, b = top10(flat), top10(hnsw)
+    overlap = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)])
     assert overlap >= 0.9
-    assert [x[0].passage.id for x in a] == [y[0].passage.id for y in b]
+    assert [x[0] for x in a] == [y[0] for y in b]
+
+
+def test_ivfpq_index_reranks_exactly_and_rebuilds_only_for_a_new_structure(
+    tmp_path: Path,
+    demo_flat: Path,
+    encoder: SentenceTransformerEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flat = Index.open(demo_flat, encoder=encoder)
+    n = flat.store.counts()["passages"]
+    ivf = copy_with(demo_flat, tmp_path / "ivf", encoder, kind="ivfpq")
+    assert ivf.vectors.kind == "ivfpq"
+    info = ivf.info()["vector_index"]
+    assert info["params"] == {
+        "nlist": n // 39,
+        "pq_m": 48,
+        "pq_nbits": 8,
+        "trained_for": n,
+        "ivf_nprobe": 16,
+        "rerank_factor": 40,
+    }
+    # Every list probed at this size, shortlist of 400 re-ranked exactly: flat's answer.
+    assert top10(ivf) == top10(flat)
+    ivf.close()
+
+    rebuilds = []
+    real = Index._rebuild_vectors
+    monkeypatch.setattr(Index, "_rebuild_vectors", lambda self: rebuilds.append(1) or real(self))
+    # Search-time settings apply on load, no rebuild; the memory-mapped index is the same.
+    mapped = Index.open(
+        ivf.path,
+        encoder=encoder,
+        config=IndexConfig(vectors=VectorIndexConfig(kind="ivfpq", ivf_nprobe=4, mmap=True)),
+    )
+    assert mapped.vectors.mapped and mapped.vectors.index.nprobe == 4 and not rebuilds
+    mapped_top = top10(mapped)
+    memory = Index.open(
+        ivf.path,
+        encoder=encoder,
+        config=IndexConfig(vectors=VectorIndexConfig(kind="ivfpq", ivf_nprobe=4)),
+    )
+    assert not memory.vectors.mapped and top10(memory) == mapped_top and not rebuilds
+    memory.close()
+    # Writing to a mapped index loads it, adds in place, saves, and maps the new file.
+    (tmp_path / "new.txt").write_text("The lighthouse keeper founded a bakery in 1920.")
+    mapped.add([tmp_path / "new.txt"])
+    assert not rebuilds and mapped.vectors.mapped and mapped.vectors.ntotal == n + 1
+    assert "bakery" in mapped.retriever().search("Who founded a bakery?", k=1)[0].passage.text
+    mapped.remove([tmp_path / "new.txt"])
+    assert not rebuilds and mapped.vectors.ntotal == n
+    assert mapped.vectors.trained_for == n  # adds and removals do not retrain
+    mapped.close()
+    # A new structure (24-byte codes) is rebuilt from the stored vectors.
+    smaller = Index.open(
+        ivf.path,
+        encoder=encoder,
+        config=IndexConfig(vectors=VectorIndexConfig(kind="ivfpq", pq_m=24)),
+    )
+    assert smaller.vectors.describe()["pq_m"] == 24 and rebuilds == [1]
+    assert top10(smaller) == top10(flat)
+    assert json.loads((ivf.path / "mixrag.json").read_text())["vectors"]["built_with"]["pq_m"] == 24
+    # Once the corpus has doubled since training, the next write retrains.
+    smaller._writable_vectors().trained_for = n // 2
+    smaller.add([tmp_path / "new.txt"])
+    assert rebuilds == [1, 1] and smaller.vectors.trained_for == n + 1
+
+
+def test_ivfpq_index_is_flat_until_it_can_be_trained(
+    tmp_path: Path, docs: Path, encoder: SentenceTransformerEncoder
+) -> None:
+    from mixrag.cli.format import info_text
+
+    cfg = IndexConfig(vectors=VectorIndexConfig(kind="ivfpq", mmap=True))
+    idx = Index.open(tmp_path / "idx", create=True, config=cfg, encoder=encoder)
+    idx.add([docs])
+    assert idx.vectors.kind == "flat" and idx.vectors.mapped
+    assert "flat, memory-mapped; ivfpq from 256 passages" in info_text(idx.info())
+    assert (
+        idx.retriever().search("Who founded the mill?", k=1)[0].passage.source.endswith("mill.md")
+    )
+
+
+def test_pq_m_not_dividing_the_dimension_is_refused_before_writing(
+    tmp_path: Path, docs: Path, encoder: SentenceTransformerEncoder
+) -> None:
+    cfg = IndexConfig(vectors=VectorIndexConfig(kind="ivfpq", pq_m=50))
+    idx = Index.open(tmp_path / "idx", create=True, config=cfg, encoder=encoder)
+    with pytest.raises(MixragError, match="pq_m must divide the vector dimension 384, got 50"):
+        idx.add([docs])
+    assert idx.store.counts()["passages"] == 0

@@ -60,6 +60,10 @@ def _ext(path: str) -> str:
     return "." + name.rsplit(".", 1)[-1] if "." in name else "(no extension)"
 
 
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in params.items())
+
+
 def info_text(info: dict[str, Any]) -> str:
     enc = info["encoder"]
     vec = info["vector_index"]
@@ -73,7 +77,15 @@ def info_text(info: dict[str, Any]) -> str:
             + ")",
             f"encoder    {enc.get('model')} (dim {enc.get('dim', '?')}, "
             f"fingerprint {enc.get('fingerprint', 'not yet recorded')})",
-            f"vectors    {vec['kind']}" + ("" if vec["up_to_date"] else " (rebuilt on next use)"),
+            f"vectors    {vec['kind']}"
+            + (f" ({_params_text(vec.get('params', {}))})" if vec.get("params") else "")
+            + (", memory-mapped" if vec.get("mmap") else "")
+            + (
+                f"; ivfpq from {vec.get('min_passages', 0):,} passages"
+                if vec.get("configured") == "ivfpq" and vec["kind"] != "ivfpq"
+                else ""
+            )
+            + ("" if vec["up_to_date"] else " (rebuilt on next use)"),
             f"size       {info['size_bytes'] / 1e6:.1f} MB on disk",
         ]
     )

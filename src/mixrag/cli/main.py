@@ -79,23 +79,63 @@ def index_cmd(
         str | None, typer.Option(help="Sentence-transformers model name or folder.")
     ] = None,
     index_kind: Annotated[
-        str | None, typer.Option("--index-kind", help="auto, flat or hnsw [auto].")
+        str | None,
+        typer.Option(
+            "--index-kind",
+            help="auto (the default), flat, hnsw or ivfpq (compressed, exact re-ranking).",
+        ),
+    ] = None,
+    mmap: Annotated[
+        bool | None,
+        typer.Option(
+            "--mmap/--no-mmap",
+            help="Search the vector index memory-mapped from disk (off by default).",
+        ),
+    ] = None,
+    nlist: Annotated[
+        int | None, typer.Option(help="ivfpq: inverted lists [0 = round(4·√N)].")
+    ] = None,
+    pq_m: Annotated[
+        int | None, typer.Option(help="ivfpq: bytes per code; must divide the dimension [48].")
+    ] = None,
+    train_size: Annotated[
+        int | None, typer.Option(help="ivfpq: vectors the quantisers are trained on [100000].")
+    ] = None,
+    nprobe: Annotated[
+        int | None, typer.Option(help="ivfpq: lists searched per query [16].")
+    ] = None,
+    rerank_factor: Annotated[
+        int | None,
+        typer.Option(help="ivfpq: candidates re-ranked exactly, as a multiple of k [40]."),
     ] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add files to an index (created if missing); unchanged files are not re-encoded."""
+    """Add files to an index (created if missing); unchanged files are not re-encoded.
+
+    Vector-index options given for an existing index replace its settings; a change of
+    structure (kind, nlist, pq-m, train-size) rebuilds it from the stored vectors.
+    """
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
     from mixrag.config import IndexConfig
     from mixrag.index.folder import Index
 
     chunk_opts = {"words": words, "overlap": overlap, "sentences": sentences, "balanced": balanced}
+    vector_opts = {
+        "kind": index_kind,
+        "mmap": mmap,
+        "ivf_nlist": nlist,
+        "pq_m": pq_m,
+        "ivf_train_size": train_size,
+        "ivf_nprobe": nprobe,
+        "rerank_factor": rerank_factor,
+    }
     existing = Index.open(index) if (index / "mixrag.json").exists() else None
     asked = (existing.config if existing else IndexConfig()).with_overrides(
         chunking={k: v for k, v in chunk_opts.items() if v is not None},
         encoder={"model": encoder} if encoder is not None else {},
-        vectors={"kind": index_kind} if index_kind is not None else {},
+        vectors={k: v for k, v in vector_opts.items() if v is not None},
     )
     if existing is not None:
         existing.check_config(asked)  # a different chunking or encoder is refused

@@ -11,6 +11,11 @@ Every write is atomic: SQLite transactions for the store, write-temp-then-rename
 the manifest and the FAISS file. The FAISS file carries the store generation it was
 built from in its name; if the store moved on (a crash between the two), the index is
 rebuilt from the stored vectors when next opened, so a reader never mixes states.
+The manifest also records the parameters the FAISS file was built with; asking for
+a different structure (kind, HNSW M, IVF-PQ lists or codes) rebuilds it from the
+stored vectors, while search-time settings (efSearch, nprobe, re-rank depth, mmap)
+apply on load. IVF-PQ is trained on a seeded sample of the stored vectors when it is
+(re)built, and retrained when the corpus has doubled since (:data:`RETRAIN_GROWTH`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 from mixrag.config import IndexConfig
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
-from mixrag.index.vectors import FaissVectorIndex
+from mixrag.index.vectors import FaissVectorIndex, sample_rows
 from mixrag.store.sqlite import PassageStore
 
 if TYPE_CHECKING:
@@ -44,6 +49,10 @@ FORMAT_VERSION = 1
 MANIFEST = "mixrag.json"
 STORE = "store.sqlite"
 LOCK = "write.lock"
+# IVF-PQ's lists and codebooks are sized for the corpus they were trained on; once it
+# has grown this many times over, the next write retrains them (amortised, like a
+# growing array: each vector is re-encoded a bounded number of times).
+RETRAIN_GROWTH = 2
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -216,14 +225,25 @@ class Index:
 
     @property
     def vectors(self) -> FaissVectorIndex:
-        """The FAISS index for the store's current generation (rebuilt if stale or missing)."""
+        """The FAISS index for the store's current generation (rebuilt if stale or missing).
+
+        Memory-mapped and read-only when ``config.vectors.mmap``; writes go through
+        :meth:`_writable_vectors`.
+        """
         if self._vectors is None:
+            cfg = self.config.vectors
             gen = self.store.generation
             path = self._vectors_path(gen)
-            kind = self.config.vectors.kind_for(self.store.counts()["passages"])
-            stored_kind = self.manifest.get("vectors", {}).get("kind")
-            if path.exists() and stored_kind == kind:
-                self._vectors = FaissVectorIndex.load(path, kind, self.config.vectors)
+            kind = cfg.kind_for(self.store.counts()["passages"])
+            recorded = self.manifest.get("vectors", {})
+            # Manifests from before build parameters were recorded match any (flat, HNSW).
+            built_with = recorded.get("built_with", cfg.build_params(kind))
+            if (
+                path.exists()
+                and recorded.get("kind") == kind
+                and built_with == cfg.build_params(kind)
+            ):
+                self._vectors = self._load_vectors(path, kind, cfg.mmap)
             else:
                 log.info("vector index of %s is stale or missing: rebuilding", self.path)
                 self._vectors = self._rebuild_vectors()
@@ -231,25 +251,75 @@ class Index:
                     self._save_vectors()
         return self._vectors
 
+    def _stored_vectors(self, rowids: np.ndarray) -> np.ndarray:
+        """The exact d(z) IVF-PQ re-ranks with: [n, D] float32 from the store."""
+        return self.store.vectors(rowids.tolist(), self.dim)
+
+    def _load_vectors(self, path: Path, kind: str, mmap: bool) -> FaissVectorIndex:
+        params = self.manifest.get("vectors", {}).get("params", {})
+        return FaissVectorIndex.load(
+            path,
+            kind,
+            self.config.vectors,
+            stored=self._stored_vectors,
+            mmap=mmap,
+            trained_for=int(params.get("trained_for", 0)),
+        )
+
+    def _writable_vectors(self) -> FaissVectorIndex:
+        """:attr:`vectors`, loaded into memory if it was memory-mapped."""
+        vectors = self.vectors
+        if vectors.mapped:
+            path = self._vectors_path(self.store.generation)
+            self._vectors = vectors = self._load_vectors(path, vectors.kind, mmap=False)
+        return vectors
+
     def _rebuild_vectors(self) -> FaissVectorIndex:
+        """A new FAISS index from the stored vectors; IVF-PQ is first trained on the
+        seeded sample :func:`~mixrag.index.vectors.sample_rows` of them (rows in row-id
+        order), so the same store and config give the same index."""
+        cfg = self.config.vectors
         n = self.store.counts()["passages"]
         index = FaissVectorIndex.empty(
-            self.dim, self.config.vectors.kind_for(n), self.config.vectors
+            self.dim, cfg.kind_for(n), cfg, n, stored=self._stored_vectors
         )
+        if index.needs_training:
+            index.train(self._rows(sample_rows(n, cfg.train_size(n), cfg.ivf_train_seed)))
         if n:
             for ids, vecs in self.store.iter_vectors(self.dim):
                 index.add(ids, vecs)
         return index
 
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        """Stored vectors at sorted row positions (0 = the lowest row id): [n, D] float32."""
+        parts = []
+        start = 0
+        for _ids, vecs in self.store.iter_vectors(self.dim):
+            end = start + len(vecs)
+            lo, hi = np.searchsorted(positions, [start, end])
+            parts.append(vecs[positions[lo:hi] - start])
+            start = end
+        return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
+
     def _save_vectors(self) -> None:
         assert self._vectors is not None
         gen = self.store.generation
-        self._vectors.save(self._vectors_path(gen))
+        path = self._vectors_path(gen)
+        self._vectors.save(path)
         for old in self.path.glob("vectors-*.faiss"):
-            if old.name != self._vectors_path(gen).name:
+            if old.name != path.name:
+                # A reader that has the old file mapped keeps its inode until it lets go.
                 old.unlink(missing_ok=True)
-        self.manifest["vectors"] = {"kind": self._vectors.kind, "generation": gen}
+        kind = self._vectors.kind
+        self.manifest["vectors"] = {
+            "kind": kind,
+            "generation": gen,
+            "built_with": self.config.vectors.build_params(kind),
+            "params": self._vectors.describe(),
+        }
         self._write_manifest()
+        if self.config.vectors.mmap:
+            self._vectors = self._load_vectors(path, kind, mmap=True)
 
     def _write_manifest(self) -> None:
         self.manifest["counts"] = self.store.counts()
@@ -287,11 +357,18 @@ class Index:
         with self._writing():
             if "fingerprint" not in self.manifest.get("encoder", {}):
                 self._record_encoder()
-            vectors = self.vectors
+            self.config.vectors.check_dim(self.dim)
+            vectors = self._writable_vectors()
+            # An ivfpq index still flat for want of training vectors is built from the
+            # store at the end, trained on a sample of everything this call added.
+            defer = self.config.vectors.kind == "ivfpq" and vectors.kind != "ivfpq"
             rebuild = False
 
             def on_write(removed: list[int], added: np.ndarray, vecs: np.ndarray) -> None:
                 nonlocal rebuild
+                if defer:
+                    rebuild = True
+                    return
                 if removed:
                     if vectors.supports_remove:
                         vectors.remove(np.asarray(removed, dtype=np.int64))
@@ -324,7 +401,7 @@ class Index:
             if unknown:
                 raise MixragError(f"not in the index: {', '.join(unknown)}")
             targets = list(dict.fromkeys(targets))
-            vectors = self.vectors
+            vectors = self._writable_vectors()
             removed = self.store.remove_files(targets)
             rebuild = not vectors.supports_remove
             if not rebuild:
@@ -334,11 +411,13 @@ class Index:
 
     def _finish_write(self, rebuild: bool) -> None:
         n = self.store.counts()["passages"]
+        v = self._vectors
         if (
             rebuild
-            or self._vectors is None
-            or self._vectors.kind != self.config.vectors.kind_for(n)
-            or self._vectors.ntotal != n
+            or v is None
+            or v.kind != self.config.vectors.kind_for(n)
+            or v.ntotal != n
+            or (v.kind == "ivfpq" and n >= RETRAIN_GROWTH * max(v.trained_for, 1))
         ):
             self._vectors = self._rebuild_vectors()
         self._save_vectors()
@@ -371,13 +450,18 @@ class Index:
         """Counts, encoder, vector index kind, size on disk, configuration."""
         size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
         vec = self.manifest.get("vectors", {})
+        kind = vec.get("kind") or self.config.vectors.kind_for(0)
         return {
             "path": str(self.path),
             "format_version": self.manifest["format_version"],
             **self.store.counts(),
             "encoder": self.manifest.get("encoder", {}),
             "vector_index": {
-                "kind": vec.get("kind") or self.config.vectors.kind_for(0),
+                "kind": kind,
+                "params": {**vec.get("params", {}), **self.config.vectors.search_params(kind)},
+                "configured": self.config.vectors.kind,
+                "min_passages": self.config.vectors.min_train,
+                "mmap": self.config.vectors.mmap,
                 "generation": self.store.generation,
                 "up_to_date": vec.get("generation") == self.store.generation,
             },

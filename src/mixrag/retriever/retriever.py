@@ -2,7 +2,9 @@
 
 Three ways to find candidates, one prior:
 
-* ``dense``: maximum inner product search of q(x) against d(z) in FAISS.
+* ``dense``: maximum inner product search of q(x) against d(z) in FAISS (an IVF-PQ
+  index re-ranks its compressed shortlist by the exact score itself, so the order is
+  exact over the shortlist).
 * ``bm25``: SQLite FTS5 BM25 over passage titles and texts.
 * ``hybrid``: reciprocal-rank fusion of the dense and BM25 rankings (each cut at
   ``candidates``), which beat either alone on SQuAD dev (docs/BENCHMARKS.md).

@@ -48,3 +48,25 @@ def _bundled(name: str):  # type: ignore[no-untyped-def]
 def smollm2():  # type: ignore[no-untyped-def]
     """SmolLM2-135M-Instruct with the default config (prefix sharing on)."""
     return _bundled("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/tiny_squad.py's SQUAD written as a JSON file."""
+    import json
+
+    from tests.tiny_squad import SQUAD
+
+    path = tmp_path_factory.mktemp("tiny-squad") / "tiny-squad.json"
+    path.write_text(json.dumps(SQUAD))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_squad: Path, encoder):  # type: ignore[no-untyped-def]
+    """An index of the tiny SQuAD file's three paragraphs (read-only for tests)."""
+    from mixrag.index.folder import Index
+
+    index = Index.open(tiny_squad.parent / "idx", create=True, encoder=encoder)
+    index.add([tiny_squad])
+    return index

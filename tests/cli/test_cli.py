@@ -114,7 +114,7 @@ def test_bad_file_is_named_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_eval_builds_the_index_from_the_dataset_and_reports(tmp_path: Path) -> None:
-    from tests.eval.test_runner import SQUAD
+    from tests.tiny_squad import SQUAD
 
     data = tmp_path / "tiny.json"
     data.write_text(json.dumps(SQUAD))

@@ -18,60 +18,6 @@ from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
 
-SQUAD = {
-    "version": "1.1",
-    "data": [
-        {
-            "title": "Riverside_Mill",
-            "paragraphs": [
-                {
-                    "context": "The Riverside Mill was founded in 1901 by Anna Berg. It spun "
-                    "wool for the town of Elmwood until it closed in 1968.",
-                    "qas": [
-                        {
-                            "id": "q1",
-                            "question": "In which year was the Riverside Mill founded?",
-                            "answers": [{"text": "1901", "answer_start": 34}],
-                        },
-                        {
-                            "id": "q2",
-                            "question": "Who founded the Riverside Mill?",
-                            "answers": [{"text": "Anna Berg", "answer_start": 42}],
-                        },
-                    ],
-                },
-                {
-                    "context": "The mill's water wheel was replaced by a steam engine in 1923, "
-                    "and by electric motors in 1950.",
-                    "qas": [
-                        {
-                            "id": "q3",
-                            "question": "What replaced the mill's water wheel in 1923?",
-                            "answers": [{"text": "a steam engine", "answer_start": 40}],
-                        }
-                    ],
-                },
-            ],
-        },
-        {
-            "title": "Elmwood_Lake",
-            "paragraphs": [
-                {
-                    "context": "Elmwood Lake is a reservoir north of the town, built in 1932 "
-                    "to supply drinking water. It is 4 kilometres long.",
-                    "qas": [
-                        {
-                            "id": "q4",
-                            "question": "How long is Elmwood Lake?",
-                            "answers": [{"text": "4 kilometres", "answer_start": 99}],
-                        }
-                    ],
-                }
-            ],
-        },
-    ],
-}
-
 
 def _q(qid: str, answers: tuple[str, ...], gold: str = "0:0") -> Question:
     return Question(id=qid, question=f"question {qid}?", answers=answers, gold_doc_keys=(gold,))
@@ -174,29 +120,15 @@ def test_cache_resumes_and_refuses_another_setup(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- a real tiny run
 
 
-@pytest.fixture(scope="module")
-def squad_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("eval") / "tiny-squad.json"
-    path.write_text(json.dumps(SQUAD))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_index(squad_file: Path, encoder: object) -> Index:
-    index = Index.open(squad_file.parent / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
-    index.add([squad_file])
-    return index
-
-
 @pytest.mark.slow
 def test_tiny_end_to_end_run_and_resume(
     tiny_index: Index,
-    squad_file: Path,
+    tiny_squad: Path,
     smollm2: TransformersGenerator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dataset = load_dataset(squad_file)
+    dataset = load_dataset(tiny_squad)
     rag = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8))
     cfg = EvalConfig(
         ks=(1, 2), retrieval=("dense", "bm25"), recall_ks=(1, 3), batch_size=3, limit=3, seed=1

@@ -22,7 +22,6 @@ from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
 from mixrag.train import TrainConfig, Trainer, read_checkpoint, split_by_article
 from mixrag.train.trainer import checkpoint_path
-from tests.eval.test_runner import SQUAD
 
 pytestmark = pytest.mark.slow
 
@@ -30,22 +29,13 @@ CFG = TrainConfig(k=2, batch_size=2, grad_accum=1, lr=2e-3, lr_retriever=1e-4, w
 
 
 @pytest.fixture(scope="module")
-def squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("train") / "tiny-squad.json"
-    path.write_text(json.dumps(SQUAD))
-    return path
+def index(tiny_index: Index) -> Index:
+    return tiny_index
 
 
 @pytest.fixture(scope="module")
-def index(squad: Path, encoder: object) -> Index:
-    idx = Index.open(squad.parent / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
-    idx.add([squad])
-    return idx
-
-
-@pytest.fixture(scope="module")
-def examples(squad: Path) -> list:  # type: ignore[type-arg]
-    return load_dataset(squad).questions
+def examples(tiny_squad: Path) -> list:  # type: ignore[type-arg]
+    return load_dataset(tiny_squad).questions
 
 
 def _trainer(index: Index, run: Path, **overrides: object) -> Trainer:
@@ -102,9 +92,8 @@ def test_one_step_lowers_the_loss_and_gradients_reach_q_not_d(
 
 def test_save_load_same_outputs_and_resume(
     index: Index,
-    examples: list,
-    squad: Path,
-    tmp_path: Path,  # type: ignore[type-arg]
+    examples: list,  # type: ignore[type-arg]
+    tmp_path: Path,
 ) -> None:
     run = tmp_path / "run"
     t = _trainer(index, run, max_steps=1)  # stops mid-epoch: 1 of 2 batches
@@ -173,8 +162,8 @@ def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_pat
         RAG.open(index, model=str(tmp_path / "frozen-ret"))
 
 
-def test_split_by_article_keeps_articles_apart(squad: Path, tmp_path: Path) -> None:
-    train, dev, counts = split_by_article(squad, tmp_path, dev_fraction=0.5, seed=0)
+def test_split_by_article_keeps_articles_apart(tiny_squad: Path, tmp_path: Path) -> None:
+    train, dev, counts = split_by_article(tiny_squad, tmp_path, dev_fraction=0.5, seed=0)
     tq, dq = load_dataset(train).questions, load_dataset(dev).questions
     assert counts == {
         "articles_train": 1,
@@ -186,7 +175,7 @@ def test_split_by_article_keeps_articles_apart(squad: Path, tmp_path: Path) -> N
     articles = lambda qs: {k.split(":")[0] for q in qs for k in q.gold_doc_keys}  # noqa: E731
     assert articles(tq).isdisjoint(articles(dq))
     with pytest.raises(MixragError, match="dev_fraction"):
-        split_by_article(squad, tmp_path, dev_fraction=1.0)
+        split_by_article(tiny_squad, tmp_path, dev_fraction=1.0)
 
 
 def test_config_errors_name_the_value() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -18,9 +19,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from mixrag.eval.runner import EvalProgress
-from mixrag.ingest.pipeline import IngestProgress
-from mixrag.train.trainer import TrainProgress
+if TYPE_CHECKING:  # annotations only: `mixrag index` need not import torch for these
+    from mixrag.eval.runner import EvalProgress
+    from mixrag.ingest.pipeline import IngestProgress
+    from mixrag.train.trainer import TrainProgress
 
 
 class _Rate(ProgressColumn):
@@ -31,26 +33,16 @@ class _Rate(ProgressColumn):
         return Text(f"{encoded} passages encoded, {rate:.0f}/s", style="cyan")
 
 
-class IngestBar:
-    """Context manager; call it with each :class:`IngestProgress` update."""
+class _Bar:
+    """A rich progress display on stderr, used as a context manager (shown on a TTY)."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
-        console = Console(stderr=True)
+    def __init__(self, enabled: bool | None, *columns: ProgressColumn | str) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.progress = Progress(
-            TextColumn("[bold]indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
-            _Rate(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not self.enabled,
-            transient=False,
+            *columns, console=Console(stderr=True), disable=not self.enabled, transient=False
         )
-        self.task = self.progress.add_task("indexing", total=None, encoded=0)
 
-    def __enter__(self) -> IngestBar:
+    def __enter__(self) -> Self:
         self.progress.start()
         return self
 
@@ -58,6 +50,22 @@ class IngestBar:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.progress.stop()
+
+
+class IngestBar(_Bar):
+    """Context manager; call it with each :class:`IngestProgress` update."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        super().__init__(
+            enabled,
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            _Rate(),
+            TimeElapsedColumn(),
+        )
+        self.task = self.progress.add_task("indexing", total=None, encoded=0)
 
     def __call__(self, state: IngestProgress) -> None:
         self.progress.update(
@@ -77,7 +85,7 @@ class _QuestionRate(ProgressColumn):
         return Text(f"{speed:.2f} q/s" if speed else "– q/s", style="cyan")
 
 
-class EvalBar:
+class EvalBar(_Bar):
     """Context manager; call it with each :class:`EvalProgress` update.
 
     Shows the phase, (run, question) pairs done, questions per second and the running
@@ -85,27 +93,16 @@ class EvalBar:
     """
 
     def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.progress = Progress(
+        super().__init__(
+            enabled,
             TextColumn("[bold]{task.fields[phase]}"),
             BarColumn(),
             MofNCompleteColumn(),
             _QuestionRate(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[em]}"),
-            console=Console(stderr=True),
-            disable=not self.enabled,
         )
         self.tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> EvalBar:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.progress.stop()
 
     def __call__(self, state: EvalProgress) -> None:
         em = "  ".join(
@@ -121,32 +118,21 @@ class EvalBar:
         )
 
 
-class TrainBar:
+class TrainBar(_Bar):
     """Context manager; call it with each :class:`TrainProgress` (one per optimiser step)."""
 
     def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.progress = Progress(
+        super().__init__(
+            enabled,
             TextColumn("[bold]training"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("steps"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not self.enabled,
         )
         self.task = self.progress.add_task("training", total=None, status="")
         self.dev = ""
-
-    def __enter__(self) -> TrainBar:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.progress.stop()
 
     def __call__(self, state: TrainProgress) -> None:
         if state.dev:

@@ -234,11 +234,7 @@ class RAG:
     def answer_ids(self, text: str, end: bool = True) -> list[int]:
         """Token ids of answer text y, with the end-of-answer token when ``end``."""
         ids = self.generator.encode_answer(text)
-        if end:
-            tok = self.generator.tokenizer
-            eos = tok.eos_token_id if tok.eos_token_id is not None else self.generator.eos_ids[0]
-            ids.append(int(eos))
-        return ids
+        return [*ids, self.generator.end_id] if end else ids
 
     def _single_prompt(self, question: str, hits: Sequence[Hit], mode: str) -> str:
         """The one prompt of concat (all K passages numbered) or closed-book (none)."""

@@ -175,6 +175,12 @@ class TransformersGenerator:
         self._ready()
         return self._eos_ids
 
+    @property
+    def end_id(self) -> int:
+        """The token that ends an answer y when it is scored or trained on."""
+        tok = self.tokenizer
+        return int(tok.eos_token_id if tok.eos_token_id is not None else self.eos_ids[0])
+
     def _find_eos_ids(self) -> tuple[int, ...]:
         ids: set[int] = set()
         for source in (self.model.config, getattr(self.model, "generation_config", None)):

@@ -200,11 +200,8 @@ class Trainer:
 
     def answer_ids(self, text: str) -> list[int]:
         """Token ids of y with the end-of-answer token, cut to ``max_answer_tokens``."""
-        gen = self.generator
-        tok = gen.tokenizer
-        eos = tok.eos_token_id if tok.eos_token_id is not None else gen.eos_ids[0]
-        ids = gen.encode_answer(text)[: self.config.max_answer_tokens - 1]
-        return [*ids, int(eos)]
+        ids = self.generator.encode_answer(text)[: self.config.max_answer_tokens - 1]
+        return [*ids, self.generator.end_id]
 
     def query_vectors(self, questions: Sequence[str]) -> torch.Tensor:
         """[B, D] q(x): with gradient when the query encoder trains."""

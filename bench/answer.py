@@ -62,6 +62,10 @@ def main() -> None:
     ap.add_argument("--modes", default="rag-sequence,rag-token,concat,closed-book")
     ap.add_argument("--batch-n", type=int, default=20, help="questions for the batching test")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tau", type=float, default=1.0, help="prior temperature of the mode runs")
+    ap.add_argument(
+        "--only-modes", action="store_true", help="skip the batching, grouping and gold sections"
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -84,6 +88,10 @@ def main() -> None:
     #    naive: what a plain implementation does, one full forward of prompt + answer
     #    per passage with a full log-softmax; loop: our scorer called once per passage
     #    (it still shares the few-shot prefix across calls and computes answer logits only).
+    if args.only_modes:
+        for name in ("batched_scoring_k5", "rag_sequence_grouping_k5", "gold_paragraph"):
+            results.setdefault(name, None)
+    results["tau"] = args.tau
     if "batched_scoring_k5" not in results:
         rag5 = RAG(index.retriever(), gen, RAGConfig(k=5))
         timings: dict[str, list[float]] = {"batched": [], "loop": [], "naive": []}
@@ -177,7 +185,7 @@ def main() -> None:
                 continue  # closed-book does not depend on K beyond its posterior
             if f"k{k}/{mode}" in results["runs"]:
                 continue
-            rag = RAG(index.retriever(), gen, RAGConfig(mode=mode, k=k))
+            rag = RAG(index.retriever(tau=args.tau), gen, RAGConfig(mode=mode, k=k))
             rows = []
             for q in questions[:n_k]:
                 a = rag.ask(q.question)

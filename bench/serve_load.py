@@ -211,6 +211,7 @@ def main() -> None:
     ap.add_argument("--request-timeout", type=float, default=300.0)
     ap.add_argument("--server-log", type=Path, default=Path("/tmp/mixrag-serve-load.log"))
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/serve_load.json")
+    ap.add_argument("--plot", type=Path, default=None, help="PNG of the server's RSS over time")
     args = ap.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
@@ -317,10 +318,36 @@ def main() -> None:
             "series": rss,
         },
     }
+    # Memory steadiness: resident memory by quarter of the run (after warm-up).
+    if values:
+        q = max(1, len(values) // 4)
+        result["rss_mib"]["quarter_max"] = [
+            max(values[i : i + q]) for i in range(0, len(values), q)
+        ][:4]
     write_json(args.out, result)
+    if args.plot is not None and rss:
+        plot_rss(rss, args.plot, f"{args.clients} clients, {args.model}")
     summary = {k: v for k, v in result.items() if k not in ("machine", "rss_mib")}
     summary["rss_mib"] = {k: v for k, v in result["rss_mib"].items() if k != "series"}
     print(json.dumps(summary, indent=2))
+
+
+def plot_rss(rss: list[tuple[float, float]], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([t for t, _ in rss], [v for _, v in rss], lw=1)
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"mixrag serve under load: {title}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,46 @@ def tiny_index(tiny_squad: Path, encoder):  # type: ignore[no-untyped-def]
     index = Index.open(tiny_squad.parent / "idx", create=True, encoder=encoder)
     index.add([tiny_squad])
     return index
+
+
+@pytest.fixture(scope="session")
+def pg_url():  # type: ignore[no-untyped-def]
+    """A throwaway PostgreSQL with pgvector on 127.0.0.1 (tests/pgserver.py), one per run.
+
+    In CI a missing server, extension or driver fails the run; locally it skips.
+    """
+    from tests.pgserver import has_pgvector, local_postgres, pg_bindir
+
+    bindir = pg_bindir()
+    problem = None
+    if bindir is None:
+        problem = "PostgreSQL is not installed"
+    elif not has_pgvector(bindir):
+        problem = "the pgvector extension is not installed"
+    else:
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            problem = "psycopg / psycopg_pool / pgvector are not installed"
+    if problem is not None:
+        message = f"{problem}: run scripts/setup.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with local_postgres() as url:
+        yield url
+
+
+_schemas = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_store_url(pg_url: str):  # type: ignore[no-untyped-def]
+    """``postgresql://...#schema`` of a fresh, empty schema, dropped after the test."""
+    import psycopg
+
+    schema = f"test_{next(_schemas)}"
+    yield f"{pg_url}#{schema}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

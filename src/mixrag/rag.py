@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -54,7 +55,7 @@ from mixrag.types import Hit
 
 if TYPE_CHECKING:
     from mixrag.generator.hf import TransformersGenerator
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import AnyIndex
     from mixrag.retriever.retriever import Retriever
 
 log = logging.getLogger(__name__)
@@ -183,12 +184,13 @@ class RAG:
     @classmethod
     def open(
         cls,
-        index: str | Index,
+        index: str | Path | AnyIndex,
         model: str | None = None,
         config: RAGConfig | None = None,
         **retriever_options: Any,
     ) -> RAG:
-        """A RAG over the index folder ``index`` with generator ``model``.
+        """A RAG over ``index`` (an index, its folder, or a ``postgresql://`` store URL)
+        with generator ``model``.
 
         ``model``: a bundled name, a model folder, or a training run / checkpoint folder
         (``mixrag train --out``): then its trained generator and query encoder are used,
@@ -196,10 +198,10 @@ class RAG:
         """
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
-        from mixrag.index.folder import Index
+        from mixrag.index.opening import open_index
         from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
-        idx = Index.open(index) if isinstance(index, str) else index
+        idx = open_index(index) if isinstance(index, str | Path) else index
         found = find_checkpoint(model) if model else None
         if found is not None:
             ckpt = read_checkpoint(found)

@@ -92,6 +92,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["index", "/nonexistent/docs", "--index", "{idx}"], "no such file or folder"),
         (["index", "{docs}", "--index", "{idx}", "--words", "50"], "chunking.words"),
         (["rm", "/nonexistent/x.txt", "--index", "{idx}"], "not in the index"),
+        (["search", "x", "--index", "{idx}", "--store", "postgresql://h/db"], "not both"),
+        (["search", "x"], "give --index"),
+        (["search", "x", "--store", "mysql://h/db"], "must be a postgresql:// URL"),
+        (["info", "--store", "postgresql://h/db#no-dashes"], "schema name"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(
@@ -154,3 +158,24 @@ def test_eval_mistakes_are_one_line_and_exit_2(
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mixrag: error:"), proc.stderr
     assert message in lines[0]
+
+
+def test_store_commands_end_to_end(pg_store_url: str, tmp_path: Path) -> None:
+    """index / search / info / rm against PostgreSQL, as against a folder."""
+    docs = make_docs(tmp_path / "docs")
+    store = ["--store", pg_store_url]
+    result = runner.invoke(app, ["index", str(docs), *store, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "3 new" in result.output
+    result = runner.invoke(app, ["search", "Who founded the mill?", *store, "-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["hits"][0]["passage"]["source"].endswith("mill.md")
+    info = json.loads(runner.invoke(app, ["info", *store, "--json"]).output)
+    assert info["passages"] == 3 and info["vector_index"]["kind"] == "pgvector-hnsw"
+    assert info["path"].endswith("#" + pg_store_url.rsplit("#", 1)[1])
+    result = runner.invoke(app, ["rm", str(docs / "tesla.txt"), *store])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["info", *store, "--json"]).output)
+    assert info["files"] == 2
+    result = runner.invoke(app, ["index", str(docs), *store, "--index-kind", "ivfpq"])
+    assert result.exit_code != 0 and "FAISS structure" in str(result.exception)

@@ -14,6 +14,8 @@ from mixrag.encoders import EncoderConfig, SentenceTransformerEncoder
 from mixrag.errors import IndexMismatchError, MixragError, NotAnIndexError
 from mixrag.index import VectorIndexConfig
 from mixrag.index.folder import Index
+from mixrag.index.opening import AnyIndex, open_index
+from mixrag.index.postgres import PgIndex
 from mixrag.index.vectors import FaissVectorIndex
 from mixrag.ingest import pipeline
 from tests.conftest import DEMO_SQUAD
@@ -48,7 +50,30 @@ def index(tmp_path: Path, docs: Path, encoder: SentenceTransformerEncoder) -> In
     return idx
 
 
-def test_answering_passage_comes_first(index: Index) -> None:
+@pytest.fixture(params=["folder", "postgres"])
+def any_index(
+    request: pytest.FixtureRequest, tmp_path: Path, docs: Path, encoder: SentenceTransformerEncoder
+) -> AnyIndex:
+    """The same three documents in an index folder and in a PostgreSQL store: the tests
+    that take this fixture hold for both backends."""
+    target = (
+        tmp_path / "idx" if request.param == "folder" else request.getfixturevalue("pg_store_url")
+    )
+    idx = open_index(target, create=True, encoder=encoder)
+    report = idx.add([docs])
+    assert report.ok and len(report.added) == 3
+    request.addfinalizer(idx.close)
+    return idx
+
+
+def reopen(idx: AnyIndex, encoder: SentenceTransformerEncoder) -> AnyIndex:
+    if isinstance(idx, PgIndex):
+        return PgIndex.open(idx.store.url, schema=idx.store.schema, encoder=encoder)
+    return Index.open(idx.path, encoder=encoder)
+
+
+def test_answering_passage_comes_first(any_index: AnyIndex) -> None:
+    index = any_index
     r = index.retriever()
     for question, source in [
         ("Who founded the Riverside Mill?", "mill.md"),
@@ -61,7 +86,8 @@ def test_answering_passage_comes_first(index: Index) -> None:
             assert sum(h.prior for h in hits) == pytest.approx(1.0)
 
 
-def test_hits_carry_exact_scores_and_softmax_prior(index: Index) -> None:
+def test_hits_carry_exact_scores_and_softmax_prior(any_index: AnyIndex) -> None:
+    index = any_index
     r = index.retriever(tau=0.5)
     hits = r.search("Who founded the mill?", k="all")
     assert len(hits) == 3  # K = M
@@ -74,7 +100,8 @@ def test_hits_carry_exact_scores_and_softmax_prior(index: Index) -> None:
     assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
 
 
-def test_batched_search_equals_single(index: Index) -> None:
+def test_batched_search_equals_single(any_index: AnyIndex) -> None:
+    index = any_index
     r = index.retriever()
     qs = ["Who founded the mill?", "What is a Tesla coil?"]
     batch = r.search_batch(qs, k=2)
@@ -84,12 +111,14 @@ def test_batched_search_equals_single(index: Index) -> None:
         assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-5)
 
 
-def test_reindexing_unchanged_files_encodes_nothing(index: Index, docs: Path) -> None:
+def test_reindexing_unchanged_files_encodes_nothing(any_index: AnyIndex, docs: Path) -> None:
+    index = any_index
     report = index.add([docs])
     assert report.passages_encoded == 0 and len(report.unchanged) == 3
 
 
-def test_changed_file_replaces_its_passages(index: Index, docs: Path) -> None:
+def test_changed_file_replaces_its_passages(any_index: AnyIndex, docs: Path) -> None:
+    index = any_index
     (docs / "mill.md").write_text("# Riverside Mill\n\nNow a museum of weaving.", encoding="utf-8")
     report = index.add([docs / "mill.md"])
     assert report.updated == [str((docs / "mill.md").resolve())]
@@ -97,10 +126,12 @@ def test_changed_file_replaces_its_passages(index: Index, docs: Path) -> None:
     hits = index.retriever().search("museum of weaving", k=1)
     assert "museum" in hits[0].passage.text
     assert index.store.counts()["passages"] == 3
-    assert index.vectors.ntotal == 3
+    if isinstance(index, Index):
+        assert index.vectors.ntotal == 3
 
 
-def test_remove_documents(index: Index, docs: Path) -> None:
+def test_remove_documents(any_index: AnyIndex, docs: Path) -> None:
+    index = any_index
     removed = index.remove([docs / "tesla.txt"])
     assert removed == [str((docs / "tesla.txt").resolve())]
     hits = index.retriever().search("Tesla coil", k="all")
@@ -110,15 +141,17 @@ def test_remove_documents(index: Index, docs: Path) -> None:
 
 
 def test_reopened_index_returns_the_same_results(
-    index: Index, encoder: SentenceTransformerEncoder
+    any_index: AnyIndex, encoder: SentenceTransformerEncoder
 ) -> None:
+    index = any_index
     q = "Who founded the mill?"
     before = [(h.passage.id, h.score) for h in index.retriever().search(q, k=3)]
     index.close()
-    again = Index.open(index.path, encoder=encoder)
+    again = reopen(index, encoder)
     after = [(h.passage.id, h.score) for h in again.retriever().search(q, k=3)]
     assert [a for a, _ in before] == [a for a, _ in after]
     assert [b for _, b in before] == pytest.approx([b for _, b in after], abs=1e-6)
+    again.close()
 
 
 def test_bad_files_are_reported_and_the_rest_indexed(
@@ -174,11 +207,17 @@ def test_different_encoder_is_refused(index: Index, tmp_path: Path) -> None:
         _ = Index.open(index.path, encoder=other).encoder
 
 
+@pytest.mark.parametrize("backend", ["folder", "postgres"])
 def test_interrupted_ingest_keeps_committed_files_and_rerun_finishes(
-    tmp_path: Path, encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    encoder: SentenceTransformerEncoder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     docs = make_docs(tmp_path / "d")
-    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)
+    target = tmp_path / "idx" if backend == "folder" else request.getfixturevalue("pg_store_url")
+    idx = open_index(target, create=True, encoder=encoder)
     real = pipeline.ingest
     calls = {"n": 0}
     real_encode = encoder.encode
@@ -198,11 +237,12 @@ def test_interrupted_ingest_keeps_committed_files_and_rerun_finishes(
     assert idx.store.counts()["files"] == 1  # the first group committed, the second not
     idx.close()
     monkeypatch.setattr(encoder, "encode", real_encode)
-    again = Index.open(tmp_path / "idx", encoder=encoder)
+    again = open_index(target, encoder=encoder)
     assert len(again.retriever().search("mill", k="all")) == 1  # usable as it was
     report = again.add([docs])
     assert len(report.unchanged) == 1 and len(report.added) == 2
     assert again.store.counts()["passages"] == 3
+    again.close()
 
 
 def test_crash_before_the_vector_file_is_written_rebuilds_it(

@@ -19,8 +19,31 @@ app = typer.Typer(
     help="mixrag: retrieval-augmented generation as a mixture model (Lewis et al., 2020).",
 )
 
-IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index folder.")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="A PostgreSQL store instead of an index folder: postgresql://user@host/db"
+        "[#schema] (needs mixrag[postgres] and pgvector on the server).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _target(index: Path | None, store: str | None) -> str | Path:
+    """The index an option pair names: a folder (--index) or a PostgreSQL store (--store)."""
+    from mixrag.store.postgres import is_postgres_url
+
+    if index is not None and store is not None:
+        raise MixragError("give --index FOLDER or --store postgresql://..., not both")
+    if store is not None:
+        if not is_postgres_url(store):
+            raise MixragError(f"--store must be a postgresql:// URL, got {store!r}")
+        return store
+    if index is None:
+        raise MixragError("give --index FOLDER (or --store postgresql://...)")
+    return index
 
 
 def _echo_json(obj: Any) -> None:
@@ -58,7 +81,17 @@ def _main(
 @app.command("index")
 def index_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Encode on a Ray cluster: auto (the running one), ray://host:port, or "
+            "local (start one here). Needs mixrag[ray].",
+        ),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="--ray: encoder actors (one model each).")] = 2,
     words: Annotated[
         int | None, typer.Option(help="Passage length in words [new index: 100].")
     ] = None,
@@ -119,8 +152,9 @@ def index_cmd(
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
     from mixrag.config import IndexConfig
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import index_exists, open_index
 
+    target = _target(index, store)
     chunk_opts = {"words": words, "overlap": overlap, "sentences": sentences, "balanced": balanced}
     vector_opts = {
         "kind": index_kind,
@@ -131,7 +165,7 @@ def index_cmd(
         "ivf_nprobe": nprobe,
         "rerank_factor": rerank_factor,
     }
-    existing = Index.open(index) if (index / "mixrag.json").exists() else None
+    existing = open_index(target) if index_exists(target) else None
     asked = (existing.config if existing else IndexConfig()).with_overrides(
         chunking={k: v for k, v in chunk_opts.items() if v is not None},
         encoder={"model": encoder} if encoder is not None else {},
@@ -141,9 +175,22 @@ def index_cmd(
         existing.check_config(asked)  # a different chunking or encoder is refused
         idx = existing
     else:
-        idx = Index.open(index, create=True, config=asked)
-    with idx, IngestBar(progress) as bar:
-        report = idx.add([str(p) for p in paths], progress=bar)
+        idx = open_index(target, create=True, config=asked)
+    ray_encoder = None
+    with idx:
+        if ray is not None:
+            from mixrag.encoders.ray import RayEncoder, RayEncoderConfig
+
+            ray_encoder = RayEncoder(
+                idx.encoder, RayEncoderConfig(address=ray, workers=ray_workers)
+            )
+            idx.use_encoder(ray_encoder)
+        try:
+            with IngestBar(progress) as bar:
+                report = idx.add([str(p) for p in paths], progress=bar)
+        finally:
+            if ray_encoder is not None:
+                ray_encoder.close()
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -155,12 +202,13 @@ def index_cmd(
 @app.command("rm")
 def rm_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Indexed files or folders to remove.")],
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Remove documents (by their source file or folder) from an index."""
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import open_index
 
-    with Index.open(index) as idx:
+    with open_index(_target(index, store)) as idx:
         removed = idx.remove([str(p) for p in paths])
     typer.echo(f"removed {len(removed)} file(s): " + ", ".join(removed))
 
@@ -168,7 +216,8 @@ def rm_cmd(
 @app.command("search")
 def search_cmd(
     question: Annotated[str, typer.Argument(help="The question x.")],
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     k: Annotated[str, typer.Option("-k", help="Passages to return, or 'all'.")] = "5",
     method: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "dense",
     tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
@@ -176,11 +225,11 @@ def search_cmd(
 ) -> None:
     """Retrieve the top-k passages with their scores and prior p_eta(z|x)."""
     from mixrag.cli.format import hits_text
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import open_index
     from mixrag.retriever.retriever import RetrieverConfig, parse_k
 
     kk = parse_k(k)
-    with Index.open(index) as idx:
+    with open_index(_target(index, store)) as idx:
         retriever = idx.retriever(RetrieverConfig(method=method, tau=tau))
         hits = retriever.search(question, k=kk)
     if as_json:
@@ -207,7 +256,7 @@ ModelOpt = Annotated[
 
 
 def _rag(
-    index: Path,
+    index: str | Path,
     model: str | None,
     mode: str,
     k: str,
@@ -222,9 +271,9 @@ def _rag(
 
     parsed = parse_k(k)
     if parsed == "all":
-        from mixrag.index.folder import Index
+        from mixrag.index.opening import open_index
 
-        with Index.open(index) as idx:
+        with open_index(index) as idx:
             kk = max(1, idx.store.counts()["passages"])
     else:
         kk = parsed
@@ -241,7 +290,8 @@ def _rag(
 @app.command("ask")
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question x.")],
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     mode: ModeOpt = "rag-sequence",
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
@@ -257,7 +307,7 @@ def ask_cmd(
     """Answer a question; show its probability and which passages it came from."""
     from mixrag.cli.format import answer_text
 
-    rag = _rag(index, model, mode, k, method, tau, beams, decoding, max_new_tokens)
+    rag = _rag(_target(index, store), model, mode, k, method, tau, beams, decoding, max_new_tokens)
     answer = rag.ask(question)
     if as_json:
         _echo_json(answer.to_dict())
@@ -269,7 +319,8 @@ def ask_cmd(
 def score_cmd(
     question: Annotated[str, typer.Argument(help="The question x.")],
     answer: Annotated[str, typer.Argument(help="The candidate answer y.")],
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     mode: ModeOpt = "rag-sequence",
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
@@ -280,7 +331,7 @@ def score_cmd(
     """log p(y|x) of a given answer under a mode, with each passage's share."""
     from mixrag.cli.format import answer_text
 
-    rag = _rag(index, model, mode, k, method, tau, 1, "thorough", 32)
+    rag = _rag(_target(index, store), model, mode, k, method, tau, 1, "thorough", 32)
     result = rag.score(question, answer)
     if as_json:
         _echo_json(result.to_dict())
@@ -309,7 +360,8 @@ def eval_cmd(
         typer.Option(help="Questions: SQuAD .json[.gz], .jsonl or NQ-open .tsv (see docs)."),
     ],
     out: Annotated[Path, typer.Option(help="Report folder (resumes the run it holds).")],
-    index: Annotated[Path | None, typer.Option("--index", "-i", help="Index folder.")] = None,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     build_index: Annotated[
         Path | None,
         typer.Option(help="Index the dataset's own paragraphs into this folder first."),
@@ -382,11 +434,12 @@ def eval_cmd(
             reason = report.failed[0][1] if report.failed else "unsupported file"
             raise MixragError(f"indexing {dataset} failed: {reason}")
         index = build_index
-    if index is None:
-        raise MixragError("give --index (an index folder) or --build-index")
+    if index is None and store is None:
+        raise MixragError("give --index (an index folder), --store or --build-index")
+    from mixrag.index.opening import open_index
     from mixrag.rag import RAG, RAGConfig
 
-    with Index.open(index) as idx, EvalBar(progress) as bar:
+    with open_index(_target(index, store)) as idx, EvalBar(progress) as bar:
         rag = None
         if config.modes:
             rag_cfg = RAGConfig(k=max(config.ks), max_new_tokens=max_new_tokens)
@@ -410,7 +463,8 @@ def eval_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    index: IndexOpt,
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     model: ModelOpt = None,
     host: Annotated[
         str | None, typer.Option(help="Address to listen on [127.0.0.1: this machine only].")
@@ -438,9 +492,11 @@ def serve_cmd(
 
     from mixrag.server import ServerConfig, create_app
     from mixrag.server.config import MiB, read_token_file
+    from mixrag.store.postgres import redact
 
+    target = _target(index, store)
     config = ServerConfig(
-        index=index,
+        index=target,
         model=model,
         host=host or "127.0.0.1",
         port=port,
@@ -462,7 +518,8 @@ def serve_cmd(
         )
     logging.getLogger("mixrag").setLevel(logging.INFO)
     application = create_app(config)
-    typer.echo(f"mixrag: serving {index} on http://{config.host}:{config.port}/", err=True)
+    where = redact(str(target)) if store is not None else str(target)
+    typer.echo(f"mixrag: serving {where} on http://{config.host}:{config.port}/", err=True)
     uvicorn.run(
         application,
         host=config.host,
@@ -474,10 +531,11 @@ def serve_cmd(
 
 @app.command("train")
 def train_cmd(
-    index: IndexOpt,
     train: Annotated[
         Path, typer.Option(help="(question, answers) pairs: .jsonl, SQuAD .json[.gz], .tsv.")
     ],
+    index: IndexOpt = None,
+    store: StoreOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder: checkpoint, history, loss.png.")
     ] = None,
@@ -520,7 +578,7 @@ def train_cmd(
     """Train the query encoder and the generator jointly from (question, answer) pairs."""
     from mixrag.cli.progress import TrainBar
     from mixrag.eval.datasets import load_dataset
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import open_index
     from mixrag.train import TrainConfig, Trainer, load_pairs
 
     run = resume or out
@@ -551,7 +609,7 @@ def train_cmd(
     )
     examples = load_pairs(train)
     dev_data = load_dataset(dev) if dev is not None else None
-    with Index.open(index) as idx:
+    with open_index(_target(index, store)) as idx:
         trainer = Trainer(idx, config, run, model=model, resume=resume is not None)
         with TrainBar(progress) as bar:
             history = trainer.train(examples, dev_data, progress=bar)
@@ -580,12 +638,12 @@ def split_cmd(
 
 
 @app.command("info")
-def info_cmd(index: IndexOpt, as_json: JsonOpt = False) -> None:
+def info_cmd(index: IndexOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Documents, passages, encoder, vector index kind and size on disk."""
     from mixrag.cli.format import info_text
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import open_index
 
-    with Index.open(index) as idx:
+    with open_index(_target(index, store)) as idx:
         info = idx.info()
     typer.echo(json.dumps(info, indent=2) if as_json else info_text(info))
 

@@ -49,6 +49,9 @@ class SentenceTransformerEncoder:
     different model behind the same name.
     """
 
+    #: Texts the ingest pipeline gathers per :meth:`encode` call (and per store write).
+    chunk_size: int = 1024
+
     def __init__(self, config: EncoderConfig | None = None) -> None:
         self.config = config or EncoderConfig()
         self._model: Any = None

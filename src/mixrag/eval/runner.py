@@ -36,7 +36,7 @@ from mixrag.eval.metrics import exact_match, expected_calibration_error, f1_scor
 from mixrag.eval.retrieval import answer_in_passages, is_gold, mean_reciprocal_rank
 
 if TYPE_CHECKING:
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import AnyIndex
     from mixrag.rag import RAG
 
 ANSWER_MODES = ("closed-book", "concat", "rag-sequence", "rag-token")
@@ -145,7 +145,7 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def fingerprint(index: Index, dataset: Dataset, config: EvalConfig, rag: RAG | None) -> dict:
+def fingerprint(index: AnyIndex, dataset: Dataset, config: EvalConfig, rag: RAG | None) -> dict:
     """What makes a stored per-question record valid: inputs and answer-changing settings.
 
     Not in it: modes, ks, limit, seed, batch sizes (records are per run and question,
@@ -182,7 +182,7 @@ def fingerprint(index: Index, dataset: Dataset, config: EvalConfig, rag: RAG | N
 
 
 def _retrieval_phase(
-    index: Index,
+    index: AnyIndex,
     questions: Sequence[Question],
     config: EvalConfig,
     cache: ResultCache,
@@ -401,7 +401,7 @@ def summarize(
 
 
 def evaluate(
-    index: Index,
+    index: AnyIndex,
     dataset: Dataset,
     config: EvalConfig,
     out: str | Path,
@@ -438,7 +438,7 @@ def evaluate(
     results: dict[str, Any] = {
         "version": 1,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": {**config.to_dict(), "dataset": dataset.path, "index": str(index.path)},
+        "config": {**config.to_dict(), "dataset": dataset.path, "index": index.location},
         "dataset": {**dataset.to_dict(), "evaluated": len(questions)},
         "index": index.info(),
         "generator": rag.generator.config.to_dict() if rag is not None and config.modes else None,

@@ -3,7 +3,14 @@
 from mixrag.index.config import VectorIndexConfig
 from mixrag.index.vectors import FaissVectorIndex, VectorIndex
 
-__all__ = ["FaissVectorIndex", "Index", "VectorIndex", "VectorIndexConfig"]
+__all__ = [
+    "FaissVectorIndex",
+    "Index",
+    "PgIndex",
+    "VectorIndex",
+    "VectorIndexConfig",
+    "open_index",
+]
 
 
 def __getattr__(name: str) -> object:
@@ -13,4 +20,12 @@ def __getattr__(name: str) -> object:
         from mixrag.index.folder import Index
 
         return Index
+    if name == "PgIndex":
+        from mixrag.index.postgres import PgIndex
+
+        return PgIndex
+    if name == "open_index":
+        from mixrag.index.opening import open_index
+
+        return open_index
     raise AttributeError(name)

@@ -71,12 +71,50 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def checked_encoder(
+    where: str,
+    config: IndexConfig,
+    manifest: dict[str, Any],
+    given: SentenceTransformerEncoder | None,
+) -> SentenceTransformerEncoder:
+    """``given`` (or a new encoder for ``config``) after checking it is the one the index
+    at ``where`` was built with: same model name, weight fingerprint and dimension."""
+    enc = given or SentenceTransformerEncoder(config.encoder)
+    if enc.config.model != config.encoder.model:
+        raise IndexMismatchError(
+            f"{where} uses encoder {config.encoder.model!r}, not {enc.config.model!r}"
+        )
+    recorded = manifest.get("encoder", {})
+    if recorded.get("fingerprint") and recorded["fingerprint"] != enc.fingerprint:
+        raise IndexMismatchError(
+            f"{where} was built with encoder {recorded.get('model')!r} "
+            f"(fingerprint {recorded['fingerprint']}), but {enc.name!r} loads weights "
+            f"with fingerprint {enc.fingerprint}: results would be meaningless"
+        )
+    if recorded.get("dim") and recorded["dim"] != enc.dim:
+        raise IndexMismatchError(
+            f"{where}: encoder dimension {enc.dim} != index dimension {recorded['dim']}"
+        )
+    return enc
+
+
+def encoder_record(enc: SentenceTransformerEncoder) -> dict[str, Any]:
+    """What a manifest records of the encoder that built the passage vectors."""
+    return {
+        "model": enc.name,
+        "dim": enc.dim,
+        "fingerprint": enc.fingerprint,
+        "max_tokens": enc.max_tokens,
+    }
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """One line per differing (nested) key: 'key: index has X, asked for Y'."""
     out = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out.extend(_config_diff(va, vb, f"{prefix}{key}."))
+            out.extend(config_diff(va, vb, f"{prefix}{key}."))
         elif va != vb:
             out.append(f"{prefix}{key}: index has {va!r}, asked for {vb!r}")
     return out
@@ -99,6 +137,11 @@ class Index:
         self._given_encoder = encoder
         self._encoder: SentenceTransformerEncoder | None = None
         self._vectors: FaissVectorIndex | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages: its folder."""
+        return str(self.path)
 
     # -- opening -------------------------------------------------------------------
 
@@ -169,7 +212,7 @@ class Index:
         adopt its vector-index settings (the FAISS index is rebuilt on next use)."""
         mine = self.config.to_dict()
         theirs = asked.to_dict()
-        diffs = _config_diff(
+        diffs = config_diff(
             {k: mine[k] for k in ("chunking", "encoder")},
             {k: theirs[k] for k in ("chunking", "encoder")},
         )
@@ -195,25 +238,16 @@ class Index:
     def encoder(self) -> SentenceTransformerEncoder:
         """The index's encoder; its weights must match the fingerprint it was built with."""
         if self._encoder is None:
-            enc = self._given_encoder or SentenceTransformerEncoder(self.config.encoder)
-            if enc.config.model != self.config.encoder.model:
-                raise IndexMismatchError(
-                    f"{self.path} uses encoder {self.config.encoder.model!r}, "
-                    f"not {enc.config.model!r}"
-                )
-            recorded = self.manifest.get("encoder", {})
-            if recorded.get("fingerprint") and recorded["fingerprint"] != enc.fingerprint:
-                raise IndexMismatchError(
-                    f"{self.path} was built with encoder {recorded.get('model')!r} "
-                    f"(fingerprint {recorded['fingerprint']}), but {enc.name!r} loads weights "
-                    f"with fingerprint {enc.fingerprint}: results would be meaningless"
-                )
-            if recorded.get("dim") and recorded["dim"] != enc.dim:
-                raise IndexMismatchError(
-                    f"{self.path}: encoder dimension {enc.dim} != index dimension {recorded['dim']}"
-                )
-            self._encoder = enc
+            self._encoder = checked_encoder(
+                self.location, self.config, self.manifest, self._given_encoder
+            )
         return self._encoder
+
+    def use_encoder(self, encoder: SentenceTransformerEncoder) -> None:
+        """Encode passages with ``encoder`` from now on (e.g. a
+        :class:`~mixrag.encoders.ray.RayEncoder` spreading the work over a cluster); it
+        must be the index's model: same name, weights and dimension."""
+        self._encoder = checked_encoder(self.location, self.config, self.manifest, encoder)
 
     @property
     def dim(self) -> int:
@@ -342,13 +376,7 @@ class Index:
             os.close(fd)
 
     def _record_encoder(self) -> None:
-        enc = self.encoder
-        self.manifest["encoder"] = {
-            "model": enc.name,
-            "dim": enc.dim,
-            "fingerprint": enc.fingerprint,
-            "max_tokens": enc.max_tokens,
-        }
+        self.manifest["encoder"] = encoder_record(self.encoder)
 
     def add(self, paths: Sequence[str | Path], progress: ProgressFn | None = None) -> IngestReport:
         """Index files and folders; unchanged files are skipped, changed ones replaced."""

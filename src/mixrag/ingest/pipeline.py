@@ -30,10 +30,12 @@ from mixrag.types import Passage
 
 if TYPE_CHECKING:
     from mixrag.encoders.sentence import SentenceTransformerEncoder
+    from mixrag.store.postgres import PgPassageStore
 
 log = logging.getLogger(__name__)
 
-#: Encode (and commit) once this many new passages are waiting.
+#: Encode (and commit) once this many new passages are waiting, unless the encoder
+#: asks for another size (``chunk_size``: a Ray encoder wants large jobs).
 FLUSH_PASSAGES = 1024
 
 ProgressFn = Callable[["IngestProgress"], None]
@@ -133,13 +135,13 @@ class _Pending:
 
 
 def ingest(
-    store: PassageStore,
+    store: PassageStore | PgPassageStore,
     encoder: SentenceTransformerEncoder,
     chunking: ChunkConfig,
     paths: Sequence[str | Path],
     on_write: Callable[[list[int], np.ndarray, np.ndarray], None],
     progress: ProgressFn | None = None,
-    flush_passages: int = FLUSH_PASSAGES,
+    flush_passages: int | None = None,
 ) -> IngestReport:
     """Index ``paths`` (files or folders) into ``store``.
 
@@ -148,6 +150,7 @@ def ingest(
     :class:`MixragError` before writing anything if a path does not exist.
     """
     t0 = time.perf_counter()
+    flush_size = flush_passages or int(getattr(encoder, "chunk_size", FLUSH_PASSAGES))
     found = discover(paths)
     if found.missing:
         raise MixragError(f"no such file or folder: {', '.join(found.missing)}")
@@ -168,7 +171,7 @@ def ingest(
         todo = [(f, i) for f in pending for i, v in enumerate(f.vectors) if v is None]
         if todo:
             texts = [passage_input(f.passages[i].title, f.passages[i].text) for f, i in todo]
-            vecs = _encode_with_progress(encoder, texts, state, tick)
+            vecs = _encode_with_progress(encoder, texts, state, tick, flush_size)
             for (f, i), v in zip(todo, vecs, strict=True):
                 f.vectors[i] = v
             report.passages_encoded += len(todo)
@@ -229,7 +232,7 @@ def ingest(
         pending.append(_Pending(loaded, record is not None, docs, passages, vectors))
         waiting += sum(v is None for v in vectors)
         state.files_done += 1
-        if waiting >= flush_passages:
+        if waiting >= flush_size:
             flush()
     if pending:
         flush()

@@ -29,7 +29,7 @@ from mixrag.types import Hit
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import AnyIndex
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ def parse_k(value: str | int) -> K:
 
 
 class Retriever:
-    """Retrieves from an :class:`~mixrag.index.folder.Index` (see the module docstring)."""
+    """Retrieves from an index folder or a PostgreSQL store (see the module docstring)."""
 
     def __init__(
-        self, index: Index, config: RetrieverConfig, query_encoder: Encoder | None = None
+        self, index: AnyIndex, config: RetrieverConfig, query_encoder: Encoder | None = None
     ) -> None:
         self.index = index
         self.config = config

@@ -23,8 +23,8 @@ def default_extensions() -> tuple[str, ...]:
 class ServerConfig:
     """One server: the index folder, the generator, the address, the request limits.
 
-    index:              the index folder (created empty if missing, so documents can be
-                        uploaded into it).
+    index:              the index folder, or a ``postgresql://`` store (created empty if
+                        missing, so documents can be uploaded into it).
     model:              generator: a bundled name, a model folder, or a training run
                         (its generator and query encoder); None = the default.
     host, port:         where uvicorn listens. Loopback by default; serving beyond it
@@ -43,7 +43,7 @@ class ServerConfig:
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
     """
 
-    index: Path
+    index: Path | str
     model: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000

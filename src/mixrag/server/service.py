@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from mixrag.decoding import PrefixFn
 from mixrag.generator.prompts import clean_answer
-from mixrag.index.folder import Index
+from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import METHODS
 from mixrag.server.concurrency import ReadWriteLock, SerialWorker
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
+from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
 from mixrag.types import Hit
 
@@ -76,7 +77,7 @@ class Service:
     def __init__(
         self,
         config: ServerConfig,
-        index: Index,
+        index: AnyIndex,
         generator: TransformersGenerator,
         query_encoder: Encoder | None = None,
     ) -> None:
@@ -105,9 +106,9 @@ class Service:
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
-        if not (config.index / "mixrag.json").exists():
-            log.warning("no index at %s: creating an empty one", config.index)
-        index = Index.open(config.index, create=True, encoder=encoder)
+        if not index_exists(config.index):
+            log.warning("no index at %s: creating an empty one", redact(str(config.index)))
+        index = open_index(config.index, create=True, encoder=encoder)
         query_encoder = None
         found = find_checkpoint(config.model) if config.model and generator is None else None
         if found is not None:

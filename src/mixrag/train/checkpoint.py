@@ -31,7 +31,7 @@ from mixrag.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from mixrag.generator.hf import TransformersGenerator
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import AnyIndex
     from mixrag.train.models import QueryEncoder
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,10 @@ CHECKPOINT_FILE = "mixrag-checkpoint.json"
 FORMAT_VERSION = 1
 
 
-def index_identity(index: Index) -> dict[str, Any]:
+def index_identity(index: AnyIndex) -> dict[str, Any]:
     """What a trained q(x) depends on: the passages' encoder and how they were cut."""
     return {
-        "path": str(index.path),
+        "path": index.location,
         "encoder": index.config.encoder.model,
         "encoder_fingerprint": index.encoder.fingerprint,
         "chunking": index.config.to_dict()["chunking"],
@@ -80,14 +80,14 @@ class Checkpoint:
     has_generator: bool
     manifest: dict[str, Any]
 
-    def check_index(self, index: Index) -> None:
+    def check_index(self, index: AnyIndex) -> None:
         """Refuse an index whose passage vectors this q(x) was not trained against."""
         now = index_identity(index)
         for key in ("encoder_fingerprint", "chunking"):
             if now[key] != self.index.get(key):
                 raise IndexMismatchError(
                     f"checkpoint {self.path} was trained against an index with {key} "
-                    f"{self.index.get(key)!r}, but {index.path} has {now[key]!r}: its query "
+                    f"{self.index.get(key)!r}, but {index.location} has {now[key]!r}: its query "
                     "encoder does not fit these passage vectors"
                 )
         if now["passages"] != self.index.get("passages"):
@@ -95,7 +95,7 @@ class Checkpoint:
                 "checkpoint %s was trained with %s passages in the index, %s has %s now",
                 self.path,
                 self.index.get("passages"),
-                index.path,
+                index.location,
                 now["passages"],
             )
 

@@ -47,7 +47,7 @@ from mixrag.train.models import QueryEncoder, prepare_generator, trainable
 
 if TYPE_CHECKING:
     from mixrag.generator.hf import TransformersGenerator
-    from mixrag.index.folder import Index
+    from mixrag.index.opening import AnyIndex
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Trainer:
 
     def __init__(
         self,
-        index: Index,
+        index: AnyIndex,
         config: TrainConfig,
         run_dir: str | Path,
         *,

@@ -17,10 +17,11 @@ the same new store do not race). Every write is one transaction: a failed or
 interrupted write leaves the store as it was. Connections come from a
 ``psycopg_pool.ConnectionPool``, so a server's concurrent requests each get their own.
 
-Keyword ranking: PostgreSQL has no BM25. ``bm25`` here ranks the same OR-of-terms
-query as the SQLite store with ``ts_rank_cd`` (cover density, normalised by document
-length) over an English-stemmed ``tsvector``: the same role, a different formula; its
-recall on SQuAD dev is measured next to FTS5's in docs/BENCHMARKS.md.
+Keyword ranking: PostgreSQL's own ``ts_rank_cd`` found the gold paragraph first for 44%
+of SQuAD dev questions against FTS5 BM25's 79%, so ``bm25`` computes Okapi BM25 in SQL
+over the English-stemmed ``tsvector`` (see :meth:`PgPassageStore.bm25`), with the
+corpus totals it needs kept in ``meta`` by every write; docs/BENCHMARKS.md compares it
+with FTS5.
 """
 
 from __future__ import annotations
@@ -72,9 +73,16 @@ CREATE TABLE IF NOT EXISTS passages (
     embedding vector({dim}) NOT NULL,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || text)) STORED
 );
+ALTER TABLE passages ALTER COLUMN embedding SET STORAGE {storage};
 CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id);
 CREATE INDEX IF NOT EXISTS passages_tsv ON passages USING gin(tsv);
 """
+
+#: Vectors up to this many bytes are stored inline in the row (STORAGE PLAIN); larger
+#: ones out of line, uncompressed (EXTERNAL). PostgreSQL's default (EXTENDED) moved the
+#: 1.5 kB MiniLM vectors to the TOAST table, and every exact scan then fetched 3,526 of
+#: them one by one: 23 ms a query on SQuAD dev (docs/BENCHMARKS.md).
+INLINE_VECTOR_BYTES = 6000
 
 
 def redact(url: str) -> str:
@@ -177,8 +185,8 @@ class PgPassageStore:
             conn.execute(f"SET LOCAL search_path TO {self.schema}, public")
             conn.execute(_BASE_TABLES)
             conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', %s), ('generation', '0') "
-                "ON CONFLICT (key) DO NOTHING",
+                "INSERT INTO meta(key, value) VALUES ('schema_version', %s), ('generation', '0'), "
+                "('fts_docs', '0'), ('fts_len', '0') ON CONFLICT (key) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -205,7 +213,9 @@ class PgPassageStore:
             )
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
-            conn.execute(_PASSAGES.format(dim=int(dim)))
+            if self.dim is None:  # new here (IF NOT EXISTS: another process may have won)
+                storage = "PLAIN" if 4 * dim <= INLINE_VECTOR_BYTES else "EXTERNAL"
+                conn.execute(_PASSAGES.format(dim=int(dim), storage=storage))
             if hnsw is not None:
                 m, ef = hnsw
                 conn.execute(
@@ -288,14 +298,13 @@ class PgPassageStore:
     def _delete_file(self, conn: Any, path: str) -> list[int]:
         rowids: list[int] = []
         if self.dim is not None:
-            rowids = [
-                int(r[0])
-                for r in conn.execute(
-                    "DELETE FROM passages WHERE doc_id IN "
-                    "(SELECT id FROM documents WHERE file = %s) RETURNING rowid",
-                    (path,),
-                )
-            ]
+            rows = conn.execute(
+                "DELETE FROM passages WHERE doc_id IN "
+                "(SELECT id FROM documents WHERE file = %s) RETURNING rowid, length(tsv)",
+                (path,),
+            ).fetchall()
+            rowids = [int(r[0]) for r in rows]
+            _add_fts_stats(conn, -len(rows), -sum(int(r[1]) for r in rows))
         conn.execute("DELETE FROM documents WHERE file = %s", (path,))
         conn.execute("DELETE FROM files WHERE path = %s", (path,))
         return rowids
@@ -362,6 +371,11 @@ class PgPassageStore:
                         "SELECT id, rowid FROM passages WHERE id = ANY(%s)", (ids,)
                     ).fetchall()
                 )
+                total = conn.execute(
+                    "SELECT COALESCE(SUM(length(tsv)), 0) FROM passages WHERE id = ANY(%s)",
+                    (ids,),
+                ).fetchone()
+                _add_fts_stats(conn, len(ids), int(total[0]))
             conn.execute(
                 "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
             )
@@ -498,7 +512,8 @@ class PgPassageStore:
 
         With ``ef_search`` the HNSW index answers (its candidate list is widened to k
         when k is larger, up to pgvector's limit of 1000, beyond which the scan is
-        exact); with None the scan is exact.
+        exact), also where the planner would rather scan a small table; with None the
+        scan is exact.
         """
         B = len(q)
         D = np.full((B, k), -np.inf, dtype=np.float32)
@@ -510,6 +525,7 @@ class PgPassageStore:
                 conn.execute("SET LOCAL enable_indexscan = off")
             else:
                 conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(ef_search, k))}")
+                conn.execute("SET LOCAL enable_seqscan = off")
             for b in range(B):
                 vec = np.ascontiguousarray(q[b], dtype=np.float32)
                 rows = conn.execute(
@@ -523,21 +539,20 @@ class PgPassageStore:
         return D, I
 
     def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (row id, score) by PostgreSQL full-text ranking (see the module docstring)."""
+        """Top-n (row id, BM25 score) for ``question``; higher is better.
+
+        Okapi BM25 with FTS5's constants (k1 = 1.2, b = 0.75) computed in SQL: the
+        question's terms (stop words dropped as for SQLite) stemmed by PostgreSQL's
+        English configuration, any of them matching (GIN index); idf from each term's
+        document count; term frequency from the tsvector's positions; document length
+        and its average from the store's running totals (``meta``). Lengths count
+        distinct lexemes, not tokens: the one difference from FTS5's formula.
+        """
         terms = query_terms(question)
         if not terms or n < 1 or self.dim is None:
             return []
-        # Each term through plainto_tsquery (stemmed, stop words dropped, no syntax to
-        # escape), OR-ed together: any term counts, as in the SQLite store.
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT p.rowid, ts_rank_cd(p.tsv, q.q, 1) AS s FROM passages p, "
-                "(SELECT string_agg(t::text, ' | ')::tsquery AS q FROM "
-                " (SELECT plainto_tsquery('english', w) AS t FROM unnest(%s::text[]) w) x "
-                " WHERE t::text <> '') q "
-                "WHERE p.tsv @@ q.q ORDER BY s DESC, p.rowid LIMIT %s",
-                (terms, n),
-            ).fetchall()
+            rows = conn.execute(_BM25_SQL, {"text": " ".join(terms), "n": n}).fetchall()
         return [(int(r), float(s)) for r, s in rows]
 
     def size_bytes(self) -> int:
@@ -556,6 +571,47 @@ class PgPassageStore:
         with self.pool.connection() as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
         self.dim = None
+
+
+_BM25_SQL = """
+WITH q AS (
+    SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(text)s))
+), df AS (
+    SELECT lexeme,
+           (SELECT count(*) FROM passages p WHERE p.tsv @@ quote_literal(lexeme)::tsquery) AS n
+    FROM q
+), st AS (
+    SELECT GREATEST((SELECT value::float8 FROM meta WHERE key = 'fts_docs'), 1) AS docs,
+           GREATEST((SELECT value::float8 FROM meta WHERE key = 'fts_len'), 1) AS len
+), cand AS (
+    SELECT p.rowid, p.tsv FROM passages p
+    WHERE p.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM q)
+)
+SELECT c.rowid,
+       SUM(ln(1 + (st.docs - df.n + 0.5) / (df.n + 0.5))
+           * t.tf * 2.2
+           / (t.tf + 1.2 * (0.25 + 0.75 * length(c.tsv) / (st.len / st.docs)))) AS s
+FROM cand c
+CROSS JOIN LATERAL (
+    SELECT u.lexeme, COALESCE(array_length(u.positions, 1), 1) AS tf FROM unnest(c.tsv) u
+) t
+JOIN df ON df.lexeme = t.lexeme
+CROSS JOIN st
+GROUP BY c.rowid
+ORDER BY s DESC, c.rowid
+LIMIT %(n)s
+"""
+
+
+def _add_fts_stats(conn: Any, docs: int, length: int) -> None:
+    """Keep BM25's corpus totals (passages, summed lengths) in step with a write."""
+    if docs or length:
+        conn.execute(
+            "UPDATE meta SET value = (value::bigint + %s)::text WHERE key = 'fts_docs'", (docs,)
+        )
+        conn.execute(
+            "UPDATE meta SET value = (value::bigint + %s)::text WHERE key = 'fts_len'", (length,)
+        )
 
 
 def _array(value: Any) -> np.ndarray:

@@ -1,6 +1,6 @@
 """PostgreSQL + pgvector against the embedded store (FAISS + SQLite) on the SQuAD dev corpus.
 
-    python bench/pgvector.py --out bench/results/pgvector.json
+    python bench/pg_vs_faiss.py --out bench/results/pg_vs_faiss.json
 
 Starts a throwaway PostgreSQL on loopback (tests/pgserver.py), indexes the SQuAD dev
 paragraphs into it with ``mixrag``'s own pipeline (``PgIndex.add``; 100-word passages,

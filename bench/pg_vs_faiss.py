@@ -80,12 +80,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--squad", default=str(REPO / "data/squad/squaddev_v1.1.json.gz"))
     ap.add_argument("--latency-n", type=int, default=500, help="questions timed per engine")
+    ap.add_argument("--limit", type=int, default=0, help="seeded sample of questions (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     questions = load_squad(args.squad)
+    if args.limit:
+        questions = sample(questions, args.limit, seed=1)
     encoder = SentenceTransformerEncoder()
     encoder.load()
     results: dict = {"machine": machine(), "questions": len(questions)}
@@ -125,7 +128,7 @@ def main() -> None:
             tops["pgvector-exact"] = exact_pg.search(qv, 10)[1]
             pg._vectors = None
             recall["bm25 (SQLite FTS5)"] = row(ranks_for(folder, questions, "bm25", qv))
-            recall["ts_rank_cd (PostgreSQL)"] = row(ranks_for(pg, questions, "bm25", qv))
+            recall["BM25 in SQL (PostgreSQL)"] = row(ranks_for(pg, questions, "bm25", qv))
             recall["hybrid (SQLite)"] = row(ranks_for(folder, questions, "hybrid", qv))
             recall["hybrid (PostgreSQL)"] = row(ranks_for(pg, questions, "hybrid", qv))
             results["recall"] = recall
@@ -167,6 +170,17 @@ def main() -> None:
                     times.append(time.perf_counter() - t0)
                 e2e[name] = {k: v * 1000 if k != "n" else v for k, v in percentiles(times).items()}
             results["retriever_search_ms"] = e2e
+            keyword = {}
+            for name, idx in (("folder", folder), ("pg", pg)):
+                times = []
+                for q in timed[:200]:
+                    t0 = time.perf_counter()
+                    idx.store.bm25(q.question, 20)
+                    times.append(time.perf_counter() - t0)
+                keyword[name] = {
+                    k: v * 1000 if k != "n" else v for k, v in percentiles(times).items()
+                }
+            results["bm25_ms"] = keyword
             logging.info("latency %s %s", results["search_latency_ms"], e2e)
             pg.close()
             folder.close()

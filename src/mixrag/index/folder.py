@@ -34,14 +34,13 @@ import numpy as np
 
 from mixrag.config import IndexConfig
 from mixrag.encoders.sentence import SentenceTransformerEncoder
-from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
+from mixrag.errors import IndexLockedError, IndexMismatchError, NotAnIndexError
+from mixrag.index.base import IndexBase, encoder_record
 from mixrag.index.vectors import FaissVectorIndex, sample_rows
 from mixrag.store.sqlite import PassageStore
 
 if TYPE_CHECKING:
-    from mixrag.encoders.base import Encoder
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
-    from mixrag.retriever.retriever import Retriever, RetrieverConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,57 +70,10 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
-def checked_encoder(
-    where: str,
-    config: IndexConfig,
-    manifest: dict[str, Any],
-    given: SentenceTransformerEncoder | None,
-) -> SentenceTransformerEncoder:
-    """``given`` (or a new encoder for ``config``) after checking it is the one the index
-    at ``where`` was built with: same model name, weight fingerprint and dimension."""
-    enc = given or SentenceTransformerEncoder(config.encoder)
-    if enc.config.model != config.encoder.model:
-        raise IndexMismatchError(
-            f"{where} uses encoder {config.encoder.model!r}, not {enc.config.model!r}"
-        )
-    recorded = manifest.get("encoder", {})
-    if recorded.get("fingerprint") and recorded["fingerprint"] != enc.fingerprint:
-        raise IndexMismatchError(
-            f"{where} was built with encoder {recorded.get('model')!r} "
-            f"(fingerprint {recorded['fingerprint']}), but {enc.name!r} loads weights "
-            f"with fingerprint {enc.fingerprint}: results would be meaningless"
-        )
-    if recorded.get("dim") and recorded["dim"] != enc.dim:
-        raise IndexMismatchError(
-            f"{where}: encoder dimension {enc.dim} != index dimension {recorded['dim']}"
-        )
-    return enc
-
-
-def encoder_record(enc: SentenceTransformerEncoder) -> dict[str, Any]:
-    """What a manifest records of the encoder that built the passage vectors."""
-    return {
-        "model": enc.name,
-        "dim": enc.dim,
-        "fingerprint": enc.fingerprint,
-        "max_tokens": enc.max_tokens,
-    }
-
-
-def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """One line per differing (nested) key: 'key: index has X, asked for Y'."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out.extend(config_diff(va, vb, f"{prefix}{key}."))
-        elif va != vb:
-            out.append(f"{prefix}{key}: index has {va!r}, asked for {vb!r}")
-    return out
-
-
-class Index:
+class Index(IndexBase):
     """A persistent passage index. Open with :meth:`open`; cheap until it is used."""
+
+    store: PassageStore
 
     def __init__(
         self,
@@ -207,52 +159,10 @@ class Index:
         log.info("created index %s", path)
         return cls(path, manifest, store, encoder)
 
-    def check_config(self, asked: IndexConfig) -> None:
-        """Refuse ``asked`` if its chunking or encoder differ (naming each difference);
-        adopt its vector-index settings (the FAISS index is rebuilt on next use)."""
-        mine = self.config.to_dict()
-        theirs = asked.to_dict()
-        diffs = config_diff(
-            {k: mine[k] for k in ("chunking", "encoder")},
-            {k: theirs[k] for k in ("chunking", "encoder")},
-        )
-        if diffs:
-            raise IndexMismatchError(f"{self.path} was built differently: " + "; ".join(diffs))
-        if asked.vectors != self.config.vectors:
-            self.config = IndexConfig(self.config.chunking, self.config.encoder, asked.vectors)
-            self.manifest["config"] = self.config.to_dict()
-            self._vectors = None
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> Index:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- parts, loaded on first use ------------------------------------------------
 
-    @property
-    def encoder(self) -> SentenceTransformerEncoder:
-        """The index's encoder; its weights must match the fingerprint it was built with."""
-        if self._encoder is None:
-            self._encoder = checked_encoder(
-                self.location, self.config, self.manifest, self._given_encoder
-            )
-        return self._encoder
-
-    def use_encoder(self, encoder: SentenceTransformerEncoder) -> None:
-        """Encode passages with ``encoder`` from now on (e.g. a
-        :class:`~mixrag.encoders.ray.RayEncoder` spreading the work over a cluster); it
-        must be the index's model: same name, weights and dimension."""
-        self._encoder = checked_encoder(self.location, self.config, self.manifest, encoder)
-
-    @property
-    def dim(self) -> int:
-        recorded = self.manifest.get("encoder", {}).get("dim")
-        return int(recorded) if recorded else self.encoder.dim
+    def _forget_vectors(self) -> None:
+        self._vectors = None
 
     def _vectors_path(self, generation: int) -> Path:
         return self.path / f"vectors-{generation}.faiss"
@@ -419,16 +329,7 @@ class Index:
         path that matches nothing in the index, before removing anything.
         """
         with self._writing():
-            targets: list[str] = []
-            unknown = []
-            for raw in paths:
-                matched = self.store.files_under(str(Path(raw).expanduser().resolve()))
-                if not matched:
-                    unknown.append(str(raw))
-                targets.extend(matched)
-            if unknown:
-                raise MixragError(f"not in the index: {', '.join(unknown)}")
-            targets = list(dict.fromkeys(targets))
+            targets = self._files_to_remove(paths)
             vectors = self._writable_vectors()
             removed = self.store.remove_files(targets)
             rebuild = not vectors.supports_remove
@@ -452,27 +353,6 @@ class Index:
         self.store.checkpoint()
 
     # -- reading -------------------------------------------------------------------
-
-    def retriever(
-        self,
-        config: RetrieverConfig | None = None,
-        *,
-        query_encoder: Encoder | None = None,
-        **overrides: Any,
-    ) -> Retriever:
-        """A :class:`~mixrag.retriever.Retriever` over this index.
-
-        ``query_encoder`` replaces the index's encoder for questions only (a trained
-        q(x)); passages keep their stored d(z).
-        """
-        from mixrag.retriever.retriever import Retriever, RetrieverConfig
-
-        cfg = config or RetrieverConfig()
-        if overrides:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, **overrides)
-        return Retriever(self, cfg, query_encoder=query_encoder)
 
     def info(self) -> dict[str, Any]:
         """Counts, encoder, vector index kind, size on disk, configuration."""

@@ -33,14 +33,13 @@ import numpy as np
 
 from mixrag.config import IndexConfig
 from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
-from mixrag.index.folder import FORMAT_VERSION, checked_encoder, config_diff, encoder_record
+from mixrag.index.base import IndexBase, encoder_record
+from mixrag.index.folder import FORMAT_VERSION
 from mixrag.store.postgres import PgPassageStore, redact
 
 if TYPE_CHECKING:
-    from mixrag.encoders.base import Encoder
     from mixrag.encoders.sentence import SentenceTransformerEncoder
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
-    from mixrag.retriever.retriever import Retriever, RetrieverConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +64,10 @@ def default_workdir(url: str, schema: str) -> Path:
     return Path.home() / ".cache" / "mixrag" / "postgres" / f"{schema}-{digest}"
 
 
-class PgIndex:
+class PgIndex(IndexBase):
     """A passage index in a PostgreSQL schema (see the module docstring)."""
+
+    store: PgPassageStore
 
     def __init__(
         self,
@@ -78,7 +79,7 @@ class PgIndex:
         self.store = store
         self.manifest = manifest
         self.config = IndexConfig.from_dict(manifest["config"])
-        self.location = f"{redact(store.url)}#{store.schema}"
+        self._location = f"{redact(store.url)}#{store.schema}"
         self.path = workdir or default_workdir(store.url, store.schema)
         self._given_encoder = encoder
         self._encoder: SentenceTransformerEncoder | None = None
@@ -136,51 +137,17 @@ class PgIndex:
             store.close()
             raise
 
-    def check_config(self, asked: IndexConfig) -> None:
-        """As :meth:`Index.check_config`: chunking and encoder must agree; vector-index
-        settings are adopted (an HNSW index is created or dropped on the next write)."""
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def _check_asked(self, asked: IndexConfig) -> None:
         _check_kind(asked)
-        mine, theirs = self.config.to_dict(), asked.to_dict()
-        diffs = config_diff(
-            {k: mine[k] for k in ("chunking", "encoder")},
-            {k: theirs[k] for k in ("chunking", "encoder")},
-        )
-        if diffs:
-            raise IndexMismatchError(f"{self.location} was built differently: " + "; ".join(diffs))
-        if asked.vectors != self.config.vectors:
-            self.config = IndexConfig(self.config.chunking, self.config.encoder, asked.vectors)
-            self.manifest["config"] = self.config.to_dict()
-            self._vectors = None
 
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> PgIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _forget_vectors(self) -> None:
+        self._vectors = None
 
     # -- parts -----------------------------------------------------------------------
-
-    @property
-    def encoder(self) -> SentenceTransformerEncoder:
-        if self._encoder is None:
-            self._encoder = checked_encoder(
-                self.location, self.config, self.manifest, self._given_encoder
-            )
-        return self._encoder
-
-    def use_encoder(self, encoder: SentenceTransformerEncoder) -> None:
-        """Encode passages with ``encoder`` from now on (e.g. a
-        :class:`~mixrag.encoders.ray.RayEncoder` spreading the work over a cluster); it
-        must be the index's model: same name, weights and dimension."""
-        self._encoder = checked_encoder(self.location, self.config, self.manifest, encoder)
-
-    @property
-    def dim(self) -> int:
-        recorded = self.manifest.get("encoder", {}).get("dim")
-        return int(recorded) if recorded else self.encoder.dim
 
     def _hnsw_params(self) -> tuple[int, int] | None:
         v = self.config.vectors
@@ -238,38 +205,12 @@ class PgIndex:
     def remove(self, paths: Sequence[str | Path]) -> list[str]:
         """Remove indexed files (or every file under a folder); returns the paths removed."""
         with self._writing():
-            targets: list[str] = []
-            unknown = []
-            for raw in paths:
-                matched = self.store.files_under(str(Path(raw).expanduser().resolve()))
-                if not matched:
-                    unknown.append(str(raw))
-                targets.extend(matched)
-            if unknown:
-                raise MixragError(f"not in the index: {', '.join(unknown)}")
-            targets = list(dict.fromkeys(targets))
+            targets = self._files_to_remove(paths)
             self.store.remove_files(targets)
             self._write_manifest()
         return targets
 
     # -- reading ---------------------------------------------------------------------
-
-    def retriever(
-        self,
-        config: RetrieverConfig | None = None,
-        *,
-        query_encoder: Encoder | None = None,
-        **overrides: Any,
-    ) -> Retriever:
-        """A :class:`~mixrag.retriever.Retriever` over this index (as the folder index's)."""
-        from mixrag.retriever.retriever import Retriever, RetrieverConfig
-
-        cfg = config or RetrieverConfig()
-        if overrides:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, **overrides)
-        return Retriever(self, cfg, query_encoder=query_encoder)
 
     def info(self) -> dict[str, Any]:
         v = self.vectors

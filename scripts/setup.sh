@@ -49,7 +49,13 @@ if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   apt_install chromium chromium chromium-driver || true
 fi
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-if [ ! -x "$PG_CONFIG" ] || [ ! -f "$("$PG_CONFIG" --pgxs)" ]; then
+pg_dev_ready() {  # pg_config, PGXS and the server headers: what building an extension needs
+  [ -x "$PG_CONFIG" ] && [ -f "$("$PG_CONFIG" --pgxs)" ] \
+    && [ -f "$("$PG_CONFIG" --includedir-server)/postgres.h" ]
+}
+# (pg_config and pgxs.mk come with postgresql-client-15, which some images have without
+# the server headers, so test for postgres.h itself)
+if ! pg_dev_ready || [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
   apt_install postgresql postgresql-15 postgresql-server-dev-15 || true
 fi
 
@@ -57,8 +63,7 @@ fi
 # Debian's source tarball (pinned by sha256), as the package would (no -march=native).
 PGV=0.8.0
 PGV_SHA=867a2c328d4928a5a9d6f052cd3bc78c7d60228a9b914ad32aa3db88e9de27b0
-if [ -x "$PG_CONFIG" ] && [ -f "$("$PG_CONFIG" --pgxs)" ] \
-    && [ ! -f "$("$PG_CONFIG" --sharedir)/extension/vector--$PGV.sql" ]; then
+if pg_dev_ready && [ ! -f "$("$PG_CONFIG" --sharedir)/extension/vector--$PGV.sql" ]; then
   if [ -w "$("$PG_CONFIG" --pkglibdir)" ] || [ ${#APT[@]} -gt 0 ]; then
     SRC=$(mktemp -d)
     curl -fsSL -o "$SRC/pgvector.tar.gz" \

@@ -194,7 +194,8 @@ class RAG:
 
         ``model``: a bundled name, a model folder, or a training run / checkpoint folder
         (``mixrag train --out``): then its trained generator and query encoder are used,
-        after checking that it was trained against this index's passage vectors.
+        after checking that it was trained against this index's passage vectors, and
+        its prior temperature unless ``tau`` is given (``tau=None`` means not given).
         """
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
@@ -203,9 +204,12 @@ class RAG:
 
         idx = open_index(index) if isinstance(index, str | Path) else index
         found = find_checkpoint(model) if model else None
+        if retriever_options.get("tau", 0.0) is None:
+            del retriever_options["tau"]  # None: the run's own, else the default
         if found is not None:
             ckpt = read_checkpoint(found)
             ckpt.check_index(idx)
+            retriever_options.setdefault("tau", ckpt.train_config.tau)
             retriever = idx.retriever(query_encoder=ckpt.load_query_encoder(), **retriever_options)
             return cls(retriever, ckpt.load_generator(), config)
         gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mixrag.cli.main import app
+from mixrag.retriever import DEFAULT_TAU
 from tests.index.test_folder import make_docs
 
 runner = CliRunner()
@@ -34,6 +35,7 @@ def test_search_json(built: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["k"] == 2 and len(out["hits"]) == 2
+    assert out["tau"] == DEFAULT_TAU
     top = out["hits"][0]
     assert top["passage"]["source"].endswith("mill.md")
     assert set(top) == {"rank", "score", "prior", "rank_score", "passage"}

@@ -96,7 +96,9 @@ def test_save_load_same_outputs_and_resume(
     tmp_path: Path,
 ) -> None:
     run = tmp_path / "run"
-    t = _trainer(index, run, max_steps=1)  # stops mid-epoch: 1 of 2 batches
+    # stops mid-epoch: 1 of 2 batches; a prior temperature other than the default, which
+    # the reloaded run must keep
+    t = _trainer(index, run, max_steps=1, tau=0.5)
     history = t.train(examples)
     assert [h["step"] for h in history] == [1]
     assert (run / "loss.png").stat().st_size > 1000
@@ -110,8 +112,9 @@ def test_save_load_same_outputs_and_resume(
         model=t.model,
         tokenizer=t.generator.tokenizer,
     )
-    live = RAG(index.retriever(query_encoder=t.query), gen, RAGConfig(k=2))
-    loaded = RAG.open(index, model=str(run), config=RAGConfig(k=2))
+    live = RAG(index.retriever(query_encoder=t.query, tau=0.5), gen, RAGConfig(k=2))
+    loaded = RAG.open(index, model=str(run), config=RAGConfig(k=2), tau=None)
+    assert loaded.retriever.config.tau == 0.5
     a, b = live.score(q.question, q.answers[0]), loaded.score(q.question, q.answers[0])
     assert [c.hit.passage.id for c in a.citations] == [c.hit.passage.id for c in b.citations]
     assert b.logprob == pytest.approx(a.logprob, abs=1e-3)
@@ -123,6 +126,7 @@ def test_save_load_same_outputs_and_resume(
     served = Service.open(ServerConfig(index=index.path, model=str(run)), encoder=index.encoder)
     try:  # the server answers with the trained q(x) too
         assert served.retriever.query_encoder is not None
+        assert served.retriever.config.tau == 0.5
         hits = served.retriever.search(q.question, k=2)
         assert [h.passage.id for h in hits] == [c.hit.passage.id for c in a.citations]
     finally:
@@ -131,7 +135,11 @@ def test_save_load_same_outputs_and_resume(
     with pytest.raises(MixragError, match="--resume"):
         _trainer(index, run)
     resumed = Trainer(
-        index, dataclasses.replace(CFG, max_steps=2), run, model="smollm2-135m", resume=True
+        index,
+        dataclasses.replace(CFG, max_steps=2, tau=0.5),
+        run,
+        model="smollm2-135m",
+        resume=True,
     )
     assert resumed.step == 1 and resumed.position == 1
     history = resumed.train(examples)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mixrag.errors import MixragError
+from mixrag.retriever.retriever import DEFAULT_TAU
 
 app = typer.Typer(
     add_completion=False,
@@ -213,6 +214,14 @@ def rm_cmd(
     typer.echo(f"removed {len(removed)} file(s): " + ", ".join(removed))
 
 
+TauOpt = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Prior temperature: softmax(score / tau) [{DEFAULT_TAU}, or a training run's own]."
+    ),
+]
+
+
 @app.command("search")
 def search_cmd(
     question: Annotated[str, typer.Argument(help="The question x.")],
@@ -220,7 +229,7 @@ def search_cmd(
     store: StoreOpt = None,
     k: Annotated[str, typer.Option("-k", help="Passages to return, or 'all'.")] = "5",
     method: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "dense",
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: TauOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve the top-k passages with their scores and prior p_eta(z|x)."""
@@ -230,7 +239,7 @@ def search_cmd(
 
     kk = parse_k(k)
     with open_index(_target(index, store)) as idx:
-        retriever = idx.retriever(RetrieverConfig(method=method, tau=tau))
+        retriever = idx.retriever(RetrieverConfig(method=method, tau=tau or DEFAULT_TAU))
         hits = retriever.search(question, k=kk)
     if as_json:
         _echo_json(
@@ -238,7 +247,7 @@ def search_cmd(
                 "question": question,
                 "method": method,
                 "k": kk,
-                "tau": tau,
+                "tau": retriever.config.tau,
                 "hits": [h.to_dict() for h in hits],
             }
         )
@@ -261,7 +270,7 @@ def _rag(
     mode: str,
     k: str,
     method: str,
-    tau: float,
+    tau: float | None,
     beams: int,
     decoding: str,
     max_new_tokens: int,
@@ -296,7 +305,7 @@ def ask_cmd(
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
     method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: TauOpt = None,
     beams: Annotated[int, typer.Option(help="Beam width (per passage for RAG-Sequence).")] = 1,
     decoding: Annotated[
         str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
@@ -325,7 +334,7 @@ def score_cmd(
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
     method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: TauOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """log p(y|x) of a given answer under a mode, with each passage's share."""
@@ -379,7 +388,7 @@ def eval_cmd(
     ] = None,
     recall_k: Annotated[str, typer.Option(help="k of recall@k and answer-in-top-k.")] = "1,5,20",
     model: ModelOpt = None,
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: TauOpt = None,
     batch_size: Annotated[int, typer.Option(help="Questions answered per batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
     posteriors: Annotated[
@@ -479,7 +488,7 @@ def serve_cmd(
     method: Annotated[
         str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
     ] = "dense",
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: TauOpt = None,
     max_k: Annotated[int, typer.Option(help="Largest K a request may ask for.")] = 20,
     max_question_chars: Annotated[int, typer.Option(help="Longest question accepted.")] = 2000,
     max_upload_mb: Annotated[float, typer.Option(help="Largest uploaded document, MB.")] = 10.0,
@@ -566,7 +575,9 @@ def train_cmd(
     few_shot: Annotated[
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")
     ] = False,
-    tau: Annotated[float, typer.Option(help="Prior temperature: softmax(score / tau).")] = 1.0,
+    tau: Annotated[
+        float, typer.Option(help="Prior temperature: softmax(score / tau).")
+    ] = DEFAULT_TAU,
     eval_every: Annotated[
         int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
     ] = None,

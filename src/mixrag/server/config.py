@@ -38,7 +38,8 @@ class ServerConfig:
     max_waiting:        asks queued for the generator beyond the one running before new
                         ones are refused with 503 (the generator answers one at a time).
     mode, k, method:    defaults of requests that leave them out.
-    tau:                prior temperature: p_eta(z|x) = softmax(score / tau).
+    tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
+                        training run's own (``model``), else ``DEFAULT_TAU``.
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
     """
@@ -57,7 +58,7 @@ class ServerConfig:
     mode: str = "rag-sequence"
     k: int = 5
     method: str = "dense"
-    tau: float = 1.0
+    tau: float | None = None
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
 
@@ -82,6 +83,8 @@ class ServerConfig:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.method not in METHODS:
             raise MixragError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.tau is not None and not self.tau > 0:
+            raise MixragError(f"tau must be > 0, got {self.tau}")
         if not 1 <= self.k <= self.max_k:
             raise MixragError(f"k must be in 1..max_k={self.max_k}, got {self.k}")
         unknown = sorted(set(self.extensions) - set(default_extensions()))

@@ -15,6 +15,7 @@ HTTP. Concurrency (see :mod:`mixrag.server.concurrency`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from mixrag.decoding import PrefixFn
 from mixrag.generator.prompts import clean_answer
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
-from mixrag.retriever.retriever import METHODS
+from mixrag.retriever.retriever import DEFAULT_TAU, METHODS
 from mixrag.server.concurrency import ReadWriteLock, SerialWorker
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
@@ -85,7 +86,9 @@ class Service:
         self.index = index
         self.generator = generator
         self.retriever = index.retriever(
-            method=config.method, tau=config.tau, query_encoder=query_encoder
+            method=config.method,
+            tau=config.tau if config.tau is not None else DEFAULT_TAU,
+            query_encoder=query_encoder,
         )
         self.uploads = UploadStore(index.path)
         self.worker = SerialWorker(config.max_waiting)
@@ -115,6 +118,8 @@ class Service:
             # a training run: its generator, and its query encoder for the questions
             ckpt = read_checkpoint(found)
             ckpt.check_index(index)
+            if config.tau is None:  # the prior the run was trained with
+                config = dataclasses.replace(config, tau=ckpt.train_config.tau)
             generator = ckpt.load_generator()
             query_encoder = ckpt.load_query_encoder()
         elif generator is None:
@@ -279,7 +284,12 @@ class Service:
             "modes": list(MODES),
             "methods": list(METHODS),
             "decodings": list(SEQUENCE_DECODING),
-            "defaults": {"mode": cfg.mode, "k": cfg.k, "method": cfg.method, "tau": cfg.tau},
+            "defaults": {
+                "mode": cfg.mode,
+                "k": cfg.k,
+                "method": cfg.method,
+                "tau": self.retriever.config.tau,
+            },
             "limits": {
                 "max_question_chars": cfg.max_question_chars,
                 "max_k": cfg.max_k,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
+from mixrag.retriever.retriever import DEFAULT_TAU
 
 TRAIN_MODES = ("rag-sequence", "rag-token")
 FREEZE = ("none", "retriever", "generator")
@@ -72,7 +73,7 @@ class TrainConfig:
     train_layers: int | None = None
     few_shot: bool = False
     max_answer_tokens: int = 24
-    tau: float = 1.0
+    tau: float = DEFAULT_TAU
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int | None = None

@@ -184,3 +184,37 @@ def test_tiny_end_to_end_run_and_resume(
     rag_tau = RAG(tiny_index.retriever(tau=0.1), smollm2, RAGConfig(k=2, max_new_tokens=8))
     with pytest.raises(MixragError, match="tau"):
         evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_tau)
+
+
+def test_interrupted_run_reports_common_questions_then_resumes(
+    tiny_index: Index,
+    tiny_squad: Path,
+    smollm2: TransformersGenerator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset = load_dataset(tiny_squad)
+    rag = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=1, max_new_tokens=6))
+    cfg = EvalConfig(modes=("closed-book", "rag-token"), ks=(1,), batch_size=1, limit=3, seed=2)
+    real = rag.ask_batch
+    calls = []
+
+    def interrupt_third(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:  # q1 closed-book, q1 rag-token, q2 closed-book, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rag, "ask_batch", interrupt_third)
+    part = evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag)
+    assert part["partial"] == {"answered": 1, "of": 3}
+    # both runs are summarised over the one question both finished, not 2 against 1
+    assert [part["answers"][key]["n"] for key in ("closed-book@0", "rag-token@1")] == [1, 1]
+    assert part["retrieval"]["dense"]["n"] == 3
+    assert "Partial run" in (tmp_path / "r" / "summary.md").read_text()
+
+    monkeypatch.setattr(rag, "ask_batch", real)
+    done = evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag)
+    assert "partial" not in done
+    assert [done["answers"][key]["n"] for key in ("closed-book@0", "rag-token@1")] == [3, 3]
+    assert "Partial run" not in (tmp_path / "r" / "summary.md").read_text()

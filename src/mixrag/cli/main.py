@@ -407,12 +407,18 @@ def eval_cmd(
     per retrieval method) and plots/*.png. An interrupted run resumes on the next call.
     """
     import shlex
+    import signal
 
     from mixrag.cli.progress import EvalBar
     from mixrag.eval.datasets import load_dataset
     from mixrag.eval.report import summary_markdown
     from mixrag.eval.runner import EvalConfig, evaluate
     from mixrag.index.folder import Index
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
+
+    signal.signal(signal.SIGTERM, stop)
 
     mode_list = [] if modes.strip().lower() == "none" else _csv(modes, "--modes")
     config = EvalConfig(
@@ -437,8 +443,8 @@ def eval_cmd(
             )
         from mixrag.cli.progress import IngestBar
 
-        with Index.open(build_index, create=True) as idx, IngestBar(progress) as bar:
-            report = idx.add([str(dataset)], progress=bar)
+        with Index.open(build_index, create=True) as built, IngestBar(progress) as ingest_bar:
+            report = built.add([str(dataset)], progress=ingest_bar)
         if not report.ok:
             reason = report.failed[0][1] if report.failed else "unsupported file"
             raise MixragError(f"indexing {dataset} failed: {reason}")
@@ -468,6 +474,9 @@ def eval_cmd(
     else:
         typer.echo(summary_markdown(results))
         typer.echo(f"report: {out}/summary.md, results.json, plots/")
+    if "partial" in results:
+        typer.echo("interrupted: run the same command to resume", err=True)
+        raise typer.Exit(130)
 
 
 @app.command("serve")

@@ -144,6 +144,14 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     recall_ks = _recall_ks(results)
     method = config.get("method")
     lines += ["## Answers", ""]
+    partial = _mapping(results.get("partial"))
+    if partial:
+        lines += [
+            f"**Partial run**: interrupted; the answer runs below cover the "
+            f"{partial.get('answered')} of {partial.get('of')} questions that every run "
+            "finished (the retrieval table covers all). The same command resumes it.",
+            "",
+        ]
     answers = _mapping(results.get("answers"))
     if answers:
         lines += _answers_table(answers, _mapping(results.get("retrieval")), method, recall_ks)

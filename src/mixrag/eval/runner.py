@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,8 @@ from mixrag.eval.retrieval import answer_in_passages, is_gold, mean_reciprocal_r
 if TYPE_CHECKING:
     from mixrag.index.opening import AnyIndex
     from mixrag.rag import RAG
+
+log = logging.getLogger(__name__)
 
 ANSWER_MODES = ("closed-book", "concat", "rag-sequence", "rag-token")
 RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
@@ -415,6 +418,11 @@ def evaluate(
 
     ``rag`` answers the questions; it may be None only when ``config.modes`` is empty.
     Its retriever's method must be ``config.method``.
+
+    Interrupted while answering (KeyboardInterrupt: Ctrl-C, or SIGTERM as the CLI maps
+    it), it still writes the report, with ``results["partial"]`` set and the answer
+    runs summarised over the questions every run finished, so the modes are compared on
+    the same questions; the same call later resumes from the cache.
     """
     from mixrag.eval.report import write_report
 
@@ -430,10 +438,24 @@ def evaluate(
     fp = fingerprint(index, dataset, config, rag if config.modes else None)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
         retrieval = _retrieval_phase(index, questions, config, cache, progress)
-        answers = (
-            _answer_phase(rag, questions, config, cache, progress)
-            if config.modes and rag is not None
-            else {}
+        answers: dict[str, dict[str, dict[str, Any]]] = {}
+        interrupted = False
+        if config.modes and rag is not None:
+            try:
+                answers = _answer_phase(rag, questions, config, cache, progress)
+            except KeyboardInterrupt:
+                interrupted = True  # every finished batch is in the cache
+                answers = {run_key(m, k): cache.records(run_key(m, k)) for m, k in config.runs}
+    summary = summarize(questions, retrieval, answers, config)
+    partial = None
+    if interrupted:
+        common = [q for q in questions if all(q.id in recs for recs in answers.values())]
+        summary["answers"] = summarize(common, {}, answers, config)["answers"]
+        partial = {"answered": len(common), "of": len(questions)}
+        log.warning(
+            "interrupted: answers summarised over %d of %d questions; the same command resumes",
+            len(common),
+            len(questions),
         )
     results: dict[str, Any] = {
         "version": 1,
@@ -442,8 +464,10 @@ def evaluate(
         "dataset": {**dataset.to_dict(), "evaluated": len(questions)},
         "index": index.info(),
         "generator": rag.generator.config.to_dict() if rag is not None and config.modes else None,
-        **summarize(questions, retrieval, answers, config),
+        **summary,
     }
+    if partial is not None:
+        results["partial"] = partial
     if command:
         results["command"] = command
     write_report(results, out)

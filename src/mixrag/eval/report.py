@@ -549,7 +549,7 @@ def _em_figure(results: Mapping[str, Any]) -> Figure:
     ax.set_ylim(-0.03 * top, top)
     ax.set_xlabel("K (passages read per question)")
     ax.set_ylabel("exact match (%)")
-    ax.set_title(f"Exact match against K per mode (n = {_n_questions(results)})")
+    ax.set_title(f"Exact match against K per mode (n = {_n_answered(results)})")
     ax.grid(True, alpha=0.4)
     ax.legend(loc="best")
     return fig
@@ -637,6 +637,20 @@ def _n_questions(results: Mapping[str, Any]) -> str:
         return f"{evaluated:,}"
     questions = results.get("questions")
     return f"{len(questions):,}" if isinstance(questions, list) else "?"
+
+
+def _n_answered(results: Mapping[str, Any]) -> str:
+    """Questions behind the answer runs (fewer than evaluated in a partial report)."""
+    ns = sorted(
+        {
+            n
+            for run in _mapping(results.get("answers")).values()
+            if isinstance(n := _mapping(run).get("n"), int)
+        }
+    )
+    if not ns:
+        return _n_questions(results)
+    return f"{ns[0]:,}" if len(ns) == 1 else f"{ns[0]:,}-{ns[-1]:,}"
 
 
 _DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figure]] = {

@@ -14,7 +14,7 @@ demo: setup
 	$(MIXRAG) info --index $(DEMO_INDEX)
 	$(MIXRAG) search "What did Nikola Tesla receive in 1939?" --index $(DEMO_INDEX) -k 3
 	$(MIXRAG) search "What did Nikola Tesla receive in 1939?" --index $(DEMO_INDEX) -k 3 --method hybrid
-	$(MIXRAG) ask "Which NFL team represented the AFC at Super Bowl 50?" --index $(DEMO_INDEX) -k 5 --method hybrid
+	$(MIXRAG) ask "Which NFL team won Super Bowl 50?" --index $(DEMO_INDEX) -k 5 --method hybrid
 
 lint:
 	.venv/bin/ruff check src tests bench

@@ -239,7 +239,9 @@ def search_cmd(
 
     kk = parse_k(k)
     with open_index(_target(index, store)) as idx:
-        retriever = idx.retriever(RetrieverConfig(method=method, tau=tau or DEFAULT_TAU))
+        retriever = idx.retriever(
+            RetrieverConfig(method=method, tau=DEFAULT_TAU if tau is None else tau)
+        )
         hits = retriever.search(question, k=kk)
     if as_json:
         _echo_json(

@@ -191,6 +191,8 @@ def test_config_errors_name_the_value() -> None:
         TrainConfig(freeze="both")
     with pytest.raises(MixragError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(MixragError, match="'float8'"):
+        TrainConfig(autocast="float8")
     assert TrainConfig.from_dict(CFG.to_dict()) == CFG
     with pytest.raises(MixragError, match="unknown training settings: nope"):
         TrainConfig.from_dict({"nope": 1})
@@ -205,3 +207,29 @@ def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_pat
         if p.requires_grad
     }
     assert layers == {n - 2, n - 1}
+
+
+def test_bfloat16_autocast_keeps_the_objective_and_float32_weights(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    exact = _trainer(index, tmp_path / "fp32")
+    fast = _trainer(index, tmp_path / "bf16", autocast="bfloat16")
+    batch = examples[:2]
+    for t in (exact, fast):
+        t._set_train(False)
+    with torch.no_grad():
+        reference, _ = exact.loss(batch)
+    loss, _ = fast.loss(batch)
+    # the same objective, computed at bfloat16 precision (8 bits of mantissa)
+    assert loss.item() == pytest.approx(reference.item(), rel=0.05)
+    loss.backward()
+    lora = [p for n, p in fast.model.named_parameters() if "lora_" in n]
+    assert lora and all(p.dtype == torch.float32 and p.grad is not None for p in lora)
+    assert all(p.grad.dtype == torch.float32 for p in lora if p.grad is not None)
+    fast.optimizer.step()
+    fast.optimizer.zero_grad()
+    with torch.no_grad():
+        after, _ = fast.loss(batch)
+    assert after.item() < loss.item()

@@ -12,6 +12,7 @@ from mixrag.retriever.retriever import DEFAULT_TAU
 TRAIN_MODES = ("rag-sequence", "rag-token")
 FREEZE = ("none", "retriever", "generator")
 GENERATOR_UPDATES = ("lora", "full")
+AUTOCAST = ("none", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class TrainConfig:
     train_layers:    train just the top N decoder layers (LoRA: adapters there only;
                      full: those layers and the final norm); backward then stops below
                      them. None trains all.
+    autocast:        "bfloat16" runs the generator's training forward pass (and so its
+                     backward) in bfloat16 under ``torch.autocast``, weights, adapters and
+                     optimizer state staying float32; "none" keeps it all float32. Fast
+                     only on CPUs with bfloat16 matrix units (AMX, AVX512-BF16): see
+                     docs/BENCHMARKS.md. Evaluation and inference stay float32.
     few_shot:        prompts with the few-shot examples (longer, slower); the trained
                      generator is then used with the same setting.
     max_answer_tokens: answers longer than this are cut (token count, end token added).
@@ -71,6 +77,7 @@ class TrainConfig:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     train_layers: int | None = None
+    autocast: str = "none"
     few_shot: bool = False
     max_answer_tokens: int = 24
     tau: float = DEFAULT_TAU
@@ -90,6 +97,10 @@ class TrainConfig:
             raise MixragError(
                 f"generator_update must be one of {', '.join(GENERATOR_UPDATES)}, "
                 f"got {self.generator_update!r}"
+            )
+        if self.autocast not in AUTOCAST:
+            raise MixragError(
+                f"autocast must be one of {', '.join(AUTOCAST)}, got {self.autocast!r}"
             )
         positive = (
             "k",

@@ -20,6 +20,7 @@ continues with the same step count, data order and learning-rate schedule.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -243,11 +244,19 @@ class Trainer:
         prepared = self.prepare(batch, q)
         t1 = time.perf_counter()
         eps = self.config.label_smoothing
-        tl = self.generator.logprobs(prepared.prompts, prepared.answers, smoothing=eps > 0)
+        with self._autocast():
+            tl = self.generator.logprobs(prepared.prompts, prepared.answers, smoothing=eps > 0)
         nll = rag_sequence_nll if self.config.mode == "rag-sequence" else rag_token_nll
         loss = nll(prepared.log_prior, tl.logprobs, tl.mask, epsilon=eps, smooth_logprobs=tl.smooth)
         t2 = time.perf_counter()
         return loss, {"retrieve": t1 - t0, "forward": t2 - t1}
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bfloat16 autocast of the generator's forward pass, when configured."""
+        if self.config.autocast == "none":
+            return contextlib.nullcontext()
+        device = self.generator.model.device.type
+        return torch.autocast(device, dtype=getattr(torch, self.config.autocast))
 
     # ------------------------------------------------------------------ the loop
 

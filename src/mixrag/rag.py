@@ -175,11 +175,15 @@ class RAG:
         retriever: Retriever,
         generator: TransformersGenerator,
         config: RAGConfig | None = None,
+        *,
+        origin: dict[str, Any] | None = None,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
         self.config = config or RAGConfig()
         self.prompts = generator.config.prompt_format
+        #: the training checkpoint the models come from (``Checkpoint.identity``), if any
+        self.origin = origin
 
     @classmethod
     def open(
@@ -211,7 +215,7 @@ class RAG:
             ckpt.check_index(idx)
             retriever_options.setdefault("tau", ckpt.train_config.tau)
             retriever = idx.retriever(query_encoder=ckpt.load_query_encoder(), **retriever_options)
-            return cls(retriever, ckpt.load_generator(), config)
+            return cls(retriever, ckpt.load_generator(), config, origin=ckpt.identity)
         gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()
         return cls(idx.retriever(**retriever_options), TransformersGenerator(gen_cfg), config)
 

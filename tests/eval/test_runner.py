@@ -218,3 +218,33 @@ def test_interrupted_run_reports_common_questions_then_resumes(
     assert "partial" not in done
     assert [done["answers"][key]["n"] for key in ("closed-book@0", "rag-token@1")] == [3, 3]
     assert "Partial run" not in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_retrieval_metrics_measure_the_given_query_encoder(
+    tiny_index: Index, tiny_squad: Path, tmp_path: Path
+) -> None:
+    """A trained q(x) is what recall@k measures, and its records never mix with another's."""
+    import torch
+
+    from mixrag.train.models import QueryEncoder
+
+    dataset = load_dataset(tiny_squad)
+    cfg = EvalConfig(modes=(), retrieval=("dense",), recall_ks=(1, 3))
+    query = QueryEncoder.copy_of(tiny_index.encoder.load())
+    emb = query.model[0].auto_model.embeddings.word_embeddings.weight
+    with torch.no_grad():  # a different q(x): the token embeddings shuffled
+        emb.copy_(emb[torch.randperm(emb.shape[0], generator=torch.Generator().manual_seed(0))])
+    query.model.eval()
+    trained = evaluate(tiny_index, dataset, cfg, tmp_path / "t", query_encoder=query)
+    own = evaluate(tiny_index, dataset, cfg, tmp_path / "u")
+    expected = tiny_index.retriever(query_encoder=query).search_batch(
+        [q.question for q in dataset.questions], k=3
+    )
+    got = {q["id"]: q["retrieval"]["dense"]["ids"] for q in trained["questions"]}
+    for q, hits in zip(dataset.questions, expected, strict=True):
+        assert got[q.id] == [h.passage.id for h in hits]
+    untrained = {q["id"]: q["retrieval"]["dense"]["ids"] for q in own["questions"]}
+    assert got != untrained
+    assert trained["query_encoder"] == query.fingerprint and own["query_encoder"] is None
+    with pytest.raises(MixragError, match="query_encoder"):
+        evaluate(tiny_index, dataset, cfg, tmp_path / "t")  # the untrained encoder: refused

@@ -93,6 +93,7 @@ def test_one_step_lowers_the_loss_and_gradients_reach_q_not_d(
 def test_save_load_same_outputs_and_resume(
     index: Index,
     examples: list,  # type: ignore[type-arg]
+    tiny_squad: Path,
     tmp_path: Path,
 ) -> None:
     run = tmp_path / "run"
@@ -119,6 +120,40 @@ def test_save_load_same_outputs_and_resume(
     assert [c.hit.passage.id for c in a.citations] == [c.hit.passage.id for c in b.citations]
     assert b.logprob == pytest.approx(a.logprob, abs=1e-3)
     assert [c.prior for c in b.citations] == pytest.approx([c.prior for c in a.citations], abs=1e-5)
+
+    # mixrag eval --modes none --model RUN: recall@k of the trained q(x), not the index's
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+
+    report = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            str(tiny_squad),
+            "--index",
+            str(index.path),
+            "--model",
+            str(run),
+            "--modes",
+            "none",
+            "--recall-k",
+            "1,2",
+            "--out",
+            str(report),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert t.query is not None
+    saved = json.loads((report / "results.json").read_text())
+    assert saved["query_encoder"] == t.query.fingerprint
+    top = live.retriever.search_batch([e.question for e in examples], k=2)
+    by_id = {r["id"]: r["retrieval"]["dense"]["ids"] for r in saved["questions"]}
+    for e, hs in zip(examples, top, strict=True):
+        assert by_id[e.id] == [h.passage.id for h in hs]
 
     from mixrag.server.config import ServerConfig
     from mixrag.server.service import Service

@@ -455,12 +455,18 @@ def eval_cmd(
         raise MixragError("give --index (an index folder), --store or --build-index")
     from mixrag.index.opening import open_index
     from mixrag.rag import RAG, RAGConfig
+    from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
     with open_index(_target(index, store)) as idx, EvalBar(progress) as bar:
         rag = None
+        query_encoder = None
         if config.modes:
             rag_cfg = RAGConfig(k=max(config.ks), max_new_tokens=max_new_tokens)
             rag = RAG.open(idx, model=model, config=rag_cfg, method=method, tau=tau)
+        elif model is not None and (found := find_checkpoint(model)) is not None:
+            ckpt = read_checkpoint(found)  # retrieval only: a training run's q(x)
+            ckpt.check_index(idx)
+            query_encoder = ckpt.load_query_encoder()
         results = evaluate(
             idx,
             data,
@@ -470,6 +476,7 @@ def eval_cmd(
             progress=bar,
             fresh=fresh,
             command="mixrag " + shlex.join(sys.argv[1:]),
+            query_encoder=query_encoder,
         )
     if as_json:
         _echo_json({k: v for k, v in results.items() if k != "questions"})

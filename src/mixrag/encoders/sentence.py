@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mixrag.encoders.base import weights_fingerprint
 from mixrag.encoders.config import EncoderConfig
 from mixrag.errors import ModelLoadError
 from mixrag.progress import quiet_progress
@@ -92,12 +92,7 @@ class SentenceTransformerEncoder:
     def fingerprint(self) -> str:
         """sha256 over the model's parameters (names, shapes, bytes), 16 hex digits."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name, tensor in sorted(self.load().state_dict().items()):
-                h.update(name.encode())
-                h.update(str(tuple(tensor.shape)).encode())
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = weights_fingerprint(self.load())
         return self._fingerprint
 
     def count_tokens(self, texts: list[str]) -> list[int]:

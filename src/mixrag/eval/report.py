@@ -223,6 +223,17 @@ def _provenance_lines(results: Mapping[str, Any]) -> list[str]:
     generator = _mapping(results.get("generator"))
     if generator:
         lines.append(f"- **Generator:** {_generator_description(generator)}")
+    trained = _mapping(results.get("trained"))
+    if trained:
+        lines.append(
+            f"- **Trained models:** checkpoint `{trained.get('checkpoint')}`, step "
+            f"{trained.get('step')}, written {trained.get('created')}"
+        )
+    if results.get("query_encoder"):
+        lines.append(
+            f"- **Query encoder q(x):** trained, weights `{results['query_encoder']}` "
+            "(retrieval metrics and answers use it; passages keep the index's d(z))"
+        )
     config = _mapping(results.get("config"))
     settings = [
         f"{name} {_inline(config[key])}"

@@ -37,6 +37,7 @@ from mixrag.eval.metrics import exact_match, expected_calibration_error, f1_scor
 from mixrag.eval.retrieval import answer_in_passages, is_gold, mean_reciprocal_rank
 
 if TYPE_CHECKING:
+    from mixrag.encoders.base import Encoder
     from mixrag.index.opening import AnyIndex
     from mixrag.rag import RAG
 
@@ -148,11 +149,19 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def fingerprint(index: AnyIndex, dataset: Dataset, config: EvalConfig, rag: RAG | None) -> dict:
+def fingerprint(
+    index: AnyIndex,
+    dataset: Dataset,
+    config: EvalConfig,
+    rag: RAG | None,
+    query_encoder: Encoder | None = None,
+) -> dict:
     """What makes a stored per-question record valid: inputs and answer-changing settings.
 
-    Not in it: modes, ks, limit, seed, batch sizes (records are per run and question,
-    and batching does not change an answer beyond float rounding).
+    A trained q(x) adds the fingerprint of its weights, trained models the checkpoint
+    they come from (``RAG.origin``), so a report folder never mixes an untrained and a
+    trained model's records. Not in it: modes, ks, limit, seed, batch sizes (records are
+    per run and question, and batching does not change an answer beyond float rounding).
     """
     info = index.info()
     fp: dict[str, Any] = {
@@ -164,6 +173,8 @@ def fingerprint(index: AnyIndex, dataset: Dataset, config: EvalConfig, rag: RAG 
         },
         "retrieval_depth": max(config.recall_ks),
     }
+    if query_encoder is not None:
+        fp["query_encoder"] = getattr(query_encoder, "fingerprint", type(query_encoder).__name__)
     if rag is not None:
         gen = rag.generator.config.to_dict()
         for batching in ("max_batch_tokens", "max_batch_rows", "max_logit_bytes", "cache_dir"):
@@ -178,6 +189,8 @@ def fingerprint(index: AnyIndex, dataset: Dataset, config: EvalConfig, rag: RAG 
             "tau": rag.retriever.config.tau,
             "posteriors": config.posteriors,
         }
+        if rag.origin is not None:
+            fp["trained"] = rag.origin
     return fp
 
 
@@ -190,13 +203,14 @@ def _retrieval_phase(
     config: EvalConfig,
     cache: ResultCache,
     progress: ProgressFn | None,
+    query_encoder: Encoder | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     depth = max(config.recall_ks)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     total = len(questions) * len(config.retrieval)
     done = 0
     for method in config.retrieval:
-        retriever = index.retriever(method=method)
+        retriever = index.retriever(method=method, query_encoder=query_encoder)
         records = cache.records(f"retrieval:{method}")
         pending = [q for q in questions if q.id not in records]
         done += len(questions) - len(pending)
@@ -413,11 +427,14 @@ def evaluate(
     progress: ProgressFn | None = None,
     fresh: bool = False,
     command: str | None = None,
+    query_encoder: Encoder | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) an evaluation and write its report folder; returns the results dict.
 
     ``rag`` answers the questions; it may be None only when ``config.modes`` is empty.
-    Its retriever's method must be ``config.method``.
+    Its retriever's method must be ``config.method``. ``query_encoder`` is the q(x) of
+    the retrieval metrics (a trained one; None: ``rag``'s retriever's, else the index's
+    own encoder), so recall@k measures the same question encoder that answers.
 
     Interrupted while answering (KeyboardInterrupt: Ctrl-C, or SIGTERM as the CLI maps
     it), it still writes the report, with ``results["partial"]`` set and the answer
@@ -435,9 +452,11 @@ def evaluate(
         )
     out = Path(out)
     questions = sample(dataset.questions, config.limit, seed=config.seed)
-    fp = fingerprint(index, dataset, config, rag if config.modes else None)
+    if query_encoder is None and rag is not None:
+        query_encoder = rag.retriever.query_encoder
+    fp = fingerprint(index, dataset, config, rag if config.modes else None, query_encoder)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
-        retrieval = _retrieval_phase(index, questions, config, cache, progress)
+        retrieval = _retrieval_phase(index, questions, config, cache, progress, query_encoder)
         answers: dict[str, dict[str, dict[str, Any]]] = {}
         interrupted = False
         if config.modes and rag is not None:
@@ -464,6 +483,8 @@ def evaluate(
         "dataset": {**dataset.to_dict(), "evaluated": len(questions)},
         "index": index.info(),
         "generator": rag.generator.config.to_dict() if rag is not None and config.modes else None,
+        "trained": rag.origin if rag is not None else None,
+        "query_encoder": fp.get("query_encoder"),
         **summary,
     }
     if partial is not None:

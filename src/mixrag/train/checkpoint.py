@@ -80,6 +80,15 @@ class Checkpoint:
     has_generator: bool
     manifest: dict[str, Any]
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Which trained weights these are: folder, step and the time they were written."""
+        return {
+            "checkpoint": str(self.path.resolve()),
+            "step": self.step,
+            "created": self.manifest.get("created"),
+        }
+
     def check_index(self, index: AnyIndex) -> None:
         """Refuse an index whose passage vectors this q(x) was not trained against."""
         now = index_identity(index)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mixrag.encoders.base import weights_fingerprint
 from mixrag.errors import MissingDependencyError, MixragError
 from mixrag.train.config import TrainConfig
 
@@ -49,6 +50,11 @@ class QueryEncoder:
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the current weights (changes as training updates them)."""
+        return weights_fingerprint(self.model)
 
     def embed(self, questions: Sequence[str]) -> torch.Tensor:
         """[B, D] unit-length q(x), differentiable (call under no_grad when not training)."""

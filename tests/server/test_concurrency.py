@@ -176,3 +176,24 @@ def test_the_serial_worker_runs_in_order_on_one_thread_and_bounds_its_queue() ->
     worker.shutdown()
     with pytest.raises(BusyError):
         worker.submit(job, "late")
+
+
+def test_worker_returns_free_heap_pages_after_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixrag.server import concurrency
+
+    trims: list[int] = []
+    monkeypatch.setattr(concurrency, "_MALLOC_TRIM", lambda pad: trims.append(pad) or 1)
+    worker = SerialWorker(max_waiting=2)
+    try:
+        assert worker.run(lambda x: x * 2, 21) == 42
+        with pytest.raises(ValueError, match="bad"):
+            worker.run(lambda: (_ for _ in ()).throw(ValueError("bad")))
+        assert trims == [0, 0]  # after the call that failed too
+        off = SerialWorker(max_waiting=2, trim_memory=False)
+        off.run(lambda: None)
+        off.shutdown()
+        assert trims == [0, 0]
+    finally:
+        worker.shutdown()
+    monkeypatch.setattr(concurrency, "_MALLOC_TRIM", None)
+    assert concurrency.release_free_memory() is False

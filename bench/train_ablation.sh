@@ -4,23 +4,32 @@
 # held-out articles against the untrained model. Every step resumes: re-run the script
 # after an interruption and it continues where it stopped.
 #
-#   MODEL=smollm2-135m MINUTES=60 N=300 bash bench/train_ablation.sh
+#   MODEL=qwen2.5-0.5b MINUTES=60 MAX_STEPS=150 N=300 bash bench/train_ablation.sh
 #
-# Results: $OUT/eval-*/summary.md (EM, F1, recall@k of rag-sequence on N held-out
-# questions), $OUT/<model>-<variant>/loss.png and history.jsonl.
+# Every variant trains the same MAX_STEPS optimiser steps (batch 2 x accumulation 4 = 8
+# questions a step, the same questions in the same order), stopped earlier by the
+# MINUTES budget if it comes first. Results: $OUT/ablation.md (the table), $OUT/eval-*/
+# (EM, F1, recall@k of rag-sequence on N held-out questions, with the run's own q(x)),
+# $OUT/<model>-freeze-<side>/loss.png and history.jsonl (time per step in retrieval,
+# forward and backward).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODEL=${MODEL:-smollm2-135m}
+MODEL=${MODEL:-qwen2.5-0.5b}
 MINUTES=${MINUTES:-60}
+MAX_STEPS=${MAX_STEPS:-150}
 N=${N:-300}
 K=${K:-5}
 THREADS=${THREADS:-2}
+AUTOCAST=${AUTOCAST:-bfloat16}   # generator forward/backward in bf16 (AMX); "none" for fp32
+TRAIN_LAYERS=${TRAIN_LAYERS:-8}  # LoRA in the top 8 decoder layers: backward stops there
+LR=${LR:-3e-4}
+LR_RETRIEVER=${LR_RETRIEVER:-1e-4}
 OUT=${OUT:-.bench/train}
 INDEX=${INDEX:-.bench/squad-dev-index}
 SQUAD=data/squad/squaddev_v1.1.json.gz
 MIXRAG=".venv/bin/mixrag --threads $THREADS"
-EXTRA=${EXTRA:-}  # more `mixrag train` options, e.g. "--train-layers 8 --batch-size 1"
+EXTRA=${EXTRA:-}  # more `mixrag train` options
 
 [ -f "$INDEX/mixrag.json" ] || $MIXRAG index "$SQUAD" --index "$INDEX" --no-progress
 [ -f "$OUT/split/dev.jsonl" ] || $MIXRAG split-squad "$SQUAD" --out "$OUT/split" --dev-fraction 0.2 --seed 0
@@ -41,6 +50,9 @@ for freeze in none retriever generator; do
   # shellcheck disable=SC2086
   $MIXRAG train --index "$INDEX" --train "$OUT/split/train.jsonl" --model "$MODEL" \
     --mode rag-sequence -k "$K" --freeze "$freeze" --max-minutes "$MINUTES" \
+    --max-steps "$MAX_STEPS" --autocast "$AUTOCAST" --train-layers "$TRAIN_LAYERS" \
+    --lr "$LR" --lr-retriever "$LR_RETRIEVER" \
     --checkpoint-every 25 --no-progress "${resume[@]}" $EXTRA
   evaluate "$MODEL-freeze-$freeze" "$run"
 done
+.venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" | tee "$OUT/ablation.md"

@@ -52,7 +52,7 @@ def main() -> None:
         "| model | n | EM | F1 | R@1 | R@5 | R@20 | steps | examples | train min | ex/s "
         "| time: retrieve / forward / backward | loss first → last 10 steps |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| --- |" + " ---: |" * 10 + " --- | --- |")
     for key, run_name, label in ROWS:
         report = args.out / f"eval-{args.model}-{key}" / "results.json"
         if not report.exists():

@@ -16,7 +16,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -30,23 +29,11 @@ from common import machine, write_json
 from mixrag.eval.datasets import Question, load_dataset
 from mixrag.eval.runner import EvalConfig, evaluate
 from mixrag.index.opening import open_index
-from mixrag.train import TrainConfig, Trainer
+from mixrag.train import TrainConfig, Trainer, write_jsonl
 
 
 def article(q: Question) -> str:
     return q.gold_doc_keys[0].split(":")[0]
-
-
-def write_jsonl(path: Path, questions: list[Question]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for q in questions:
-            rec = {
-                "id": q.id,
-                "question": q.question,
-                "answers": list(q.answers),
-                "gold_doc": list(q.gold_doc_keys),
-            }
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
 def recall(index: Any, val: Path, out: Path, query: Any = None) -> dict[str, float]:

@@ -6,7 +6,7 @@
 
 from mixrag.train.checkpoint import Checkpoint, find_checkpoint, read_checkpoint
 from mixrag.train.config import TrainConfig
-from mixrag.train.data import load_pairs, split_by_article
+from mixrag.train.data import load_pairs, split_by_article, write_jsonl
 from mixrag.train.trainer import Trainer, TrainProgress
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "load_pairs",
     "read_checkpoint",
     "split_by_article",
+    "write_jsonl",
 ]

@@ -29,7 +29,9 @@ def load_pairs(path: str | Path, format: str | None = None) -> list[Question]:
     return [q for q in data.questions if q.answers]
 
 
-def _write_jsonl(path: Path, questions: Sequence[Question]) -> None:
+def write_jsonl(path: str | Path, questions: Sequence[Question]) -> None:
+    """Write questions as the JSONL that ``load_dataset`` reads back (atomically)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for q in questions:
@@ -66,8 +68,8 @@ def split_by_article(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_path, dev_path = out / "train.jsonl", out / "dev.jsonl"
-    _write_jsonl(train_path, train)
-    _write_jsonl(dev_path, dev)
+    write_jsonl(train_path, train)
+    write_jsonl(dev_path, dev)
     counts = {
         "articles_train": len(articles) - n_dev,
         "articles_dev": n_dev,

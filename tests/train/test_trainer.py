@@ -242,6 +242,13 @@ def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_pat
         if p.requires_grad
     }
     assert layers == {n - 2, n - 1}
+    # q(x) trains without dropout unless asked: the prior would multiply its noise by 1/tau
+    assert t.query is not None
+    t._set_train(True)
+    assert t.model.training and not t.query.model.training
+    t.config = dataclasses.replace(t.config, query_dropout=True)
+    t._set_train(True)
+    assert t.query.model.training
 
 
 def test_bfloat16_autocast_keeps_the_objective_and_float32_weights(

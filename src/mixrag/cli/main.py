@@ -597,6 +597,10 @@ def train_cmd(
             "(fast on CPUs with AMX / AVX512-BF16; weights stay float32)."
         ),
     ] = "none",
+    query_dropout: Annotated[
+        bool,
+        typer.Option(help="Keep the query encoder's dropout on while training (noisy prior)."),
+    ] = False,
     few_shot: Annotated[
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")
     ] = False,
@@ -637,6 +641,7 @@ def train_cmd(
         train_layers=train_layers,
         label_smoothing=label_smoothing,
         autocast=autocast,
+        query_dropout=query_dropout,
         few_shot=few_shot,
         tau=tau,
         eval_every=eval_every,

@@ -47,6 +47,12 @@ class TrainConfig:
                      optimizer state staying float32; "none" keeps it all float32. Fast
                      only on CPUs with bfloat16 matrix units (AMX, AVX512-BF16): see
                      docs/BENCHMARKS.md. Evaluation and inference stay float32.
+    query_dropout:   keep the query encoder's dropout on while training. Off by default:
+                     the prior softmax(d(z)ᵀq(x) / tau) multiplies the noise dropout puts
+                     into q(x) by 1/tau (20 at the default 0.05), and it also changes
+                     which K passages are retrieved; with it on, -log p_RAG of the same
+                     batch under the untrained models was 8.7 against 3.0 without
+                     (docs/BENCHMARKS.md), i.e. training would mostly fit noise.
     few_shot:        prompts with the few-shot examples (longer, slower); the trained
                      generator is then used with the same setting.
     max_answer_tokens: answers longer than this are cut (token count, end token added).
@@ -78,6 +84,7 @@ class TrainConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     train_layers: int | None = None
     autocast: str = "none"
+    query_dropout: bool = False
     few_shot: bool = False
     max_answer_tokens: int = 24
     tau: float = DEFAULT_TAU

@@ -281,7 +281,7 @@ class Trainer:
     def _set_train(self, on: bool) -> None:
         self.model.train(on)
         if self.query is not None:
-            self.query.model.train(on)
+            self.query.model.train(on and self.config.query_dropout)
 
     def train(
         self,

@@ -242,7 +242,7 @@ def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_pat
         if p.requires_grad
     }
     assert layers == {n - 2, n - 1}
-    # q(x) trains without dropout unless asked: the prior would multiply its noise by 1/tau
+    # q(x) trains without dropout unless asked: a step retrieves what inference retrieves
     assert t.query is not None
     t._set_train(True)
     assert t.model.training and not t.query.model.training

@@ -599,7 +599,7 @@ def train_cmd(
     ] = "none",
     query_dropout: Annotated[
         bool,
-        typer.Option(help="Keep the query encoder's dropout on while training (noisy prior)."),
+        typer.Option(help="Keep the query encoder's dropout on while training."),
     ] = False,
     few_shot: Annotated[
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")

@@ -252,11 +252,11 @@ class TransformersGenerator:
             input_ids=torch.tensor([list(ids)], device=device),
             attention_mask=torch.ones(1, start + len(ids), dtype=torch.long, device=device),
             position_ids=torch.arange(start, start + len(ids), device=device)[None],
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        return _layers(out.past_key_values)
+        return _layers(out.cache)
 
     def _prefix_cacheable(self) -> bool:
         # Only plain full-attention layers can be cut and stitched back; sliding-window
@@ -440,7 +440,7 @@ class TransformersGenerator:
             input_ids=input_ids.to(device),
             attention_mask=attn.to(device),
             position_ids=position_ids.to(device),
-            past_key_values=self._row_cache(kv, n),
+            cache=self._row_cache(kv, n),
             use_cache=kv is not None,
             logits_to_keep=t_max,
         )
@@ -479,7 +479,7 @@ class TransformersGenerator:
             out_p, attn, pos = self._prompt_pass(rests, p_len, self._row_cache(kv, len(rests)))
             first = torch.log_softmax(out_p.logits[:, -1].float(), dim=-1)  # [U, V]: y_0
             rows = {q: u for u, q in enumerate(chunk)}
-            prompt_kv = _PromptKV(rows, _layers(out_p.past_key_values), attn, pos, first)
+            prompt_kv = _PromptKV(rows, _layers(out_p.cache), attn, pos, first)
             self._score_answers(prompt_kv, {q: groups[q] for q in chunk}, answers, out)
             if p is not None:
                 chunk, r_max = [p], len(encoded[p]) - p_len
@@ -537,7 +537,7 @@ class TransformersGenerator:
             input_ids=input_ids.to(device),
             attention_mask=attn,
             position_ids=position_ids,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=t_in,
         )
@@ -572,7 +572,7 @@ class TransformersGenerator:
             input_ids=input_ids.to(device),
             attention_mask=attn.to(device),
             position_ids=position_ids.to(device),
-            past_key_values=cache if cache is not None else DynamicCache(config=self.model.config),
+            cache=cache if cache is not None else DynamicCache(config=self.model.config),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -609,7 +609,7 @@ class TransformersGenerator:
                 chunk_out, attn, pos = self._prompt_pass(
                     chunk, p_len, self._row_cache(kv, len(chunk)), width=r_max
                 )
-                caches.append(chunk_out.past_key_values)
+                caches.append(chunk_out.cache)
                 logprobs.append(torch.log_softmax(chunk_out.logits[:, -1].float(), dim=-1))
                 attns.append(attn)
                 positions.append(pos)
@@ -729,10 +729,10 @@ class HFDecodeState:
                 input_ids=tokens[:, None],
                 attention_mask=self._attn,
                 position_ids=self._pos[:, None],
-                past_key_values=self._cache,
+                cache=self._cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
-            self._cache = out.past_key_values
+            self._cache = out.cache
             self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         self._pos = self._pos + 1

@@ -5,6 +5,10 @@
 # after an interruption and it continues where it stopped.
 #
 #   MODEL=qwen2.5-0.5b MINUTES=60 MAX_STEPS=150 N=300 bash bench/train_ablation.sh
+#   TAG=-fewshot EXTRA=--few-shot VARIANTS=none bash bench/train_ablation.sh  # one setting
+#
+# Recall@k is measured on every held-out question (retrieval only, seconds); EM and F1
+# of rag-sequence on a seeded sample of N of them (about 7 s a question on 2 cores).
 #
 # Every variant trains the same MAX_STEPS optimiser steps (batch 2 x accumulation 4 = 8
 # questions a step, the same questions in the same order), stopped earlier by the
@@ -29,7 +33,9 @@ OUT=${OUT:-.bench/train}
 INDEX=${INDEX:-.bench/squad-dev-index}
 SQUAD=data/squad/squaddev_v1.1.json.gz
 MIXRAG=".venv/bin/mixrag --threads $THREADS"
-EXTRA=${EXTRA:-}  # more `mixrag train` options
+EXTRA=${EXTRA:-}  # more `mixrag train` options, e.g. --few-shot
+TAG=${TAG:-}      # suffix of the run and report folders of this setting, e.g. -fewshot
+VARIANTS=${VARIANTS:-none retriever generator}  # which sides to freeze, in this order
 
 [ -f "$INDEX/mixrag.json" ] || $MIXRAG index "$SQUAD" --index "$INDEX" --no-progress
 [ -f "$OUT/split/dev.jsonl" ] || $MIXRAG split-squad "$SQUAD" --out "$OUT/split" --dev-fraction 0.2 --seed 0
@@ -38,12 +44,15 @@ evaluate() {  # evaluate NAME MODEL_OR_RUN
   $MIXRAG eval --dataset "$OUT/split/dev.jsonl" --index "$INDEX" --model "$2" \
     --modes rag-sequence -k "$K" --limit "$N" --retrieval dense --recall-k 1,5,20 \
     --out "$OUT/eval-$1" --no-progress > /dev/null
-  echo "== $1"; sed -n '/## Answers/,/^EM and F1/p' "$OUT/eval-$1/summary.md" | sed -n 3,4p
+  $MIXRAG eval --dataset "$OUT/split/dev.jsonl" --index "$INDEX" --model "$2" \
+    --modes none --retrieval dense --recall-k 1,5,20 \
+    --out "$OUT/eval-$1-recall" --no-progress > /dev/null
+  echo "== $1"; sed -n '/## Answers/,/^EM and F1/p' "$OUT/eval-$1/summary.md" | sed -n 3,5p
 }
 
 evaluate "$MODEL-untrained" "$MODEL"
-for freeze in none retriever generator; do
-  run="$OUT/$MODEL-freeze-$freeze"
+for freeze in $VARIANTS; do
+  run="$OUT/$MODEL$TAG-freeze-$freeze"
   resume=()
   [ -f "$run/checkpoint/mixrag-checkpoint.json" ] && resume=(--resume "$run")
   [ ${#resume[@]} -eq 0 ] && resume=(--out "$run")
@@ -53,6 +62,7 @@ for freeze in none retriever generator; do
     --max-steps "$MAX_STEPS" --autocast "$AUTOCAST" --train-layers "$TRAIN_LAYERS" \
     --lr "$LR" --lr-retriever "$LR_RETRIEVER" \
     --checkpoint-every 25 --no-progress "${resume[@]}" $EXTRA
-  evaluate "$MODEL-freeze-$freeze" "$run"
+  evaluate "$MODEL$TAG-freeze-$freeze" "$run"
 done
-.venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" | tee "$OUT/ablation.md"
+.venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" --tag "$TAG" \
+  | tee "$OUT/ablation$TAG.md"

@@ -1,9 +1,12 @@
 """The ablation table of bench/train_ablation.sh: one row per model, from its report and run.
 
-Reads ``<out>/eval-<model>-<variant>/results.json`` (rag-sequence EM / F1 and dense
-recall@k of the held-out questions, measured with that model's own q(x)) and
+Reads ``<out>/eval-<model>-<variant>/results.json`` (rag-sequence EM / F1 on a sample of
+the held-out questions), ``<out>/eval-<model>-<variant>-recall/results.json`` (dense
+recall@k on all of them, measured with that model's own q(x); the answer report's
+recall is used where that is missing) and
 ``<out>/<model>-freeze-<side>/history.jsonl`` (steps, examples, training minutes, where
-the time went) and prints a markdown table.
+the time went) and prints a markdown table, then the paired bootstrap difference of
+each trained model's EM and F1 against the untrained one on the same questions.
 
   python bench/train_ablation_table.py --out .bench/train --model qwen2.5-0.5b
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +47,54 @@ def training(run: Path) -> dict[str, Any] | None:
     }
 
 
+def per_question(res: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Question id -> (EM, F1) of the report's one answer mode."""
+    mode = next(iter(res["answers"]))
+    return {
+        q["id"]: (q["answers"][mode]["em"], q["answers"][mode]["f1"])
+        for q in res["questions"]
+        if mode in q.get("answers", {})
+    }
+
+
+def paired_bootstrap(
+    a: list[float], b: list[float], *, rounds: int = 5000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of a - b (percentage points) and its 95% interval over resampled questions."""
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(diffs)
+    rng = random.Random(seed)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
+    lo, hi = means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+    return 100 * sum(diffs) / n, 100 * lo, 100 * hi
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(".bench/train"))
     ap.add_argument("--model", default="qwen2.5-0.5b")
+    ap.add_argument("--tag", default="", help="suffix of the trained runs' folders")
     args = ap.parse_args()
     print(
-        "| model | n | EM | F1 | R@1 | R@5 | R@20 | steps | examples | train min | ex/s "
-        "| time: retrieve / forward / backward | loss first → last 10 steps |"
+        "| model | n | EM | F1 | n (recall) | R@1 | R@5 | R@20 | steps | examples | train min "
+        "| ex/s | time: retrieve / forward / backward | loss first → last 10 steps |"
     )
-    print("| --- |" + " ---: |" * 10 + " --- | --- |")
+    print("| --- |" + " ---: |" * 11 + " --- | --- |")
+    reports: dict[str, dict[str, Any]] = {}
     for key, run_name, label in ROWS:
-        report = args.out / f"eval-{args.model}-{key}" / "results.json"
+        # trained runs' folders carry the setting's tag; the untrained model's does not
+        name = f"{args.model}{args.tag if run_name else ''}-{key}"
+        report = args.out / f"eval-{name}" / "results.json"
         if not report.exists():
             continue
         res = json.loads(report.read_text())
         ans = res["answers"][next(iter(res["answers"]))]
-        rec = res["retrieval"]["dense"]["recall"]
-        t = training(args.out / f"{args.model}-{run_name}") if run_name else None
+        recall_report = args.out / f"eval-{name}-recall" / "results.json"
+        recall_res = json.loads(recall_report.read_text()) if recall_report.exists() else res
+        rec = recall_res["retrieval"]["dense"]["recall"]
+        n_recall = recall_res["dataset"]["evaluated"]
+        reports[key] = res
+        t = training(args.out / f"{args.model}{args.tag}-{run_name}") if run_name else None
         if t is None:
             train_cols = "– | – | – | – | – | –"
         else:
@@ -70,9 +104,26 @@ def main() -> None:
                 f"| {share} | {t['loss_first']:.3f} → {t['loss_last']:.3f}"
             )
         print(
-            f"| {label} | {ans['n']} | {ans['em']:.1f} | {ans['f1']:.1f} | {rec['1']:.3f} "
-            f"| {rec['5']:.3f} | {rec['20']:.3f} | {train_cols} |"
+            f"| {label} | {ans['n']} | {ans['em']:.1f} | {ans['f1']:.1f} | {n_recall} "
+            f"| {rec['1']:.3f} | {rec['5']:.3f} | {rec['20']:.3f} | {train_cols} |"
         )
+
+    if "untrained" not in reports:
+        return
+    base = per_question(reports["untrained"])
+    print("\nPaired bootstrap against the untrained model (same questions, 5,000 resamples):\n")
+    print("| model | n | EM difference (95% interval) | F1 difference (95% interval) |")
+    print("| --- | ---: | --- | --- |")
+    for key, _, label in ROWS[1:]:
+        if key not in reports:
+            continue
+        other = per_question(reports[key])
+        ids = sorted(set(base) & set(other))
+        cols = []
+        for i in (0, 1):
+            d, lo, hi = paired_bootstrap([other[q][i] for q in ids], [base[q][i] for q in ids])
+            cols.append(f"{d:+.1f} ({lo:+.1f} .. {hi:+.1f})")
+        print(f"| {label} | {len(ids)} | {cols[0]} | {cols[1]} |")
 
 
 if __name__ == "__main__":

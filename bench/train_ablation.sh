@@ -64,5 +64,5 @@ for freeze in $VARIANTS; do
     --checkpoint-every 25 --no-progress "${resume[@]}" $EXTRA
   evaluate "$MODEL$TAG-freeze-$freeze" "$run"
 done
-.venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" --tag "$TAG" \
+.venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" --tag="$TAG" \
   | tee "$OUT/ablation$TAG.md"

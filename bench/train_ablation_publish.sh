@@ -19,6 +19,7 @@ for d in "$SRC"/eval-*/; do
 done
 for d in "$SRC"/*-freeze-*/; do
   name=$(basename "$d")
+  [[ $name == eval-* ]] && continue
   mkdir -p "$DST/$name"
   cp "$d/history.jsonl" "$d/loss.png" "$DST/$name/"
 done

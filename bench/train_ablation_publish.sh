@@ -17,11 +17,10 @@ for d in "$SRC"/eval-*/; do
   [[ $name == *-recall ]] || cp "$d/results.json" "$DST/$name/"
   [ -d "$d/plots" ] && cp -r "$d/plots" "$DST/$name/"
 done
-for d in "$SRC"/*-freeze-*/; do
-  name=$(basename "$d")
-  [[ $name == eval-* ]] && continue
-  mkdir -p "$DST/$name"
-  cp "$d/history.jsonl" "$d/loss.png" "$DST/$name/"
+for h in "$SRC"/*/history.jsonl; do  # the training runs
+  d=$(dirname "$h")
+  mkdir -p "$DST/$(basename "$d")"
+  cp "$h" "$d/loss.png" "$DST/$(basename "$d")/"
 done
 cp "$SRC"/ablation*.md "$DST/" 2>/dev/null || true
 du -sh "$DST"

@@ -35,7 +35,7 @@ from mixrag.eval.datasets import load_squad, sample
 from mixrag.eval.metrics import exact_match, f1_score
 from mixrag.generator import GeneratorConfig, TransformersGenerator
 from mixrag.index.folder import Index
-from mixrag.rag import RAG, RAGConfig
+from mixrag.rag import RAG, RAGConfig, passage_prompts
 from prompt_study import gold_paragraphs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def main() -> None:
         timings: dict[str, list[float]] = {"batched": [], "loop": [], "naive": []}
         for q in questions[: args.batch_n]:
             hits = rag5.retrieve([q.question], 5)
-            prompts = rag5._passage_prompts([q.question], hits, 5)
+            prompts = passage_prompts(rag5.generator, [q.question], hits, 5)
             ans = [rag5.answer_ids(q.answers[0])]
             gen._last_start = None  # no help from an earlier decode
             t0 = time.perf_counter()

@@ -167,6 +167,28 @@ class Answer:
         }
 
 
+def passage_prompts(
+    generator: TransformersGenerator,
+    questions: Sequence[str],
+    hits: Sequence[Sequence[Hit]],
+    k: int,
+) -> list[list[str]]:
+    """[B][k] rendered prompts "x with one passage z_j" in the generator's prompt format.
+
+    A question with fewer than k hits repeats its first prompt in the padding slots (the
+    prior masks them out), so every row of the [B, K, T] batch has K prompts. The one
+    place inference (:class:`RAG`) and training (:class:`mixrag.train.Trainer`) build them.
+    """
+    fmt = generator.config.prompt_format
+    out = []
+    for q, hs in zip(questions, hits, strict=True):
+        if not hs:
+            raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
+        row = [generator.render(fmt.passage(q, h.passage)) for h in hs]
+        out.append(row + [row[0]] * (k - len(row)))
+    return out
+
+
 class RAG:
     """Answers and scores questions over an index with a generator (module docstring)."""
 
@@ -220,16 +242,6 @@ class RAG:
         return cls(idx.retriever(**retriever_options), TransformersGenerator(gen_cfg), config)
 
     # -- prompts and token ids ---------------------------------------------------------
-
-    def _passage_prompts(
-        self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], k: int
-    ) -> list[list[str]]:
-        """[B][k] rendered single-passage prompts; padding slots repeat the first prompt."""
-        out = []
-        for q, hs in zip(questions, hits, strict=True):
-            row = [self.generator.render(self.prompts.passage(q, h.passage)) for h in hs]
-            out.append(row + [row[0]] * (k - len(row)))
-        return out
 
     def _log_prior(self, hits: Sequence[Sequence[Hit]], k: int) -> torch.Tensor:
         """[B, k] log p_eta(z_j|x) from the hits' scores; -inf on padding slots."""
@@ -314,7 +326,7 @@ class RAG:
         t1 = time.perf_counter()
         results: list[DecodeResult]
         if cfg.mode in ("rag-sequence", "rag-token"):
-            prompts = self._passage_prompts(questions, hits, kk)
+            prompts = passage_prompts(self.generator, questions, hits, kk)
             if cfg.mode == "rag-token":
                 fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
             else:
@@ -429,7 +441,7 @@ class RAG:
                 dtype=torch.float32,
             )  # [B, K]
         else:
-            prompts = self._passage_prompts(questions, hits, k)
+            prompts = passage_prompts(self.generator, questions, hits, k)
             tl = self.generator.logprobs(prompts, [list(a) for a in answer_ids])
             per_token, mask = tl.logprobs.float(), tl.mask  # [B, K, T], [B, T]
             seq = sequence_logprobs(per_token, mask)  # [B, K]

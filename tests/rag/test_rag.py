@@ -12,7 +12,7 @@ from mixrag.decoding import DecodingConfig, greedy, rag_token_greedy
 from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
-from mixrag.rag import MODES, RAG, RAGConfig
+from mixrag.rag import MODES, RAG, RAGConfig, passage_prompts
 from tests.index.test_folder import make_docs
 
 QUESTION = "In which year was the Riverside Mill founded?"
@@ -79,7 +79,7 @@ def test_k1_reduces_to_the_plain_generator(rag: RAG) -> None:
 
 def test_rag_token_greedy_with_one_passage_is_plain_greedy(rag: RAG) -> None:
     hits = rag.retrieve([QUESTION], 1)
-    prompt = rag._passage_prompts([QUESTION], hits, 1)
+    prompt = passage_prompts(rag.generator, [QUESTION], hits, 1)
     cfg = DecodingConfig(max_new_tokens=10, num_beams=1)
     eos = rag.generator.eos_ids
     mixed = rag_token_greedy(rag.generator, prompt, torch.zeros(1, 1), cfg, eos_ids=eos)

@@ -275,3 +275,35 @@ def test_bfloat16_autocast_keeps_the_objective_and_float32_weights(
     with torch.no_grad():
         after, _ = fast.loss(batch)
     assert after.item() < loss.item()
+
+
+def test_grad_passages_keeps_the_loss_and_q_gradient_exact(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    """Backpropagating the generator through the top N of K changes neither the loss nor
+    q(x)'s gradient (they depend on the K likelihoods only), but does change p_phi's."""
+    batch = examples[:2]
+
+    def grads(**overrides: object) -> tuple[float, list[torch.Tensor], list[torch.Tensor]]:
+        t = _trainer(index, tmp_path / f"run-{len(overrides)}", k=3, **overrides)
+        t._set_train(False)
+        loss, _ = t.loss(batch)
+        loss.backward()
+        assert t.query is not None
+        q = [p.grad.clone() for p in t.query.parameters() if p.grad is not None]
+        lora = [p.grad.clone() for n, p in t.model.named_parameters() if "lora_B" in n]
+        return loss.item(), q, lora
+
+    full_loss, full_q, full_lora = grads()
+    head_loss, head_q, head_lora = grads(grad_passages=1)
+    assert head_loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(head_q) == len(full_q) > 0
+    for a, b in zip(head_q, full_q, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # p_phi's gradient: passages 2..3 no longer contribute (the seed gives equal adapters)
+    assert len(head_lora) == len(full_lora) > 0
+    assert not all(torch.allclose(a, b) for a, b in zip(head_lora, full_lora, strict=True))
+    with pytest.raises(MixragError, match="grad_passages must be at most k"):
+        TrainConfig(k=2, grad_passages=3)

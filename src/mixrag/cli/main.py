@@ -572,6 +572,13 @@ def train_cmd(
         str, typer.Option("--mode", "-m", help="rag-sequence or rag-token.")
     ] = "rag-sequence",
     k: Annotated[int, typer.Option("-k", help="Passages per question while training.")] = 5,
+    grad_passages: Annotated[
+        int | None,
+        typer.Option(
+            help="Backpropagate the generator through the top N of the K passages only; "
+            "the rest still count in -log p_RAG and in q(x)'s gradient [all K]."
+        ),
+    ] = None,
     model: ModelOpt = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
     max_steps: Annotated[
@@ -629,6 +636,7 @@ def train_cmd(
     config = TrainConfig(
         mode=mode,
         k=k,
+        grad_passages=grad_passages,
         epochs=epochs,
         max_steps=max_steps,
         max_minutes=max_minutes,

@@ -22,6 +22,13 @@ class TrainConfig:
     mode:            the mixture whose marginal likelihood is maximised.
     k:               passages per question during training, re-retrieved every step with
                      the current query encoder.
+    grad_passages:   the generator's gradient flows through the top N of the K passages
+                     (by prior); the other K - N are scored without an autograd graph
+                     (about half a forward pass each, no backward). The loss is still
+                     -log p_RAG over all K and q(x)'s gradient is exact (it depends on
+                     the K likelihoods, not on their gradients); p_phi's gradient leaves
+                     out the terms of passages N+1..K, each weighted by its posterior.
+                     None (default): all K, the exact gradient of both sides.
     epochs:          passes over the training questions.
     max_steps:       stop after this many optimiser steps (None: the epochs decide).
     max_minutes:     stop after this much training time (summed over resumes), with a
@@ -65,6 +72,7 @@ class TrainConfig:
 
     mode: str = "rag-sequence"
     k: int = 5
+    grad_passages: int | None = None
     epochs: int = 1
     max_steps: int | None = None
     max_minutes: float | None = None
@@ -123,10 +131,14 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise MixragError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "eval_every", "train_layers"):
+        for name in ("max_steps", "eval_every", "train_layers", "grad_passages"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise MixragError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.grad_passages is not None and self.grad_passages > self.k:
+            raise MixragError(
+                f"grad_passages must be at most k ({self.k}), got {self.grad_passages}"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise MixragError(f"max_minutes must be > 0, got {self.max_minutes}")
         for name in ("lr", "lr_retriever", "tau"):

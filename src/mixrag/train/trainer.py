@@ -36,8 +36,10 @@ import torch
 
 from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset, Question
+from mixrag.generator.base import TokenLogprobs
 from mixrag.mixture.loss import rag_sequence_nll, rag_token_nll
 from mixrag.mixture.prior import log_prior as mixture_log_prior
+from mixrag.rag import passage_prompts
 from mixrag.train.checkpoint import (
     index_identity,
     read_checkpoint,
@@ -167,7 +169,6 @@ class Trainer:
         )
         self.model: Any = lm
         self.generator = TransformersGenerator(gcfg, model=lm, tokenizer=tok)
-        self.prompts = gcfg.prompt_format
 
         # -- the query encoder: a trainable copy of the index's encoder, or the index's own
         self.query: QueryEncoder | None = None
@@ -230,10 +231,7 @@ class Trainer:
             row += len(hs)
         scores = torch.einsum("bkd,bd->bk", d, q)  # s_j = d(z_j)ᵀ q(x)
         prior = mixture_log_prior(scores, self.config.tau, mask)
-        prompts = []
-        for x, hs in zip(xs, hits, strict=True):
-            rendered = [self.generator.render(self.prompts.passage(x, h.passage)) for h in hs]
-            prompts.append(rendered + [rendered[0]] * (k - len(rendered)))
+        prompts = passage_prompts(self.generator, xs, hits, k)
         answers = [self.answer_ids(item.answers[0]) for item in batch]
         return _Batch(prior, prompts, answers)
 
@@ -244,12 +242,34 @@ class Trainer:
         prepared = self.prepare(batch, q)
         t1 = time.perf_counter()
         eps = self.config.label_smoothing
-        with self._autocast():
-            tl = self.generator.logprobs(prepared.prompts, prepared.answers, smoothing=eps > 0)
+        tl = self._generator_logprobs(prepared, smoothing=eps > 0)
         nll = rag_sequence_nll if self.config.mode == "rag-sequence" else rag_token_nll
         loss = nll(prepared.log_prior, tl.logprobs, tl.mask, epsilon=eps, smooth_logprobs=tl.smooth)
         t2 = time.perf_counter()
         return loss, {"retrieve": t1 - t0, "forward": t2 - t1}
+
+    def _generator_logprobs(self, prepared: _Batch, smoothing: bool) -> TokenLogprobs:
+        """[B, K, T] log p_phi(y|x,z_j); only the top ``grad_passages`` with autograd."""
+        n = self.config.grad_passages
+        k = len(prepared.prompts[0])
+        with self._autocast():
+            if n is None or n >= k or not self.config.trains_generator:
+                return self.generator.logprobs(
+                    prepared.prompts, prepared.answers, smoothing=smoothing
+                )
+            head = self.generator.logprobs(
+                [row[:n] for row in prepared.prompts], prepared.answers, smoothing=smoothing
+            )
+            with torch.no_grad():
+                tail = self.generator.logprobs(
+                    [row[n:] for row in prepared.prompts], prepared.answers, smoothing=smoothing
+                )
+        smooth = (
+            torch.cat([head.smooth, tail.smooth], dim=1)
+            if head.smooth is not None and tail.smooth is not None
+            else None
+        )
+        return TokenLogprobs(torch.cat([head.logprobs, tail.logprobs], dim=1), head.mask, smooth)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bfloat16 autocast of the generator's forward pass, when configured."""

@@ -6,6 +6,7 @@
 #
 #   MODEL=qwen2.5-0.5b MINUTES=60 MAX_STEPS=150 N=300 bash bench/train_ablation.sh
 #   TAG=-fewshot EXTRA=--few-shot VARIANTS=none bash bench/train_ablation.sh  # one setting
+#   TAG=-k10 TRAIN_K=10 EXTRA="--few-shot --grad-passages 5" VARIANTS=none bash bench/train_ablation.sh
 #
 # Recall@k is measured on every held-out question (retrieval only, seconds); EM and F1
 # of rag-sequence on a seeded sample of N of them (about 7 s a question on 2 cores).
@@ -23,7 +24,8 @@ MODEL=${MODEL:-qwen2.5-0.5b}
 MINUTES=${MINUTES:-60}
 MAX_STEPS=${MAX_STEPS:-150}
 N=${N:-300}
-K=${K:-5}
+K=${K:-5}                # passages in the evaluation's mixture
+TRAIN_K=${TRAIN_K:-$K}   # passages per question while training (the paper: 5 or 10)
 THREADS=${THREADS:-2}
 AUTOCAST=${AUTOCAST:-bfloat16}   # generator forward/backward in bf16 (AMX); "none" for fp32
 TRAIN_LAYERS=${TRAIN_LAYERS:-8}  # LoRA in the top 8 decoder layers: backward stops there
@@ -40,10 +42,20 @@ VARIANTS=${VARIANTS:-none retriever generator}  # which sides to freeze, in this
 [ -f "$INDEX/mixrag.json" ] || $MIXRAG index "$SQUAD" --index "$INDEX" --no-progress
 [ -f "$OUT/split/dev.jsonl" ] || $MIXRAG split-squad "$SQUAD" --out "$OUT/split" --dev-fraction 0.2 --seed 0
 
+done_already() {  # done_already REPORT: a finished answer report with this N and K
+  [ -f "$1/results.json" ] && .venv/bin/python -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["config"]
+sys.exit(0 if (c["limit"], c["ks"], c["modes"]) == (int(sys.argv[2]), [int(sys.argv[3])],
+         ["rag-sequence"]) else 1)' "$1/results.json" "$N" "$K"
+}
+
 evaluate() {  # evaluate NAME MODEL_OR_RUN
-  $MIXRAG eval --dataset "$OUT/split/dev.jsonl" --index "$INDEX" --model "$2" \
-    --modes rag-sequence -k "$K" --limit "$N" --retrieval dense --recall-k 1,5,20 \
-    --out "$OUT/eval-$1" --no-progress > /dev/null
+  # A finished report is kept (e.g. the untrained model's, copied from docs/eval/train/
+  # to skip its ~17 minutes); an interrupted one resumes from its cache.
+  done_already "$OUT/eval-$1" || $MIXRAG eval --dataset "$OUT/split/dev.jsonl" \
+    --index "$INDEX" --model "$2" --modes rag-sequence -k "$K" --limit "$N" \
+    --retrieval dense --recall-k 1,5,20 --out "$OUT/eval-$1" --no-progress > /dev/null
   $MIXRAG eval --dataset "$OUT/split/dev.jsonl" --index "$INDEX" --model "$2" \
     --modes none --retrieval dense --recall-k 1,5,20 \
     --out "$OUT/eval-$1-recall" --no-progress > /dev/null
@@ -58,7 +70,7 @@ for freeze in $VARIANTS; do
   [ ${#resume[@]} -eq 0 ] && resume=(--out "$run")
   # shellcheck disable=SC2086
   $MIXRAG train --index "$INDEX" --train "$OUT/split/train.jsonl" --model "$MODEL" \
-    --mode rag-sequence -k "$K" --freeze "$freeze" --max-minutes "$MINUTES" \
+    --mode rag-sequence -k "$TRAIN_K" --freeze "$freeze" --max-minutes "$MINUTES" \
     --max-steps "$MAX_STEPS" --autocast "$AUTOCAST" --train-layers "$TRAIN_LAYERS" \
     --lr "$LR" --lr-retriever "$LR_RETRIEVER" \
     --checkpoint-every 25 --no-progress "${resume[@]}" $EXTRA

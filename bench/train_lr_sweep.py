@@ -8,9 +8,15 @@ is scored by dense recall@1/5/20 of the validation questions' gold paragraphs, n
 the untrained encoder's. The objective is the paper's (-log p_RAG-Sequence(y|x)), so the
 gradient reaching q(x) is (posterior - prior) / tau per retrieved passage.
 
+``--ks`` also varies K, the passages each training question's marginal sums over (the
+paper trains with 5 or 10): a passage outside the top K gets no gradient, so K bounds
+which ranks a step can repair.
+
 Usage:
   python bench/train_lr_sweep.py --lrs 3e-5,1e-4,3e-4 --steps 40 \
       --out bench/results/train_lr_sweep.json
+  python bench/train_lr_sweep.py --ks 5,10 --lrs 3e-5 --steps 40 \
+      --out bench/results/train_k_sweep.json
 """
 
 from __future__ import annotations
@@ -49,9 +55,11 @@ def main() -> None:
     ap.add_argument("--train", default=".bench/train/split/train.jsonl")
     ap.add_argument("--model", default="qwen2.5-0.5b")
     ap.add_argument("--lrs", default="3e-5,1e-4,3e-4")
+    ap.add_argument("--ks", default="5", help="passages per training question, e.g. 5,10")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--val-articles", type=int, default=4)
     ap.add_argument("--autocast", default="bfloat16")
+    ap.add_argument("--few-shot", action="store_true", help="the few-shot prompt in training")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default=".bench/train/lr-sweep")
     ap.add_argument("--out", default="bench/results/train_lr_sweep.json")
@@ -72,28 +80,32 @@ def main() -> None:
     with open_index(args.index) as index:
         rows["untrained"] = recall(index, work / "val.jsonl", work / "eval-untrained")
         print("untrained", rows["untrained"], flush=True)
-        for lr in [float(x) for x in args.lrs.split(",")]:
+        settings = [(int(k), float(lr)) for k in args.ks.split(",") for lr in args.lrs.split(",")]
+        for k, lr in settings:
+            name = f"lr {lr:g}" if k == 5 else f"K {k}, lr {lr:g}"
             cfg = TrainConfig(
                 freeze="generator",
+                k=k,
                 lr_retriever=lr,
                 max_steps=args.steps,
                 autocast=args.autocast,
+                few_shot=args.few_shot,
                 checkpoint_every=10_000,
             )
-            run = work / f"lr-{lr:g}"
+            run = work / name.replace(", ", "-").replace(" ", "-")
             t0 = time.perf_counter()
             trainer = Trainer(index, cfg, run, model=args.model, resume=False)
             history = trainer.train(train)
             seconds = time.perf_counter() - t0
             trainer.query.model.eval()  # type: ignore[union-attr]
-            rows[f"lr {lr:g}"] = {
-                **recall(index, work / "val.jsonl", work / f"eval-lr-{lr:g}", trainer.query),
+            rows[name] = {
+                **recall(index, work / "val.jsonl", work / f"eval-{run.name}", trainer.query),
                 "examples": sum(h["examples"] for h in history),
                 "loss_first_10": sum(h["loss"] for h in history[:10]) / min(10, len(history)),
                 "loss_last_10": sum(h["loss"] for h in history[-10:]) / min(10, len(history)),
                 "seconds": seconds,
             }
-            print(f"lr {lr:g}", rows[f"lr {lr:g}"], flush=True)
+            print(name, rows[name], flush=True)
     write_json(
         args.out,
         {
@@ -102,6 +114,7 @@ def main() -> None:
             "validation": {"questions": len(val), "articles": sorted(val_articles, key=int)},
             "train_questions": len(train),
             "steps": args.steps,
+            "few_shot": args.few_shot,
             "rows": rows,
         },
     )

@@ -1,7 +1,7 @@
 """Split the training questions into those a run trained on and a sample of the rest.
 
-A run of ``mixrag train`` (seed 0, one epoch, 8 questions a step) reads the training
-questions in ``Trainer._order`` order; after S steps it has seen the first 8·S. Writes
+A run of ``mixrag train`` reads the training questions of its first epoch in
+``example_order`` (its seed); after S steps of B questions it has seen the first S·B. Writes
 ``seen.jsonl`` (those) and ``unseen.jsonl`` (2,000 others: new questions about the same
 training articles), for bench/train_recall_sets.sh.
 
@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 from mixrag.eval.datasets import load_dataset
-from mixrag.train import write_jsonl
-
-PER_STEP = 8  # batch 2 x accumulation 4, as bench/train_ablation.sh trains
+from mixrag.train import read_checkpoint, write_jsonl
+from mixrag.train.trainer import checkpoint_path, example_order
 
 
 def main() -> None:
@@ -26,11 +25,14 @@ def main() -> None:
     train = sys.argv[3] if len(sys.argv) > 3 else ".bench/train/split/train.jsonl"
     history = (run / "history.jsonl").read_text().splitlines()
     steps = sum(1 for line in history if line.strip())
-    qs = [q for q in load_dataset(train).questions if q.answers]
-    order = list(range(len(qs)))
-    random.Random(0).shuffle(order)  # Trainer._order(n, epoch=0) with seed 0
-    seen = [qs[i] for i in order[: steps * PER_STEP]]
-    rest = [qs[i] for i in order[steps * PER_STEP :]]
+    cfg = read_checkpoint(checkpoint_path(run)).train_config
+    per_step = cfg.batch_size * cfg.grad_accum
+    if cfg.epochs != 1:
+        raise SystemExit(f"{run} trained {cfg.epochs} epochs; this split assumes one")
+    qs = [q for q in load_dataset(train).questions if q.answers]  # as Trainer.train keeps
+    order = example_order(len(qs), cfg.seed, epoch=0)
+    seen = [qs[i] for i in order[: steps * per_step]]
+    rest = [qs[i] for i in order[steps * per_step :]]
     rest = random.Random(1).sample(rest, min(len(rest), 2000))
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "seen.jsonl", seen)

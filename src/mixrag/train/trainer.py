@@ -294,9 +294,7 @@ class Trainer:
         return sched
 
     def _order(self, n: int, epoch: int) -> list[int]:
-        idx = list(range(n))
-        random.Random(self.config.seed * 1_000_003 + epoch).shuffle(idx)
-        return idx
+        return example_order(n, self.config.seed, epoch)
 
     def _set_train(self, on: bool) -> None:
         self.model.train(on)
@@ -488,6 +486,13 @@ class Trainer:
         if self.history:
             plot_loss(self.history, self.run_dir / "loss.png")
         return path
+
+
+def example_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order in which epoch ``epoch`` of a run seeded ``seed`` reads its n examples."""
+    idx = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(idx)
+    return idx
 
 
 def statistics_rate(history: Sequence[dict[str, Any]], window: int = 20) -> float:

@@ -7,6 +7,10 @@
 #   MODEL=qwen2.5-0.5b MINUTES=60 MAX_STEPS=150 N=300 bash bench/train_ablation.sh
 #   TAG=-fewshot EXTRA=--few-shot VARIANTS=none bash bench/train_ablation.sh  # one setting
 #   TAG=-k10 TRAIN_K=10 EXTRA="--few-shot --grad-passages 5" VARIANTS=none bash bench/train_ablation.sh
+#   # q(x) early-stopped on validation articles (python bench/train_val_split.py first):
+#   TAG=-es TRAIN_SET=.bench/train/val-split/train.jsonl VARIANTS=none \
+#     EXTRA="--few-shot --dev .bench/train/val-split/val.jsonl --eval-every 10 --eval-limit 0 \
+#            --retriever-patience 3" bash bench/train_ablation.sh
 #
 # Recall@k is measured on every held-out question (retrieval only, seconds); EM and F1
 # of rag-sequence on a seeded sample of N of them (about 7 s a question on 2 cores).
@@ -32,6 +36,7 @@ TRAIN_LAYERS=${TRAIN_LAYERS:-8}  # LoRA in the top 8 decoder layers: backward st
 LR=${LR:-3e-4}
 LR_RETRIEVER=${LR_RETRIEVER:-3e-5}  # bench/train_lr_sweep.py: 1e-4 and 3e-4 lower recall
 OUT=${OUT:-.bench/train}
+TRAIN_SET=${TRAIN_SET:-$OUT/split/train.jsonl}  # e.g. $OUT/val-split/train.jsonl (bench/train_val_split.py)
 INDEX=${INDEX:-.bench/squad-dev-index}
 SQUAD=data/squad/squaddev_v1.1.json.gz
 MIXRAG=".venv/bin/mixrag --threads $THREADS"
@@ -69,7 +74,7 @@ for freeze in $VARIANTS; do
   [ -f "$run/checkpoint/mixrag-checkpoint.json" ] && resume=(--resume "$run")
   [ ${#resume[@]} -eq 0 ] && resume=(--out "$run")
   # shellcheck disable=SC2086
-  $MIXRAG train --index "$INDEX" --train "$OUT/split/train.jsonl" --model "$MODEL" \
+  $MIXRAG train --index "$INDEX" --train "$TRAIN_SET" --model "$MODEL" \
     --mode rag-sequence -k "$TRAIN_K" --freeze "$freeze" --max-minutes "$MINUTES" \
     --max-steps "$MAX_STEPS" --autocast "$AUTOCAST" --train-layers "$TRAIN_LAYERS" \
     --lr "$LR" --lr-retriever "$LR_RETRIEVER" \

@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
@@ -32,14 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
-from mixrag.eval.datasets import Question, load_dataset
+from mixrag.eval.datasets import load_dataset
 from mixrag.eval.runner import EvalConfig, evaluate
 from mixrag.index.opening import open_index
 from mixrag.train import TrainConfig, Trainer, write_jsonl
-
-
-def article(q: Question) -> str:
-    return q.gold_doc_keys[0].split(":")[0]
+from train_val_split import split_validation
 
 
 def recall(index: Any, val: Path, out: Path, query: Any = None) -> dict[str, float]:
@@ -68,13 +64,11 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
 
-    questions = load_dataset(args.train).questions
-    articles = sorted({article(q) for q in questions}, key=int)
-    val_articles = set(random.Random(0).sample(articles, args.val_articles))
-    val = [q for q in questions if article(q) in val_articles]
-    train = [q for q in questions if article(q) not in val_articles and q.answers]
+    train, val, val_articles = split_validation(
+        load_dataset(args.train).questions, args.val_articles
+    )
     write_jsonl(work / "val.jsonl", val)
-    print(f"validation: {len(val)} questions of articles {sorted(val_articles, key=int)}")
+    print(f"validation: {len(val)} questions of articles {val_articles}")
 
     rows: dict[str, Any] = {}
     with open_index(args.index) as index:
@@ -111,7 +105,7 @@ def main() -> None:
         {
             "machine": machine(),
             "command": " ".join(sys.argv),
-            "validation": {"questions": len(val), "articles": sorted(val_articles, key=int)},
+            "validation": {"questions": len(val), "articles": [int(a) for a in val_articles]},
             "train_questions": len(train),
             "steps": args.steps,
             "few_shot": args.few_shot,

@@ -307,3 +307,137 @@ def test_grad_passages_keeps_the_loss_and_q_gradient_exact(
     assert not all(torch.allclose(a, b) for a, b in zip(head_lora, full_lora, strict=True))
     with pytest.raises(MixragError, match="grad_passages must be at most k"):
         TrainConfig(k=2, grad_passages=3)
+
+
+def test_retriever_steps_stops_q_and_dev_recall_is_measured_without_answers(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tiny_squad: Path,
+    tmp_path: Path,
+) -> None:
+    """q(x) trains for the first ``retriever_steps`` steps (its rate reaching 0 there) and
+    then stays fixed while the generator trains on; eval_limit = 0 measures the dev
+    recall of the current q(x) at every evaluation without answering."""
+    snapshots: list[list[torch.Tensor]] = []
+    t = _trainer(
+        index,
+        tmp_path / "run",
+        retriever_steps=1,
+        max_steps=3,
+        epochs=2,
+        eval_every=1,
+        eval_limit=0,
+    )
+    assert t.query is not None
+    lora = lambda: [p.detach().clone() for n, p in t.model.named_parameters() if "lora_B" in n]  # noqa: E731
+    gen_before = lora()
+
+    def snapshot(_: object) -> None:
+        assert t.query is not None
+        snapshots.append([p.detach().clone() for p in t.query.parameters()])
+
+    q_before = [p.detach().clone() for p in t.query.parameters()]
+    history = t.train(examples, load_dataset(tiny_squad), progress=snapshot)
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert not all(torch.equal(a, b) for a, b in zip(q_before, snapshots[0], strict=True))
+    for later in snapshots[1:]:  # fixed after step 1: no gradient, rate 0
+        assert all(torch.equal(a, b) for a, b in zip(snapshots[0], later, strict=True))
+    assert [h["lr"][0] for h in history][1:] == [0.0, 0.0]
+    assert history[1]["lr"][1] > 0  # the generator's rate is not
+    assert not all(torch.equal(a, b) for a, b in zip(gen_before, lora(), strict=True))
+    for h in history:
+        assert set(h["dev"]) == {"recall@1", "recall@5", "recall@20", "mrr"}
+        assert 0.0 <= h["dev"]["recall@1"] <= h["dev"]["recall@5"] <= 1.0
+    answered = t.evaluate(load_dataset(tiny_squad), limit=2)  # EM / F1 on 2 of them too
+    assert {k: v for k, v in answered.items() if k not in ("em", "f1")} == history[-1]["dev"]
+    assert 0.0 <= answered["em"] <= answered["f1"] <= 100.0
+
+    # the generator frozen: nothing trains after q(x) stops, so the run ends there
+    t = _trainer(index, tmp_path / "q-only", freeze="generator", retriever_steps=1, max_steps=3)
+    assert [h["step"] for h in t.train(examples)] == [1]
+    with pytest.raises(MixragError, match="retriever_steps=2 trains q"):
+        TrainConfig(freeze="retriever", retriever_steps=2)
+    with pytest.raises(MixragError, match="eval_limit must be a non-negative integer"):
+        TrainConfig(eval_limit=-1)
+
+
+def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tiny_squad: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Early stopping of q(x) on dev recall@k: the weights of the best evaluation come
+    back after ``patience`` evaluations without a higher one, and q(x) stays fixed (also
+    across a resume) while the generator trains on."""
+    # dev recall@2 by evaluation: untrained 0.5, then 0.75 (best, step 1), 0.75, 0.5
+    scripted = iter([0.5, 0.75, 0.75, 0.5])
+    monkeypatch.setattr(
+        Trainer,
+        "evaluate",
+        lambda self, dev, limit=None: {"recall@2": next(scripted, 0.0), "recall@5": 0.0},
+    )
+    run = tmp_path / "run"
+    t = _trainer(
+        index, run, retriever_patience=2, eval_every=1, eval_limit=0, max_steps=3, epochs=2
+    )
+    assert t.query is not None
+    weights: list[list[torch.Tensor]] = []
+    t.train(
+        examples,
+        load_dataset(tiny_squad),
+        progress=lambda _: weights.append([p.detach().clone() for p in t.query.parameters()]),  # type: ignore[union-attr]
+    )
+    assert t.retriever_best == {"value": 0.75, "step": 1, "bad": 2}
+    assert t.retriever_stopped_at == 3
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[1], strict=True))
+    final = [p.detach() for p in t.query.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(weights[0], final, strict=True))  # step 1's
+    assert [h["query_trained"] for h in t.history] == [True, True, True]
+
+    resumed = Trainer(index, dataclasses.replace(t.config, max_steps=4), run, resume=True)
+    assert resumed.retriever_stopped_at == 3 and not resumed.trains_query
+    assert resumed.query is not None
+    for a, b in zip(final, resumed.query.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach())
+    history = resumed.train(examples, load_dataset(tiny_squad))
+    assert history[-1]["step"] == 4 and history[-1]["query_trained"] is False
+
+    # the run ends before patience runs out: q(x) ends with its best weights all the same
+    scripted = iter([0.5, 0.75, 0.6])
+    t = _trainer(
+        index, tmp_path / "ends", retriever_patience=5, eval_every=1, eval_limit=0, max_steps=2
+    )
+    assert t.query is not None
+    weights.clear()
+    t.train(
+        examples,
+        load_dataset(tiny_squad),
+        progress=lambda _: weights.append([p.detach().clone() for p in t.query.parameters()]),  # type: ignore[union-attr]
+    )
+    assert t.retriever_best == {"value": 0.75, "step": 1, "bad": 1}
+    assert t.retriever_stopped_at == 2 and not t.trains_query
+    final = [p.detach() for p in t.query.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(weights[0], final, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(weights[1], final, strict=True))
+    saved = Trainer(index, t.config, tmp_path / "ends", resume=True)
+    assert saved.query is not None and saved.retriever_stopped_at == 2
+    for a, b in zip(final, saved.query.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach())
+
+    with pytest.raises(MixragError, match="needs eval_every"):
+        TrainConfig(retriever_patience=2)
+    with pytest.raises(MixragError, match="needs a dev set"):
+        _trainer(index, tmp_path / "no-dev", retriever_patience=1, eval_every=1).train(examples)
+
+
+def test_cpu_bfloat16_units_are_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    from mixrag.train.trainer import cpu_has_bfloat16_units
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_has_bfloat16_units(info) is False
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_bfloat16_units(info) is True
+    assert cpu_has_bfloat16_units(tmp_path / "missing") is None

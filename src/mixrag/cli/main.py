@@ -566,7 +566,9 @@ def train_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Run folder: checkpoint, history, loss.png.")
     ] = None,
-    dev: Annotated[Path | None, typer.Option(help="Dev questions, evaluated each epoch.")] = None,
+    dev: Annotated[
+        Path | None, typer.Option(help="Dev questions, evaluated each epoch or --eval-every.")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
     mode: Annotated[
         str, typer.Option("--mode", "-m", help="rag-sequence or rag-token.")
@@ -589,6 +591,20 @@ def train_cmd(
     ] = None,
     lr: Annotated[float, typer.Option(help="Generator learning rate.")] = 3e-4,
     lr_retriever: Annotated[float, typer.Option(help="Query encoder learning rate.")] = 3e-5,
+    retriever_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Train q(x) for the first N steps only (its rate decays to 0 there), "
+            "then keep it fixed [whole run]."
+        ),
+    ] = None,
+    retriever_patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Early-stop q(x) on --dev: after N evaluations (--eval-every) without a "
+            "higher dev recall@k, back to its best weights, fixed from then on [off]."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Questions per forward/backward pass.")] = 2,
     grad_accum: Annotated[int, typer.Option(help="Passes per optimiser step.")] = 4,
     freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = "none",
@@ -617,7 +633,13 @@ def train_cmd(
     eval_every: Annotated[
         int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
     ] = None,
-    eval_limit: Annotated[int, typer.Option(help="Dev questions per evaluation.")] = 100,
+    eval_limit: Annotated[
+        int,
+        typer.Option(
+            help="Dev questions answered per evaluation (EM/F1); 0: recall only. "
+            "Recall uses every dev question."
+        ),
+    ] = 100,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
     seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
@@ -642,6 +664,8 @@ def train_cmd(
         max_minutes=max_minutes,
         lr=lr,
         lr_retriever=lr_retriever,
+        retriever_steps=retriever_steps,
+        retriever_patience=retriever_patience,
         batch_size=batch_size,
         grad_accum=grad_accum,
         freeze=freeze,

@@ -136,7 +136,8 @@ class TrainBar(_Bar):
 
     def __call__(self, state: TrainProgress) -> None:
         if state.dev:
-            self.dev = f"  dev EM {state.dev['em']:.1f} R@5 {state.dev['recall@5']:.3f}"
+            em = f" EM {state.dev['em']:.1f}" if "em" in state.dev else ""
+            self.dev = f"  dev{em} R@5 {state.dev['recall@5']:.3f}"
             if not self.enabled:
                 print(f"step {state.step}:{self.dev}", file=sys.stderr)
         eta = f"ETA {state.eta_s / 60:.0f} min" if state.eta_s is not None else ""

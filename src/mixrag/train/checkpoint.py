@@ -6,6 +6,7 @@ Layout::
       mixrag-checkpoint.json   format version, TrainConfig, generator config and base
                                model, the index it was trained against, step/epoch/position
       query_encoder/           trained q(x) (sentence-transformers folder), if trained
+      query_encoder_best.pt    q(x)'s best weights so far under retriever_patience, if any
       generator/               LoRA adapters (peft) or full weights, if trained
       trainer_state.pt         optimizer + scheduler state, RNG states (for --resume)
       history.jsonl, loss.png  one line per optimiser step; the loss curve

@@ -38,6 +38,13 @@ class TrainConfig:
     lr:              AdamW learning rate of the generator (the paper's 3e-5 for full
                      fine-tuning; LoRA usually wants ~1e-4..1e-3).
     lr_retriever:    AdamW learning rate of the query encoder.
+    retriever_steps: q(x) trains for the first N optimiser steps only (its learning rate
+                     warms up and decays to zero over those N), then stays fixed while
+                     the generator trains on; retrieval inside every step still uses
+                     the current q(x). None: q(x) trains for the whole run. A way to
+                     stop q(x) early, at the step where dev recall peaks, when it
+                     starts to fit the training documents' passages (docs/BENCHMARKS.md,
+                     "When to stop q(x)"). With the generator frozen it ends the run.
     weight_decay:    AdamW weight decay.
     warmup_steps:    linear warm-up, then linear decay to 0 at the last step.
     max_grad_norm:   gradient clipping (global L2 norm over all trained parameters).
@@ -66,8 +73,19 @@ class TrainConfig:
     tau:             prior temperature, softmax(d(z)ᵀq(x) / tau).
     seed:            data order, initialisation of adapters, dropout.
     checkpoint_every: optimiser steps between checkpoints (and at the end).
+    retriever_patience: early stopping of q(x) on the dev set: every dev evaluation
+                     (``eval_every``, and one before the first step) compares dev
+                     recall@k (k = ``k``, the passages the generator reads) with the best
+                     so far; after this many evaluations without a strictly higher one,
+                     q(x) goes back to its best weights (the untrained encoder if none
+                     beat it) and stays fixed, while the generator trains on; a run that
+                     ends first (steps, epochs, minutes) also ends with q(x)'s best
+                     weights. Needs a dev set of other documents than the training
+                     questions'. None: off.
     eval_every:      optimiser steps between dev evaluations (None: once per epoch).
-    eval_limit:      dev questions used by those evaluations.
+    eval_limit:      dev questions (a seeded sample) answered in those evaluations, for
+                     EM / F1; 0 measures retrieval only. Recall@k and MRR of the current
+                     q(x) always use every dev question (a query encoding each: cheap).
     """
 
     mode: str = "rag-sequence"
@@ -80,6 +98,8 @@ class TrainConfig:
     grad_accum: int = 4
     lr: float = 3e-4
     lr_retriever: float = 3e-5
+    retriever_steps: int | None = None
+    retriever_patience: int | None = None
     weight_decay: float = 0.0
     warmup_steps: int = 10
     max_grad_norm: float = 1.0
@@ -125,13 +145,36 @@ class TrainConfig:
             "lora_r",
             "max_answer_tokens",
             "checkpoint_every",
-            "eval_limit",
         )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise MixragError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "eval_every", "train_layers", "grad_passages"):
+        if not isinstance(self.eval_limit, int) or self.eval_limit < 0:
+            raise MixragError(
+                "eval_limit must be a non-negative integer (0: recall only), "
+                f"got {self.eval_limit!r}"
+            )
+        for name in ("retriever_steps", "retriever_patience"):
+            if getattr(self, name) is not None and self.freeze == "retriever":
+                raise MixragError(
+                    f"{name}={getattr(self, name)} trains q(x), but freeze='retriever' "
+                    "keeps it fixed; give one of them"
+                )
+        if self.retriever_patience is not None and self.eval_every is None:
+            raise MixragError(
+                f"retriever_patience={self.retriever_patience} needs eval_every (dev "
+                "evaluations every N steps) to compare q(x) against its best"
+            )
+        optional = (
+            "max_steps",
+            "eval_every",
+            "train_layers",
+            "grad_passages",
+            "retriever_steps",
+            "retriever_patience",
+        )
+        for name in optional:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise MixragError(f"{name} must be a positive integer or None, got {value!r}")

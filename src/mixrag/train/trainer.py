@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
+BEST_QUERY_FILE = "query_encoder_best.pt"  # q(x)'s best weights under retriever_patience
 
 
 def checkpoint_path(run: str | Path) -> Path:
@@ -116,6 +117,11 @@ class Trainer:
         self.position = 0  # micro-batches done in the current epoch
         self.history: list[dict[str, Any]] = []
         self.elapsed_s = 0.0  # training time of the run so far, over all resumes
+        # early stopping of q(x) (retriever_patience): the best dev recall so far, its
+        # step, evaluations since, and the step at which q(x) went back to it and stopped
+        self.retriever_best: dict[str, Any] | None = None
+        self.retriever_stopped_at: int | None = None
+        self._best_query: dict[str, torch.Tensor] | None = None
         ckpt = None
         if resume:
             ckpt = read_checkpoint(checkpoint_path(self.run_dir))
@@ -124,6 +130,11 @@ class Trainer:
             config = dataclasses.replace(ckpt.train_config, **budget)
             self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
             self.elapsed_s = float(ckpt.manifest.get("elapsed_s", 0.0))
+            early = ckpt.manifest.get("retriever_early_stop") or {}
+            self.retriever_best = early.get("best")
+            self.retriever_stopped_at = early.get("stopped_at")
+            if (ckpt.path / BEST_QUERY_FILE).exists():
+                self._best_query = torch.load(ckpt.path / BEST_QUERY_FILE, weights_only=True)
             history = self.run_dir / "history.jsonl"
             if history.exists():
                 self.history = [
@@ -178,6 +189,13 @@ class Trainer:
             for p in self.query.model.parameters():
                 p.requires_grad_(True)
         self.retriever = index.retriever(tau=config.tau, method="dense")
+        if config.autocast == "bfloat16" and cpu_has_bfloat16_units() is False:
+            log.warning(
+                "--autocast bfloat16 on a CPU without bfloat16 matrix units (no avx512_bf16 "
+                "or amx_bf16 in /proc/cpuinfo): torch emulates them, and a training step "
+                "runs several times slower than float32 (docs/BENCHMARKS.md); "
+                "use --autocast none here"
+            )
 
         groups = []
         if self.query is not None:
@@ -205,10 +223,23 @@ class Trainer:
         ids = self.generator.encode_answer(text)[: self.config.max_answer_tokens - 1]
         return [*ids, self.generator.end_id]
 
+    @property
+    def trains_query(self) -> bool:
+        """Whether this step updates q(x): it trains, and ``retriever_steps`` is not over."""
+        limit = self.config.retriever_steps
+        return (
+            self.query is not None
+            and (limit is None or self.step < limit)
+            and self.retriever_stopped_at is None
+        )
+
     def query_vectors(self, questions: Sequence[str]) -> torch.Tensor:
-        """[B, D] q(x): with gradient when the query encoder trains."""
+        """[B, D] q(x): with gradient while the query encoder trains."""
         if self.query is not None:
-            return self.query.embed(questions)
+            if self.trains_query:
+                return self.query.embed(questions)
+            with torch.no_grad():
+                return self.query.embed(questions)
         return torch.from_numpy(self.index.encoder.encode(list(questions)))
 
     def prepare(self, batch: Sequence[Question], q: torch.Tensor) -> _Batch:
@@ -281,17 +312,70 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def _schedule(self, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-        warm = min(self.config.warmup_steps, max(0, total - 1))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / (warm + 1)
-            return max(0.0, (total - step) / max(1, total - warm))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        """Linear warm-up, then linear decay to 0 at ``total`` (q(x): at ``retriever_steps``)."""
+        lengths = [total] * len(self.optimizer.param_groups)
+        if self.query is not None and self.config.retriever_steps is not None:
+            lengths[0] = min(total, self.config.retriever_steps)  # q(x) is group 0
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, [warmup_then_decay(n, self.config.warmup_steps) for n in lengths]
+        )
         if self._ckpt_state is not None and "scheduler" in self._ckpt_state:
             sched.load_state_dict(self._ckpt_state["scheduler"])
         return sched
+
+    def _early_stop(self, dev: dict[str, float]) -> None:
+        """One dev evaluation of q(x) under ``retriever_patience``: keep the best weights;
+        after ``patience`` evaluations without a higher recall@k, go back to them and stop."""
+        best = self.retriever_best
+        assert best is not None and self.query is not None
+        value = dev[f"recall@{self.config.k}"]
+        if best["value"] is None or value > best["value"]:
+            best.update(value=value, step=self.step, bad=0)
+            self._best_query = {
+                name: t.detach().clone() for name, t in self.query.model.state_dict().items()
+            }
+            return
+        best["bad"] += 1
+        if best["bad"] >= (self.config.retriever_patience or 0):
+            assert self._best_query is not None
+            self.query.model.load_state_dict(self._best_query)
+            self.retriever_stopped_at = self.step
+            self._best_query = None
+            log.info(
+                "q(x): dev recall@%d %.4f at step %d not beaten in %d evaluations; "
+                "back to those weights, fixed from step %d on",
+                self.config.k,
+                best["value"],
+                best["step"],
+                best["bad"],
+                self.step,
+            )
+
+    def _end_early_stopping(self, dev: Dataset) -> None:
+        """The run is over with q(x) still training: measure its last weights (unless the
+        last step just did), then keep the best of all the evaluations, as if patience had
+        run out now."""
+        if self.history and "dev" not in self.history[-1]:
+            self.history[-1]["dev"] = self.evaluate(dev, limit=0)
+            self._early_stop(self.history[-1]["dev"])
+        if self.retriever_stopped_at is None and self.query is not None:
+            if self._best_query is not None:
+                self.query.model.load_state_dict(self._best_query)
+            self.retriever_stopped_at = self.step
+            self._best_query = None
+            best = self.retriever_best or {}
+            log.info(
+                "end of run: q(x) back to its best dev recall@%d (%s, step %s)",
+                self.config.k,
+                best.get("value"),
+                best.get("step"),
+            )
+        if self.history:
+            self.history[-1]["retriever_best"] = dict(self.retriever_best or {})
+
+    def _nothing_trains(self) -> bool:
+        """q(x) has stopped (retriever_steps, retriever_patience) and the generator is frozen."""
+        return not self.config.trains_generator and not self.trains_query
 
     def _order(self, n: int, epoch: int) -> list[int]:
         return example_order(n, self.config.seed, epoch)
@@ -317,14 +401,24 @@ class Trainer:
         total = cfg.epochs * steps_per_epoch
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
+        if not cfg.trains_generator and cfg.retriever_steps is not None:
+            total = min(total, cfg.retriever_steps)  # nothing trains after q(x) stops
         self.total_steps = total
         self._scheduler = self._schedule(total)
         if self._ckpt_state is not None:
             random.setstate(self._ckpt_state["python_rng"])
             torch.set_rng_state(self._ckpt_state["torch_rng"])
+        if cfg.retriever_patience is not None and self.query is not None:
+            if dev is None:
+                raise MixragError(
+                    f"retriever_patience={cfg.retriever_patience} needs a dev set (--dev)"
+                )
+            if self.retriever_best is None:  # the untrained q(x) is the first to beat
+                self.retriever_best = {"value": None, "step": 0, "bad": 0}
+                self._early_stop(self.evaluate(dev, limit=0))
         started = time.perf_counter() - self.elapsed_s
         budget_s = None if cfg.max_minutes is None else 60 * cfg.max_minutes
-        stopped = budget_s is not None and self.elapsed_s >= budget_s
+        stopped = (budget_s is not None and self.elapsed_s >= budget_s) or self._nothing_trains()
         self._set_train(True)
         while self.step < total and self.epoch < cfg.epochs and not stopped:
             order = self._order(len(examples), self.epoch)
@@ -332,6 +426,7 @@ class Trainer:
             while self.position < len(batches) and self.step < total:
                 group = batches[self.position : self.position + cfg.grad_accum]
                 t_step = time.perf_counter()
+                query_trained = self.trains_query
                 losses, times = [], {"retrieve": 0.0, "forward": 0.0, "backward": 0.0}
                 n_ex = 0
                 for idx in group:
@@ -361,6 +456,7 @@ class Trainer:
                     "examples_per_s": n_ex / seconds,
                     "grad_norm": grad_norm,
                     "lr": [g["lr"] for g in self.optimizer.param_groups],
+                    "query_trained": query_trained,
                     **{f"{k}_s": v for k, v in times.items()},
                 }
                 self.history.append(record)
@@ -373,6 +469,9 @@ class Trainer:
                 )
                 if dev_now and dev is not None:
                     record["dev"] = self.evaluate(dev)
+                    if cfg.retriever_patience is not None and self.trains_query:
+                        self._early_stop(record["dev"])
+                        record["retriever_best"] = dict(self.retriever_best or {})
                 if progress is not None:
                     rate = statistics_rate(self.history)
                     left = (total - self.step) * per_step / rate if rate else None
@@ -387,7 +486,7 @@ class Trainer:
                             record.get("dev"),
                         )
                     )
-                if out_of_time:
+                if out_of_time or self._nothing_trains():
                     stopped = True
                     break
                 if self.step % cfg.checkpoint_every == 0 and not epoch_done:
@@ -396,49 +495,57 @@ class Trainer:
                 self.epoch += 1
                 self.position = 0
             self.save()
+        if cfg.retriever_patience is not None and self.trains_query and dev is not None:
+            self._end_early_stopping(dev)
+            self.save()
         self._set_train(False)
         return self.history
 
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, dev: Dataset, limit: int | None = None) -> dict[str, float]:
-        """RAG-Sequence EM / F1 and dense recall@k of the current models on ``dev``."""
+        """Dense recall@1/5/20 and MRR of the current q(x) on every ``dev`` question, and
+        RAG-Sequence EM / F1 of the current models on a seeded sample of ``limit`` of them
+        (default ``eval_limit``; 0 = recall only)."""
         from mixrag.eval.runner import EvalConfig, evaluate
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.rag import RAG, RAGConfig
 
+        limit = self.config.eval_limit if limit is None else limit
+        out = self.run_dir / "eval" / f"step-{self.step}"
         self._set_train(False)
         try:
-            gen = TransformersGenerator(
-                dataclasses.replace(self.generator.config, track_grad=False),
-                model=self.model,
-                tokenizer=self.generator.tokenizer,
-            )
-            retriever = self.index.retriever(
-                tau=self.config.tau, method="dense", query_encoder=self.query
-            )
-            rag = RAG(retriever, gen, RAGConfig(mode="rag-sequence", k=self.config.k))
-            cfg = EvalConfig(
-                modes=("rag-sequence",),
-                ks=(self.config.k,),
-                limit=limit or self.config.eval_limit,
-                retrieval=("dense",),
-                recall_ks=(1, 5, 20),
-                batch_size=4,
-            )
-            res = evaluate(
-                self.index, dev, cfg, self.run_dir / "eval" / f"step-{self.step}", rag, fresh=True
-            )
+            retrieval = EvalConfig(modes=(), retrieval=("dense",), recall_ks=(1, 5, 20))
+            dense = evaluate(
+                self.index, dev, retrieval, out / "retrieval", fresh=True, query_encoder=self.query
+            )["retrieval"]["dense"]
+            result = {
+                **{f"recall@{k}": v for k, v in dense["recall"].items()},
+                "mrr": dense["mrr"],
+            }
+            if limit > 0:
+                gen = TransformersGenerator(
+                    dataclasses.replace(self.generator.config, track_grad=False),
+                    model=self.model,
+                    tokenizer=self.generator.tokenizer,
+                )
+                retriever = self.index.retriever(
+                    tau=self.config.tau, method="dense", query_encoder=self.query
+                )
+                rag = RAG(retriever, gen, RAGConfig(mode="rag-sequence", k=self.config.k))
+                answers = EvalConfig(
+                    modes=("rag-sequence",),
+                    ks=(self.config.k,),
+                    limit=limit,
+                    retrieval=(),
+                    batch_size=4,
+                )
+                res = evaluate(self.index, dev, answers, out / "answers", rag, fresh=True)
+                run = res["answers"][f"rag-sequence@{self.config.k}"]
+                result = {"em": run["em"], "f1": run["f1"], **result}
         finally:
             self._set_train(True)
-        run = res["answers"][f"rag-sequence@{self.config.k}"]
-        recall = res["retrieval"]["dense"]["recall"]
-        return {
-            "em": run["em"],
-            "f1": run["f1"],
-            "recall@5": recall["5"],
-            "recall@20": recall["20"],
-        }
+        return result
 
     # ------------------------------------------------------------------ saving
 
@@ -460,6 +567,10 @@ class Trainer:
             "has_query_encoder": self.query is not None,
             "has_generator": cfg.trains_generator,
             "elapsed_s": self.elapsed_s,
+            "retriever_early_stop": {
+                "best": self.retriever_best,
+                "stopped_at": self.retriever_stopped_at,
+            },
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -477,6 +588,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
             }
             torch.save(state, tmp / "trainer_state.pt")
+            if self._best_query is not None:  # q(x)'s best so far, to go back to
+                torch.save(self._best_query, tmp / BEST_QUERY_FILE)
 
         write_checkpoint(path, manifest, parts)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -486,6 +599,30 @@ class Trainer:
         if self.history:
             plot_loss(self.history, self.run_dir / "loss.png")
         return path
+
+
+def cpu_has_bfloat16_units(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), from the
+    flags in ``cpuinfo``; None where that file cannot be read (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def warmup_then_decay(total: int, warmup: int) -> Callable[[int], float]:
+    """The learning-rate factor at step s: (s+1)/(w+1) for s < w, then linear to 0 at
+    ``total`` (w = ``warmup``, at most total - 1)."""
+    warm = min(warmup, max(0, total - 1))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return factor
 
 
 def example_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -503,7 +640,7 @@ def statistics_rate(history: Sequence[dict[str, Any]], window: int = 20) -> floa
 
 
 def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
-    """The training loss per step (raw and smoothed), dev EM where it was measured."""
+    """The training loss per step (raw and smoothed); dev EM and recall@5 where measured."""
     import os
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -530,10 +667,13 @@ def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if dev:
         ax2 = ax.twinx()
-        ax2.plot(
-            [s for s, _ in dev], [d["em"] for s, d in dev], "o-", color="#d94801", label="dev EM"
-        )
-        ax2.set_ylabel("dev exact match (%)")
+        for key, label, color in (("em", "dev EM", "#d94801"), ("recall@5", "dev R@5", "#238b45")):
+            points = [(s, 100 * d[key] if key != "em" else d[key]) for s, d in dev if key in d]
+            if points:
+                ax2.plot(
+                    [s for s, _ in points], [v for _, v in points], "o-", color=color, label=label
+                )
+        ax2.set_ylabel("dev EM / recall@5 (%)")
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right")

@@ -4,13 +4,15 @@
 # questions about the same training articles, and the held-out articles.
 #
 #   bash bench/train_recall_sets.sh .bench/train/qwen2.5-0.5b-fewshot60q-freeze-generator
+#   TRAIN_SET=.bench/train/val-split/train.jsonl bash bench/train_recall_sets.sh RUN
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=$1
 OUT=${OUT:-.bench/train/sets-$(basename "$RUN")}
 INDEX=${INDEX:-.bench/squad-dev-index}
 SPLIT=${SPLIT:-.bench/train/split}
-.venv/bin/python bench/train_seen_split.py "$RUN" "$OUT" "$SPLIT/train.jsonl"
+TRAIN_SET=${TRAIN_SET:-$SPLIT/train.jsonl}  # the questions the run trained on (its --train)
+.venv/bin/python bench/train_seen_split.py "$RUN" "$OUT" "$TRAIN_SET"
 cp "$SPLIT/dev.jsonl" "$OUT/heldout.jsonl"
 echo "| questions | q(x) | n | R@1 | R@5 | R@20 | MRR |"
 echo "|---|---|---:|---:|---:|---:|---:|"

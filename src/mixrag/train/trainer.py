@@ -652,7 +652,7 @@ def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(steps, losses, color="#9ecae1", linewidth=1, label="loss (per step)")
-    window = max(1, len(losses) // 20)
+    window = max(5, len(losses) // 20) if len(losses) >= 10 else 1
     if window > 1:
         smooth = [
             sum(losses[max(0, i - window + 1) : i + 1])

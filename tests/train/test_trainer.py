@@ -346,7 +346,7 @@ def test_retriever_steps_stops_q_and_dev_recall_is_measured_without_answers(
     assert history[1]["lr"][1] > 0  # the generator's rate is not
     assert not all(torch.equal(a, b) for a, b in zip(gen_before, lora(), strict=True))
     for h in history:
-        assert set(h["dev"]) == {"recall@1", "recall@5", "recall@20", "mrr"}
+        assert set(h["dev"]) == {"recall@1", "recall@2", "recall@5", "recall@20", "mrr"}
         assert 0.0 <= h["dev"]["recall@1"] <= h["dev"]["recall@5"] <= 1.0
     answered = t.evaluate(load_dataset(tiny_squad), limit=2)  # EM / F1 on 2 of them too
     assert {k: v for k, v in answered.items() if k not in ("em", "f1")} == history[-1]["dev"]

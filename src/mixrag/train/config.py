@@ -44,7 +44,8 @@ class TrainConfig:
                      the current q(x). None: q(x) trains for the whole run. A way to
                      stop q(x) early, at the step where dev recall peaks, when it
                      starts to fit the training documents' passages (docs/BENCHMARKS.md,
-                     "When to stop q(x)"). With the generator frozen it ends the run.
+                     "q(x) early-stopped on validation articles"). With the generator
+                     frozen it ends the run.
     weight_decay:    AdamW weight decay.
     warmup_steps:    linear warm-up, then linear decay to 0 at the last step.
     max_grad_norm:   gradient clipping (global L2 norm over all trained parameters).

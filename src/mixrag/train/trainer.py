@@ -504,7 +504,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, dev: Dataset, limit: int | None = None) -> dict[str, float]:
-        """Dense recall@1/5/20 and MRR of the current q(x) on every ``dev`` question, and
+        """Dense recall@1/5/20/K and MRR of the current q(x) on every ``dev`` question, and
         RAG-Sequence EM / F1 of the current models on a seeded sample of ``limit`` of them
         (default ``eval_limit``; 0 = recall only)."""
         from mixrag.eval.runner import EvalConfig, evaluate
@@ -515,7 +515,8 @@ class Trainer:
         out = self.run_dir / "eval" / f"step-{self.step}"
         self._set_train(False)
         try:
-            retrieval = EvalConfig(modes=(), retrieval=("dense",), recall_ks=(1, 5, 20))
+            ks = tuple(sorted({1, 5, 20, self.config.k}))  # recall@K decides early stops
+            retrieval = EvalConfig(modes=(), retrieval=("dense",), recall_ks=ks)
             dense = evaluate(
                 self.index, dev, retrieval, out / "retrieval", fresh=True, query_encoder=self.query
             )["retrieval"]["dense"]

@@ -420,22 +420,18 @@ class TransformersGenerator:
         n = len(rests)
         r_max = max(len(r) for r in rests)
         t_max = max(len(y) for y in ys)
-        length = r_max + t_max - 1
-        input_ids = torch.full((n, length), self._pad_id, dtype=torch.long)
-        attn = torch.zeros(n, p_len + length, dtype=torch.long)
-        attn[:, :p_len] = 1
+        # every prompt rest ends at column r_max; the last answer token is a target
+        # only (nothing is predicted after it)
+        input_ids, attn, position_ids = self._layout(
+            [(r_max - len(rest), rest + y[:-1]) for rest, y in zip(rests, ys, strict=True)],
+            p_len,
+            r_max + t_max - 1,
+        )
         targets = torch.full((n, t_max), self._pad_id, dtype=torch.long)
         y_mask = torch.zeros(n, t_max, dtype=torch.bool)
-        for i, (rest, y) in enumerate(zip(rests, ys, strict=True)):
-            # the last answer token is a target only: nothing is predicted after it
-            seq = rest + y[:-1]
-            begin = r_max - len(rest)
-            input_ids[i, begin : begin + len(seq)] = torch.tensor(seq)
-            attn[i, p_len + begin : p_len + begin + len(seq)] = 1
+        for i, y in enumerate(ys):
             targets[i, : len(y)] = torch.tensor(y)
             y_mask[i, : len(y)] = True
-        # positions count real tokens only, so left padding does not shift RoPE
-        position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
         out = self.model(
             input_ids=input_ids.to(device),
             attention_mask=attn.to(device),
@@ -546,6 +542,26 @@ class TransformersGenerator:
         lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
         return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
 
+    def _layout(
+        self, rows: Sequence[tuple[int, Sequence[int]]], p_len: int, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token rows placed in one padded batch after a cached prefix of ``p_len`` tokens.
+
+        ``rows`` holds (first column, tokens) per row. Returns input ids [n, length]
+        (pad elsewhere), the attention mask [n, p_len + length] (prefix and tokens) and
+        position ids [n, length] that count real tokens only, so padding before a row
+        does not shift its rotary positions.
+        """
+        n = len(rows)
+        input_ids = torch.full((n, length), self._pad_id, dtype=torch.long)
+        attn = torch.zeros(n, p_len + length, dtype=torch.long)
+        attn[:, :p_len] = 1
+        for i, (begin, seq) in enumerate(rows):
+            input_ids[i, begin : begin + len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+            attn[i, p_len + begin : p_len + begin + len(seq)] = 1
+        position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
+        return input_ids, attn, position_ids
+
     def _prompt_pass(
         self, rests: Sequence[Sequence[int]], p_len: int, cache: Any, width: int = 0
     ) -> tuple[Any, torch.Tensor, torch.Tensor]:
@@ -559,15 +575,10 @@ class TransformersGenerator:
         from transformers import DynamicCache
 
         device = self.model.device
-        n, r_max = len(rests), max(width, *(len(r) for r in rests))
-        input_ids = torch.full((n, r_max), self._pad_id, dtype=torch.long)
-        attn = torch.zeros(n, p_len + r_max, dtype=torch.long)
-        attn[:, :p_len] = 1
-        for i, rest in enumerate(rests):
-            input_ids[i, r_max - len(rest) :] = torch.tensor(list(rest))
-            attn[i, p_len + r_max - len(rest) :] = 1
-        # positions count real tokens only, so left padding does not shift RoPE
-        position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
+        r_max = max(width, *(len(r) for r in rests))
+        input_ids, attn, position_ids = self._layout(
+            [(r_max - len(rest), list(rest)) for rest in rests], p_len, r_max
+        )
         out = self.model(
             input_ids=input_ids.to(device),
             attention_mask=attn.to(device),

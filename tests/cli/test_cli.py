@@ -181,3 +181,12 @@ def test_store_commands_end_to_end(pg_store_url: str, tmp_path: Path) -> None:
     assert info["files"] == 2
     result = runner.invoke(app, ["index", str(docs), *store, "--index-kind", "ivfpq"])
     assert result.exit_code != 0 and "FAISS structure" in str(result.exception)
+
+
+def test_dev_change_names_the_figures_both_evaluations_hold() -> None:
+    from mixrag.cli.format import dev_change
+
+    start = {"recall@1": 0.5, "recall@5": 0.8264, "mrr": 0.6}
+    end = {"em": 46.0, "recall@1": 0.55, "recall@5": 0.835, "mrr": 0.65}
+    assert dev_change(start, end) == "R@1 0.500 -> 0.550, R@5 0.826 -> 0.835, MRR 0.600 -> 0.650"
+    assert dev_change({"em": 40.0}, {"em": 46.0, "f1": 50.0}) == "EM 40.0 -> 46.0"

@@ -348,6 +348,11 @@ def test_retriever_steps_stops_q_and_dev_recall_is_measured_without_answers(
     for h in history:
         assert set(h["dev"]) == {"recall@1", "recall@2", "recall@5", "recall@20", "mrr"}
         assert 0.0 <= h["dev"]["recall@1"] <= h["dev"]["recall@5"] <= 1.0
+    # the untrained models were evaluated once before step 1: the curve's step 0
+    untrained = _trainer(index, tmp_path / "untrained", eval_limit=0)
+    assert t.dev_start == untrained.evaluate(load_dataset(tiny_squad))
+    manifest = json.loads((checkpoint_path(t.run_dir) / "mixrag-checkpoint.json").read_text())
+    assert manifest["dev_start"] == t.dev_start
     answered = t.evaluate(load_dataset(tiny_squad), limit=2)  # EM / F1 on 2 of them too
     assert {k: v for k, v in answered.items() if k not in ("em", "f1")} == history[-1]["dev"]
     assert 0.0 <= answered["em"] <= answered["f1"] <= 100.0
@@ -391,6 +396,7 @@ def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
     )
     assert t.retriever_best == {"value": 0.75, "step": 1, "bad": 2}
     assert t.retriever_stopped_at == 3
+    assert t.dev_start == {"recall@2": 0.5, "recall@5": 0.0}  # the first evaluation
     assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[1], strict=True))
     final = [p.detach() for p in t.query.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(weights[0], final, strict=True))  # step 1's
@@ -398,6 +404,7 @@ def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
 
     resumed = Trainer(index, dataclasses.replace(t.config, max_steps=4), run, resume=True)
     assert resumed.retriever_stopped_at == 3 and not resumed.trains_query
+    assert resumed.dev_start == t.dev_start  # kept, not measured again
     assert resumed.query is not None
     for a, b in zip(final, resumed.query.parameters(), strict=True):
         torch.testing.assert_close(a, b.detach())

@@ -131,3 +131,18 @@ def answer_text(answer: Answer, scored: bool = False) -> str:
         lines.append("")
         lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
     return "\n".join(lines)
+
+
+def dev_change(start: dict[str, float], end: dict[str, float]) -> str:
+    """'EM 40.0 -> 46.0, R@5 0.826 -> 0.835, ...' for the figures both evaluations hold."""
+    parts = []
+    for key, label, fmt in (
+        ("em", "EM", ".1f"),
+        ("f1", "F1", ".1f"),
+        ("recall@1", "R@1", ".3f"),
+        ("recall@5", "R@5", ".3f"),
+        ("mrr", "MRR", ".3f"),
+    ):
+        if key in start and key in end:
+            parts.append(f"{label} {start[key]:{fmt}} -> {end[key]:{fmt}}")
+    return ", ".join(parts)

@@ -692,6 +692,17 @@ def train_cmd(
         f"step {trainer.step}/{trainer.total_steps}, loss {last.get('loss', float('nan')):.3f}; "
         f"checkpoint: {run}/checkpoint, curve: {run}/loss.png"
     )
+    from mixrag.cli.format import dev_change
+
+    dev_last = next((h for h in reversed(history) if h.get("dev")), None)
+    if trainer.dev_start and dev_last:
+        change = dev_change(trainer.dev_start, dev_last["dev"])
+        typer.echo(f"dev, untrained -> step {dev_last['step']}: {change}")
+    best = trainer.retriever_best
+    if best and best.get("value") is not None:
+        typer.echo(
+            f"q(x) kept from step {best['step']} (dev recall@{config.k} {best['value']:.3f})"
+        )
 
 
 @app.command("split-squad")

@@ -83,7 +83,9 @@ class TrainConfig:
                      ends first (steps, epochs, minutes) also ends with q(x)'s best
                      weights. Needs a dev set of other documents than the training
                      questions'. None: off.
-    eval_every:      optimiser steps between dev evaluations (None: once per epoch).
+    eval_every:      optimiser steps between dev evaluations (None: once per epoch);
+                     with a dev set the untrained models are also evaluated once before
+                     the first step (``Trainer.dev_start``, step 0 of the curve).
     eval_limit:      dev questions (a seeded sample) answered in those evaluations, for
                      EM / F1; 0 measures retrieval only. Recall@k and MRR of the current
                      q(x) always use every dev question (a query encoding each: cheap).

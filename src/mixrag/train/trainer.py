@@ -122,6 +122,8 @@ class Trainer:
         self.retriever_best: dict[str, Any] | None = None
         self.retriever_stopped_at: int | None = None
         self._best_query: dict[str, torch.Tensor] | None = None
+        # the dev evaluation of the untrained models, before step 1 (the curve's baseline)
+        self.dev_start: dict[str, float] | None = None
         ckpt = None
         if resume:
             ckpt = read_checkpoint(checkpoint_path(self.run_dir))
@@ -133,6 +135,7 @@ class Trainer:
             early = ckpt.manifest.get("retriever_early_stop") or {}
             self.retriever_best = early.get("best")
             self.retriever_stopped_at = early.get("stopped_at")
+            self.dev_start = ckpt.manifest.get("dev_start")
             if (ckpt.path / BEST_QUERY_FILE).exists():
                 self._best_query = torch.load(ckpt.path / BEST_QUERY_FILE, weights_only=True)
             history = self.run_dir / "history.jsonl"
@@ -408,14 +411,17 @@ class Trainer:
         if self._ckpt_state is not None:
             random.setstate(self._ckpt_state["python_rng"])
             torch.set_rng_state(self._ckpt_state["torch_rng"])
-        if cfg.retriever_patience is not None and self.query is not None:
-            if dev is None:
-                raise MixragError(
-                    f"retriever_patience={cfg.retriever_patience} needs a dev set (--dev)"
-                )
-            if self.retriever_best is None:  # the untrained q(x) is the first to beat
-                self.retriever_best = {"value": None, "step": 0, "bad": 0}
-                self._early_stop(self.evaluate(dev, limit=0))
+        if cfg.retriever_patience is not None and self.query is not None and dev is None:
+            raise MixragError(
+                f"retriever_patience={cfg.retriever_patience} needs a dev set (--dev)"
+            )
+        if dev is not None and self.step == 0 and self.dev_start is None:
+            self.dev_start = self.evaluate(dev)  # the untrained models: the baseline
+        patience = cfg.retriever_patience is not None and self.query is not None
+        if patience and self.retriever_best is None:  # the untrained q(x): first to beat
+            self.retriever_best = {"value": None, "step": 0, "bad": 0}
+            assert self.dev_start is not None
+            self._early_stop(self.dev_start)
         started = time.perf_counter() - self.elapsed_s
         budget_s = None if cfg.max_minutes is None else 60 * cfg.max_minutes
         stopped = (budget_s is not None and self.elapsed_s >= budget_s) or self._nothing_trains()
@@ -568,6 +574,7 @@ class Trainer:
             "has_query_encoder": self.query is not None,
             "has_generator": cfg.trains_generator,
             "elapsed_s": self.elapsed_s,
+            "dev_start": self.dev_start,
             "retriever_early_stop": {
                 "best": self.retriever_best,
                 "stopped_at": self.retriever_stopped_at,
@@ -598,7 +605,7 @@ class Trainer:
         tmp_hist.write_text("".join(json.dumps(h) + "\n" for h in self.history))
         tmp_hist.replace(self.run_dir / "history.jsonl")
         if self.history:
-            plot_loss(self.history, self.run_dir / "loss.png")
+            plot_loss(self.history, self.run_dir / "loss.png", self.dev_start)
         return path
 
 
@@ -640,8 +647,11 @@ def statistics_rate(history: Sequence[dict[str, Any]], window: int = 20) -> floa
     return sum(h["examples"] for h in recent) / seconds if seconds > 0 else 0.0
 
 
-def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
-    """The training loss per step (raw and smoothed); dev EM and recall@5 where measured."""
+def plot_loss(
+    history: Sequence[dict[str, Any]], path: Path, dev_start: dict[str, float] | None = None
+) -> None:
+    """The training loss per step (raw and smoothed); dev EM and recall@5 where measured,
+    from ``dev_start`` (the untrained models' evaluation) at step 0 when given."""
     import os
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -664,7 +674,8 @@ def plot_loss(history: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("-log p_RAG(y|x)")
     ax.grid(alpha=0.3)
-    dev = [(h["step"], h["dev"]) for h in history if h.get("dev")]
+    dev = [(0, dev_start)] if dev_start else []
+    dev += [(h["step"], h["dev"]) for h in history if h.get("dev")]
     handles, labels = ax.get_legend_handles_labels()
     if dev:
         ax2 = ax.twinx()

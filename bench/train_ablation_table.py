@@ -44,6 +44,9 @@ def training(run: Path) -> dict[str, Any] | None:
         "share": {p: v / seconds for p, v in phases.items()},
         "loss_first": sum(h["loss"] for h in history[:10]) / min(10, len(history)),
         "loss_last": sum(h["loss"] for h in history[-10:]) / min(10, len(history)),
+        # the steps each mean covers: runs of different lengths end on different batches
+        "first_steps": f"{history[0]['step']}-{history[:10][-1]['step']}",
+        "last_steps": f"{history[-10:][0]['step']}-{history[-1]['step']}",
     }
 
 
@@ -77,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     print(
         "| model | n | EM | F1 | n (recall) | R@1 | R@5 | R@20 | steps | examples | train min "
-        "| ex/s | time: retrieve / forward / backward | loss first → last 10 steps |"
+        "| ex/s | time: retrieve / forward / backward | mean loss, first → last 10 steps |"
     )
     print("| --- |" + " ---: |" * 11 + " --- | --- |")
     reports: dict[str, dict[str, Any]] = {}
@@ -101,7 +104,8 @@ def main() -> None:
             share = " / ".join(f"{100 * t['share'][p]:.0f}%" for p in t["share"])
             train_cols = (
                 f"{t['steps']} | {t['examples']} | {t['minutes']:.1f} | {t['examples_per_s']:.3f} "
-                f"| {share} | {t['loss_first']:.3f} → {t['loss_last']:.3f}"
+                f"| {share} | {t['loss_first']:.3f} (steps {t['first_steps']}) "
+                f"→ {t['loss_last']:.3f} (steps {t['last_steps']})"
             )
         print(
             f"| {label} | {ans['n']} | {ans['em']:.1f} | {ans['f1']:.1f} | {n_recall} "

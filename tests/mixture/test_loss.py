@@ -37,6 +37,19 @@ def test_epsilon_zero_is_the_mean_negative_marginal() -> None:
     )
 
 
+def test_reduction_none_gives_one_term_per_question() -> None:
+    log_prior, lp, mask = random_case(1)
+    for nll, logprob in (
+        (rag_sequence_nll, rag_sequence_logprob),
+        (rag_token_nll, rag_token_logprob),
+    ):
+        per_question = nll(log_prior, lp, mask, reduction="none")
+        assert torch.equal(per_question, -logprob(log_prior, lp, mask))
+        assert torch.allclose(per_question.mean(), nll(log_prior, lp, mask))
+        with pytest.raises(ValueError, match="'sum'"):
+            nll(log_prior, lp, mask, reduction="sum")
+
+
 def test_label_smoothing_matches_brute_force() -> None:
     eps = 0.1
     log_prior, logits, y, mask = _full_case(1)

@@ -102,6 +102,9 @@ def test_save_load_same_outputs_and_resume(
     t = _trainer(index, run, max_steps=1, tau=0.5)
     history = t.train(examples)
     assert [h["step"] for h in history] == [1]
+    # one loss per question of the step; the step's loss is their mean
+    assert len(history[0]["losses"]) == history[0]["examples"]
+    assert sum(history[0]["losses"]) / history[0]["examples"] == pytest.approx(history[0]["loss"])
     assert (run / "loss.png").stat().st_size > 1000
     assert (run / "history.jsonl").read_text().count("\n") == 1
     ck = read_checkpoint(checkpoint_path(run))

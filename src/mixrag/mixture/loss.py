@@ -67,6 +67,7 @@ def rag_sequence_nll(
     *,
     epsilon: float = 0.0,
     smooth_logprobs: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Mean over the batch of -log p_RAG-Sequence(y|x) (§2.3), label-smoothed per passage.
 
@@ -74,10 +75,11 @@ def rag_sequence_nll(
     s_phi is the label-smoothed log-likelihood of the module docstring (log p_phi at eps 0).
 
     log_prior: [B, K]; token_logprobs: [B, K, T]; mask: [B, T] bool;
-    smooth_logprobs: [B, K, T] or None. returns a scalar.
+    smooth_logprobs: [B, K, T] or None. returns a scalar, or [B] (one term per question)
+    with ``reduction="none"``.
     """
     scores = smoothed_token_logprobs(token_logprobs, smooth_logprobs, epsilon)  # [B, K, T]
-    return -rag_sequence_logprob(log_prior, scores, mask).mean()
+    return _reduce(-rag_sequence_logprob(log_prior, scores, mask), reduction)
 
 
 def rag_token_nll(
@@ -87,6 +89,7 @@ def rag_token_nll(
     *,
     epsilon: float = 0.0,
     smooth_logprobs: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Mean over the batch of -log p_RAG-Token(y|x) (§2.3), label-smoothed per passage.
 
@@ -94,7 +97,16 @@ def rag_token_nll(
     s_phi is the label-smoothed log-likelihood of the module docstring (log p_phi at eps 0).
 
     log_prior: [B, K]; token_logprobs: [B, K, T]; mask: [B, T] bool;
-    smooth_logprobs: [B, K, T] or None. returns a scalar.
+    smooth_logprobs: [B, K, T] or None. returns a scalar, or [B] (one term per question)
+    with ``reduction="none"``.
     """
     scores = smoothed_token_logprobs(token_logprobs, smooth_logprobs, epsilon)  # [B, K, T]
-    return -rag_token_logprob(log_prior, scores, mask).mean()
+    return _reduce(-rag_token_logprob(log_prior, scores, mask), reduction)
+
+
+def _reduce(per_question: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_question.mean()
+    if reduction == "none":
+        return per_question
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")

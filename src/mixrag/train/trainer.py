@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,11 @@ class Trainer:
 
     def loss(self, batch: Sequence[Question]) -> tuple[torch.Tensor, dict[str, float]]:
         """-log p_RAG(y|x) averaged over the batch, and where the time went."""
+        per_question, times = self.question_losses(batch)
+        return per_question.mean(), times
+
+    def question_losses(self, batch: Sequence[Question]) -> tuple[torch.Tensor, dict[str, float]]:
+        """[B] -log p_RAG(y_b|x_b), one per question, and where the time went."""
         t0 = time.perf_counter()
         q = self.query_vectors([item.question for item in batch])
         prepared = self.prepare(batch, q)
@@ -278,9 +284,16 @@ class Trainer:
         eps = self.config.label_smoothing
         tl = self._generator_logprobs(prepared, smoothing=eps > 0)
         nll = rag_sequence_nll if self.config.mode == "rag-sequence" else rag_token_nll
-        loss = nll(prepared.log_prior, tl.logprobs, tl.mask, epsilon=eps, smooth_logprobs=tl.smooth)
+        losses = nll(
+            prepared.log_prior,
+            tl.logprobs,
+            tl.mask,
+            epsilon=eps,
+            smooth_logprobs=tl.smooth,
+            reduction="none",
+        )
         t2 = time.perf_counter()
-        return loss, {"retrieve": t1 - t0, "forward": t2 - t1}
+        return losses, {"retrieve": t1 - t0, "forward": t2 - t1}
 
     def _generator_logprobs(self, prepared: _Batch, smoothing: bool) -> TokenLogprobs:
         """[B, K, T] log p_phi(y|x,z_j); only the top ``grad_passages`` with autograd."""
@@ -437,13 +450,13 @@ class Trainer:
                 n_ex = 0
                 for idx in group:
                     batch = [examples[i] for i in idx]
-                    loss, t = self.loss(batch)
+                    per_question, t = self.question_losses(batch)
                     tb = time.perf_counter()
-                    (loss * len(batch) / sum(len(g) for g in group)).backward()
+                    (per_question.sum() / sum(len(g) for g in group)).backward()
                     times["backward"] += time.perf_counter() - tb
                     times["retrieve"] += t["retrieve"]
                     times["forward"] += t["forward"]
-                    losses.append(loss.item() * len(batch))
+                    losses += per_question.detach().tolist()
                     n_ex += len(batch)
                 params = [p for g in self.optimizer.param_groups for p in g["params"]]
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -457,6 +470,9 @@ class Trainer:
                     "step": self.step,
                     "epoch": self.epoch,
                     "loss": sum(losses) / n_ex,
+                    # one per question: the mean is dominated by the few whose answer is
+                    # in none of the K passages, the median is not
+                    "losses": losses,
                     "examples": n_ex,
                     "seconds": seconds,
                     "examples_per_s": n_ex / seconds,
@@ -650,7 +666,9 @@ def statistics_rate(history: Sequence[dict[str, Any]], window: int = 20) -> floa
 def plot_loss(
     history: Sequence[dict[str, Any]], path: Path, dev_start: dict[str, float] | None = None
 ) -> None:
-    """The training loss per step (raw and smoothed); dev EM and recall@5 where measured,
+    """The training loss per step (raw, its rolling mean, and the rolling median over the
+    questions, which the few answers found in no passage do not dominate); dev EM and
+    recall@5 where measured,
     from ``dev_start`` (the untrained models' evaluation) at step 0 when given."""
     import os
 
@@ -671,6 +689,21 @@ def plot_loss(
             for i in range(len(losses))
         ]
         ax.plot(steps, smooth, color="#08519c", linewidth=2, label=f"loss ({window}-step mean)")
+    if all("losses" in h for h in history):  # histories from before 2026-12-03 lack them
+        medians = [
+            statistics.median(
+                x for h in history[max(0, i - window + 1) : i + 1] for x in h["losses"]
+            )
+            for i in range(len(history))
+        ]
+        ax.plot(
+            steps,
+            medians,
+            color="#6a51a3",
+            linewidth=2,
+            linestyle="--",
+            label=f"median over the questions of {window} step{'s' if window > 1 else ''}",
+        )
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("-log p_RAG(y|x)")
     ax.grid(alpha=0.3)

@@ -2,7 +2,8 @@
 # Copy the reports and curves of bench/train_ablation.sh runs into docs/eval/train/ (what
 # BENCHMARKS cites): each evaluation's summary.md and results.json (the retrieval-only
 # reports keep summary.md: their results.json lists every held-out question's passages),
-# each run's history.jsonl and loss.png, and the ablation tables. Checkpoints stay out.
+# each run's history.jsonl and loss.png, the ablation tables, and the reports and table of
+# bench/train_eval_more.sh (evalmore-*). Checkpoints stay out.
 #
 #   bash bench/train_ablation_publish.sh [.bench/train]
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 SRC=${1:-.bench/train}
 DST=docs/eval/train
 mkdir -p "$DST"
-for d in "$SRC"/eval-*/; do
+shopt -s nullglob
+for d in "$SRC"/eval-*/ "$SRC"/evalmore-*/; do
   name=$(basename "$d")
   mkdir -p "$DST/$name"
   cp "$d/summary.md" "$DST/$name/"
@@ -22,5 +24,5 @@ for h in "$SRC"/*/history.jsonl; do  # the training runs
   mkdir -p "$DST/$(basename "$d")"
   cp "$h" "$d/loss.png" "$DST/$(basename "$d")/"
 done
-cp "$SRC"/ablation*.md "$DST/" 2>/dev/null || true
+cp "$SRC"/ablation*.md "$SRC"/evalmore*.md "$DST/" 2>/dev/null || true
 du -sh "$DST"

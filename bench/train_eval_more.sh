@@ -7,8 +7,10 @@
 # The M questions are a seeded sample of the held-out questions *outside* the N-question
 # sample that bench/train_ablation.sh evaluated (same seed 0), so the N + M together are
 # N + M distinct questions and the ablation's reports are reused, not re-run. The models
-# are evaluated side by side, one thread each (2 cores), and each resumes from its cache
-# after an interruption. Results: $OUT/evalmore-<name>/ and $OUT/evalmore$TAG.md.
+# are evaluated side by side with THREADS threads each (default 1: two models on 2 cores),
+# and each resumes from its cache after an interruption (the untrained model's answers are
+# kept, so a later run costs only the new model's). Results: $OUT/evalmore-<name>/ and
+# $OUT/evalmore$TAG.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,7 @@ RUNS=${RUNS:?name the trained run folders under \$OUT, e.g. RUNS=qwen2.5-0.5b-fe
 N=${N:-150}
 M=${M:-300}
 K=${K:-5}
+THREADS=${THREADS:-1}  # per model; the models run side by side
 OUT=${OUT:-.bench/train}
 INDEX=${INDEX:-.bench/squad-dev-index}
 TAG=${TAG:-}
@@ -35,7 +38,7 @@ print(f"{rest}: {len(lines)} questions outside the {len(used)}-question sample")
 PY
 
 evaluate() {  # evaluate NAME MODEL_OR_RUN
-  .venv/bin/mixrag --threads 1 eval --dataset "$REST" --index "$INDEX" --model "$2" \
+  .venv/bin/mixrag --threads "$THREADS" eval --dataset "$REST" --index "$INDEX" --model "$2" \
     --modes rag-sequence -k "$K" --limit "$M" --retrieval dense --recall-k 1,5,20 \
     --out "$OUT/evalmore-$1" --no-progress > "$OUT/evalmore-$1.log" 2>&1
 }

@@ -668,8 +668,8 @@ def plot_loss(
 ) -> None:
     """The training loss per step (raw, its rolling mean, and the rolling median over the
     questions, which the few answers found in no passage do not dominate); dev EM and
-    recall@5 where measured,
-    from ``dev_start`` (the untrained models' evaluation) at step 0 when given."""
+    recall@5 where measured, from ``dev_start`` (the untrained models' evaluation) at
+    step 0 when given."""
     import os
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg

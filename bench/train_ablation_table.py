@@ -61,14 +61,15 @@ def per_question(res: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def paired_bootstrap(
-    a: list[float], b: list[float], *, rounds: int = 5000, seed: int = 0
+    a: list[float], b: list[float], *, rounds: int = 5000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
-    """Mean of a - b (percentage points) and its 95% interval over resampled questions."""
+    """Mean of a - b (percentage points) and its ``level`` interval over resampled questions."""
     diffs = [x - y for x, y in zip(a, b, strict=True)]
     n = len(diffs)
     rng = random.Random(seed)
     means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
-    lo, hi = means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+    k = round((1 - level) / 2 * rounds)  # resamples cut from each tail
+    lo, hi = means[k], means[rounds - k - 1]
     return 100 * sum(diffs) / n, 100 * lo, 100 * hi
 
 

@@ -3,7 +3,7 @@
 # BENCHMARKS cites): each evaluation's summary.md and results.json (the retrieval-only
 # reports keep summary.md: their results.json lists every held-out question's passages),
 # each run's history.jsonl and loss.png, the ablation tables, and the reports and table of
-# bench/train_eval_more.sh (evalmore-*). Checkpoints stay out.
+# bench/train_eval_more.sh (evalmore-*, evalmore2-*, ...). Checkpoints stay out.
 #
 #   bash bench/train_ablation_publish.sh [.bench/train]
 set -euo pipefail
@@ -12,7 +12,7 @@ SRC=${1:-.bench/train}
 DST=docs/eval/train
 mkdir -p "$DST"
 shopt -s nullglob
-for d in "$SRC"/eval-*/ "$SRC"/evalmore-*/; do
+for d in "$SRC"/eval-*/ "$SRC"/evalmore-*/ "$SRC"/evalmore[0-9]*-*/; do
   name=$(basename "$d")
   mkdir -p "$DST/$name"
   cp "$d/summary.md" "$DST/$name/"

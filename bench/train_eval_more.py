@@ -51,6 +51,11 @@ def records(out: Path, name: str) -> list[Records]:
     return parts
 
 
+def merge(parts: list[Records]) -> Records:
+    """All parts' records in one mapping (the parts are disjoint)."""
+    return {q: r for part in parts for q, r in part.items()}
+
+
 def sign_test(wins: int, losses: int) -> float:
     """Exact two-sided binomial p of ``wins`` against ``losses`` under p = 1/2."""
     n = wins + losses
@@ -87,7 +92,7 @@ def main() -> None:
     print(f"| model | n | {cols} |")
     print("| --- |" + " ---: |" * (1 + 2 * (n_parts + 1)))
     for name, parts in rows.items():
-        merged = {q: r for part in parts for q, r in part.items()}
+        merged = merge(parts)
         cells = []
         for i in (0, 1):
             cells += [f"{mean([r[i] for r in part.values()]):.1f}" for part in parts]
@@ -103,10 +108,10 @@ def main() -> None:
         "| corrected | EM wrong → right | right → wrong | sign test p | corrected |"
     )
     print("| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
-    base = {q: r for part in rows[base_name] for q, r in part.items()}
+    base = merge(rows[base_name])
     for run in args.runs:
         looks = len(rows[run])
-        other = {q: r for part in rows[run] for q, r in part.items()}
+        other = merge(rows[run])
         ids = sorted(set(base) & set(other))
         cells = []
         for i in (0, 1):

@@ -3,7 +3,7 @@
 # given trained runs, then the paired bootstrap over the ablation's N questions plus these.
 #
 #   RUNS="qwen2.5-0.5b-fewshot60es-gp2-freeze-none" M=300 bash bench/train_eval_more.sh
-#   RUNS=... PART=2 M=450 bash bench/train_eval_more.sh   # 450 more, outside part 1 too
+#   RUNS=... PART=2 M=400 bash bench/train_eval_more.sh   # 400 more, outside part 1 too
 #
 # The M questions are a seeded sample of the held-out questions *outside* the N-question
 # sample that bench/train_ablation.sh evaluated (same seed 0) and outside the questions of

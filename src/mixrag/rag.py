@@ -179,12 +179,17 @@ def passage_prompts(
     prior masks them out), so every row of the [B, K, T] batch has K prompts. The one
     place inference (:class:`RAG`) and training (:class:`mixrag.train.Trainer`) build them.
     """
+    from mixrag.generator.prompts import passage_segment
+
     fmt = generator.config.prompt_format
     out = []
     for q, hs in zip(questions, hits, strict=True):
         if not hs:
             raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
-        row = [generator.render(fmt.passage(q, h.passage)) for h in hs]
+        row = [
+            generator.render(fmt.passage(q, h.passage), passage=passage_segment(h.passage))
+            for h in hs
+        ]
         out.append(row + [row[0]] * (k - len(row)))
     return out
 

@@ -144,3 +144,32 @@ def test_given_hits_and_skipped_posteriors(rag: RAG) -> None:
     assert "–" in answer_text(bare)
     with pytest.raises(MixragError, match="2 hit lists"):
         rag.ask_batch([QUESTION], mode="concat", hits=hits * 2)
+
+
+def test_every_mode_is_the_same_with_the_passage_cache_off_cold_and_warm(rag: RAG) -> None:
+    import dataclasses
+
+    from mixrag.generator import PassageCache
+
+    gen = rag.generator
+
+    def with_cache(cache: PassageCache | None, mb: int) -> RAG:
+        config = dataclasses.replace(gen.config, passage_cache_mb=mb)
+        g = TransformersGenerator(
+            config, model=gen.model, tokenizer=gen.tokenizer, passage_cache=cache
+        )
+        return RAG(rag.retriever, g, rag.config)
+
+    off, on = with_cache(None, 0), with_cache(PassageCache(), 64)
+    questions = [QUESTION, "Who designed the bridge?"]
+    for mode in MODES:
+        ref = off.ask_batch(questions, mode=mode)
+        for _run in ("cold", "warm"):
+            got = on.ask_batch(questions, mode=mode)
+            for a, r in zip(got, ref, strict=True):
+                assert a.text == r.text and a.token_ids == r.token_ids
+                assert a.logprob == pytest.approx(r.logprob, abs=1e-4)
+                for c, d in zip(a.citations, r.citations, strict=True):
+                    assert c.posterior == pytest.approx(d.posterior, abs=1e-4)
+    stats = on.generator.passage_cache.stats()  # type: ignore[union-attr]
+    assert stats.hits > 0 and stats.entries > 0

@@ -6,9 +6,11 @@ model does.
 
 from mixrag.generator.base import DecodeState, Generator, StepGenerator, TokenLogprobs
 from mixrag.generator.config import GeneratorConfig
-from mixrag.generator.hf import HFDecodeState, TransformersGenerator
+from mixrag.generator.decode_state import HFDecodeState
+from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.models import BUNDLED
-from mixrag.generator.prompts import PromptFormat, clean_answer, is_finished
+from mixrag.generator.passage_cache import PassageCache
+from mixrag.generator.prompts import Prompt, PromptFormat, clean_answer, is_finished
 
 __all__ = [
     "BUNDLED",
@@ -16,6 +18,8 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "HFDecodeState",
+    "PassageCache",
+    "Prompt",
     "PromptFormat",
     "StepGenerator",
     "TokenLogprobs",

@@ -1,86 +1,48 @@
 """TransformersGenerator: p_phi(y | x, z) from a transformers causal LM, scored and decoded.
 
-Scoring (``logprobs``) runs all B*K (prompt, answer) pairs as few padded forward
-passes as the token budget allows. Each row is laid out as
+This module loads the model and tokeniser and holds the public methods; the work is
+split by concern:
 
-    [shared prefix P (cached)] [left pad] [prompt rest] [y_0 .. y_{T-2}] [right pad]
+* :mod:`~mixrag.generator.contexts`: what a batch can skip, i.e. the shared head's KV
+  and each passage's KV from the :mod:`~mixrag.generator.passage_cache`;
+* :mod:`~mixrag.generator.scoring`: ``logprobs``'s forward passes after those contexts;
+* :mod:`~mixrag.generator.decode_state`: step-wise decoding (``start``/``advance``);
+* :mod:`~mixrag.generator.kv`: KV tensors and the padded layout all of them share.
 
-so that every row's answer starts at the same column: the logits that predict
-y_0..y_{T-1} are then exactly the last T columns (``logits_to_keep=T``), and the
-vocabulary projection and log-softmax run only there, never over the prompt (with a
-150k vocabulary that projection would otherwise cost as much as several layers).
-Padding is masked out and position ids count real tokens only, so a padded row gives
-the same numbers as the row alone (checked in tests/generator).
-
-The token prefix common to every prompt of a call (chat header, instruction,
-few-shot turns) is run once and its KV cache reused for all rows; the last one is
-kept across calls, cropped to what consecutive calls share, so the few-shot
-examples cost nothing after the first call.
-
-When a prompt comes with several answers (RAG-Sequence's thorough rescoring scores
-every hypothesis under every passage), scoring runs in two passes instead: each
-distinct prompt once (its last position predicts y_0), then every answer's
-y_0..y_{T-2} on a copy of its prompt's KV cache. A passage prompt is ~30x longer than
-an answer, so U answers per prompt cost about one prompt instead of U.
-
-Decoding (``start``/``advance``) keeps a transformers ``DynamicCache`` with the same
-layout (prefix, left pad, prompt) and appends one token per row per step;
-``advance(rows=...)`` re-orders/duplicates cache rows for beam search.
+Prompts are tokenised by segment (:class:`~mixrag.generator.prompts.Prompt`: head,
+passage, tail), whichever path runs them, so the cached and uncached paths feed the
+model the same token ids. Results never depend on what an earlier call ran: the head
+memo and the passage cache are keyed by token ids and weights, and hold the KV those
+tokens give.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mixrag.generator.base import TokenLogprobs
 from mixrag.generator.config import GeneratorConfig
-from mixrag.generator.prompts import Message, clean_answer, is_finished
+from mixrag.generator.contexts import ContextBuilder, Encoded, Prepared, run_rows
+from mixrag.generator.decode_state import HFDecodeState
+from mixrag.generator.kv import Context, concat_rows
+from mixrag.generator.passage_cache import PassageCache
+from mixrag.generator.prompts import Message, Prompt, clean_answer, is_finished
+from mixrag.generator.scoring import Scorer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from mixrag.types import Passage
+
 logger = logging.getLogger(__name__)
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, heads, S, d]
-
-# Shorter shared prefixes are not worth a separate forward pass.
-_MIN_PREFIX = 8
 # End-of-turn markers of common chat formats, added to the model's own EOS ids.
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
-
-
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-def _layers(cache: Any) -> KV:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-@dataclass(frozen=True)
-class _PromptKV:
-    """KV caches of prompts run once, ready to score any answer after them.
-
-    rows: prompt text -> row; layers: per layer (keys, values) [U, heads, S, d];
-    attn: [U, S] attention mask; next_pos: [U] position of the first answer token;
-    first: [U, V] log-distribution of the first answer token.
-    """
-
-    rows: dict[str, int]
-    layers: KV
-    attn: torch.Tensor
-    next_pos: torch.Tensor
-    first: torch.Tensor
 
 
 class TransformersGenerator:
@@ -97,16 +59,19 @@ class TransformersGenerator:
         *,
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        passage_cache: PassageCache | None = None,
     ) -> None:
         self.config = config or GeneratorConfig()
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither")
         self._model = model
         self._tokenizer = tokenizer
-        self._prefix: tuple[tuple[int, ...], KV] | None = None
-        # the prompts of the last ``start``, before any answer token: decoding then
-        # scoring the same prompts (RAG-Sequence rescoring, posteriors) runs them once
-        self._last_start: _PromptKV | None = None
+        if passage_cache is None and self.config.passage_cache_mb > 0:
+            passage_cache = PassageCache(self.config.passage_cache_mb * 2**20)
+        #: passage KV blocks (None: off). May be shared by generators over the same
+        #: model: entries are keyed by the weights' fingerprint.
+        self.passage_cache = passage_cache
+        self._contexts: ContextBuilder | None = None
         self._setup_done = False
 
     # ---------------------------------------------------------------- loading
@@ -139,6 +104,19 @@ class TransformersGenerator:
         self._pad_id: int = int(
             pad if pad is not None else (self._eos_ids[0] if self._eos_ids else 0)
         )
+        cfg = self.config
+        self._contexts = ContextBuilder(
+            self.model,
+            self._run_rows,
+            share_prefix=cfg.share_prefix,
+            cache=self.passage_cache,
+            storage_dtype=getattr(torch, cfg.passage_cache_dtype)
+            if cfg.passage_cache_dtype
+            else None,
+            max_batch_tokens=cfg.max_batch_tokens,
+            max_batch_rows=cfg.max_batch_rows,
+        )
+        self._scorer = Scorer(self.model, self._pad_id, cfg, self.vocab_size)
         self._setup_done = True
 
     @property
@@ -196,11 +174,14 @@ class TransformersGenerator:
         ids.update(int(added[t]) for t in _END_TOKENS if t in added)
         return tuple(sorted(ids))
 
-    def render(self, messages: Sequence[Message]) -> str:
+    def render(self, messages: Sequence[Message], passage: str | None = None) -> str:
         """The prompt string for chat ``messages``, ready for the assistant's answer.
 
         Uses the model's chat template (generation prompt added) when it has one;
-        otherwise a plain "...\\nAnswer:" layout for base models.
+        otherwise a plain "...\\nAnswer:" layout for base models. ``passage``: the
+        question-independent passage segment of the last turn
+        (:func:`~mixrag.generator.prompts.passage_segment`); the result is then a
+        :class:`~mixrag.generator.prompts.Prompt` that marks it, so its KV can be cached.
         """
         self._ready()
         if self._has_template:
@@ -208,7 +189,7 @@ class TransformersGenerator:
                 list(messages), tokenize=False, add_generation_prompt=True
             )
             assert isinstance(text, str)
-            return text
+            return Prompt.around(text, passage) if passage else text
         parts = []
         for m in messages:
             if m["role"] == "system":
@@ -219,12 +200,46 @@ class TransformersGenerator:
                 parts.append(" " + m["content"] + "\n\n")
         if not messages or messages[-1]["role"] != "user":
             parts.append("Answer:")
-        return "".join(parts)
+        text = "".join(parts)
+        return Prompt.around(text, passage) if passage else text
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
+        return self._encode(prompt).ids
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids) if text else []
+
+    def _encode(self, prompt: str) -> Encoded:
+        """A prompt's token ids; a :class:`Prompt` is tokenised segment by segment.
+
+        Tokenisers differ in where they split a blank line before the question
+        (Qwen's merges ".\\n\\n", SmolLM2's keeps the last "\\n" with the next word), so
+        the passage segment ends after or before its trailing white space, whichever
+        gives the whole string's own ids; if neither does, after (the cached and the
+        uncached path tokenise the same segments either way, so they still agree).
+        """
         self._ready()
-        return self._bos + list(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+        if not (isinstance(prompt, Prompt) and prompt.end > prompt.start):
+            return Encoded(self._bos + self._tokens(prompt))
+        text = str(prompt)
+        passage_text = text[prompt.start : prompt.end]
+        ends = [prompt.end]
+        stripped = len(passage_text.rstrip())
+        if 0 < stripped < len(passage_text):
+            ends.append(prompt.start + stripped)
+        whole = self._tokens(text)
+        head = self._bos + self._tokens(text[: prompt.start])
+        best: Encoded | None = None
+        for end in ends:
+            passage = self._tokens(text[prompt.start : end])
+            ids = head + passage + self._tokens(text[end:])
+            candidate = Encoded(ids, len(head), len(head) + len(passage))
+            if ids == self._bos + whole:
+                return candidate
+            best = best or candidate
+        assert best is not None
+        return best
 
     def encode_answer(self, text: str) -> list[int]:
         """Token ids of answer ``text`` as it continues a rendered prompt (no special tokens)."""
@@ -239,72 +254,65 @@ class TransformersGenerator:
     def _grad_context(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.config.track_grad else torch.inference_mode()
 
-    # ---------------------------------------------------------------- shared prefix
+    # ---------------------------------------------------------------- contexts
 
-    def _run_prefix(self, ids: Sequence[int], base: KV | None) -> KV:
-        """KV of ``ids`` (batch 1), continuing ``base`` (the KV of the tokens before) if given."""
-        from transformers import DynamicCache
+    def _run_rows(
+        self, context: Context, rests: Sequence[Sequence[int]], width: int
+    ) -> tuple[Context, torch.Tensor]:
+        return run_rows(self.model, self._pad_id, context, rests, width)
 
-        start = base[0][0].shape[2] if base else 0
-        cache = DynamicCache(ddp_cache_data=base, config=self.model.config) if base else None
-        device = self.model.device
-        out = self.model(
-            input_ids=torch.tensor([list(ids)], device=device),
-            attention_mask=torch.ones(1, start + len(ids), dtype=torch.long, device=device),
-            position_ids=torch.arange(start, start + len(ids), device=device)[None],
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return _layers(out.cache)
+    def _prepare(self, encoded: Sequence[Encoded]) -> Prepared:
+        assert self._contexts is not None
+        return self._contexts.prepare(encoded, keep=not self.config.track_grad)
 
     def _prefix_cacheable(self) -> bool:
-        # Only plain full-attention layers can be cut and stitched back; sliding-window
-        # or recurrent caches keep state that a prefix copy would not reproduce.
-        types = getattr(self.model.config.get_text_config(), "layer_types", None)
-        return types is None or all(t == "full_attention" for t in types)
+        assert self._contexts is not None
+        return self._contexts.cacheable
 
-    def _shared_prefix(self, rows: Sequence[Sequence[int]]) -> tuple[int, KV | None]:
-        """(P, KV of the first P tokens) shared by every row; (0, None) when not worth it.
+    def forget_prefix(self) -> None:
+        """Drop the kept head KV (the next call runs it again); the passage cache stays."""
+        if self._contexts is not None:
+            self._contexts.forget_prefix()
 
-        P leaves at least one token of every prompt outside the prefix: the last prompt
-        position's logits predict y_0 and must be computed per row.
+    def warm(
+        self,
+        passages: Sequence[Passage],
+        *,
+        batch: int = 32,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Compute the passage KV blocks of ``passages`` ahead of any question.
+
+        Uses the generator's prompt format; ``batch`` passages per call, and
+        ``on_batch(n)`` after each with the number done. Returns how many blocks were
+        computed (the others were cached already). Raises ValueError when the passage
+        cache is off.
         """
-        if not self.config.share_prefix or not rows or not self._prefix_cacheable():
-            return 0, None
-        first = rows[0]
-        p = min(len(r) for r in rows) - 1
-        for r in rows[1:]:
-            p = min(p, _common_prefix_len(first, r))
-        if p < _MIN_PREFIX:
-            return 0, None
-        keep = not self.config.track_grad  # inference tensors cannot enter autograd later
-        cached = self._prefix
-        if cached is not None:
-            ids, kv = cached
-            shared = _common_prefix_len(ids, first[:p])
-            if shared >= _MIN_PREFIX:
-                if shared < len(ids):
-                    # Keep only what consecutive calls share (causal: the KV of a prefix
-                    # does not depend on what follows, so cropping is exact).
-                    kv = [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv]
-                    self._prefix = (ids[:shared], kv)
-                if shared == p:
-                    return p, kv
-                return p, self._run_prefix(first[shared:p], kv)
-        kv = self._run_prefix(first[:p], None)
-        if keep:
-            self._prefix = (tuple(first[:p]), kv)
-        return p, kv
+        from mixrag.generator.prompts import passage_segment
 
-    def _row_cache(self, kv: KV | None, n: int) -> Any:
-        if kv is None:
-            return None
-        from transformers import DynamicCache
+        if self.passage_cache is None:
+            raise ValueError("the passage cache is off (passage_cache_mb=0): nothing to warm")
+        self._ready()
+        assert self._contexts is not None
+        fmt = self.config.prompt_format
+        computed = 0
+        with torch.inference_mode():
+            for lo in range(0, len(passages), batch):
+                part = passages[lo : lo + batch]
+                rows = [
+                    self._encode(self.render(fmt.passage("?", p), passage=passage_segment(p)))
+                    for p in part
+                ]
+                computed += self._contexts.ensure_blocks(rows)
+                if on_batch is not None:
+                    on_batch(lo + len(part))
+        return computed
 
-        # expand is a view; the cache's first update concatenates it into real rows.
-        data = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv]
-        return DynamicCache(ddp_cache_data=data, config=self.model.config)
+    def weights_fingerprint(self) -> str:
+        """The content hash of the current weights that keys the passage cache."""
+        self._ready()
+        assert self._contexts is not None
+        return self._contexts.fingerprint()
 
     # ---------------------------------------------------------------- scoring
 
@@ -341,253 +349,18 @@ class TransformersGenerator:
         if t == 0:
             return TokenLogprobs(out, mask, smooth)
         self._ready()
-        encoded: dict[str, list[int]] = {}
-        for row in prompts:
-            for p in row:
-                if p not in encoded:
-                    encoded[p] = self.encode_prompt(p)
-        cells = [(b, j) for b in range(b_count) if answers[b] for j in range(k)]
         groups: dict[str, list[tuple[int, int]]] = {}
-        for b, j in cells:
-            groups.setdefault(prompts[b][j], []).append((b, j))
+        for b in range(b_count):
+            if answers[b]:
+                for j in range(k):
+                    groups.setdefault(prompts[b][j], []).append((b, j))
+        distinct = list(groups)
+        row_of = {p: i for i, p in enumerate(distinct)}
         with self._grad_context():
-            memo = self._last_start
-            if smooth is None and memo is not None and all(p in memo.rows for p in groups):
-                self._score_answers(memo, groups, answers, out)
-                return TokenLogprobs(out, mask)
-            p_len, kv = self._shared_prefix([encoded[prompts[b][j]] for b, j in cells])
-            grouping = self.config.group_prompts and smooth is None
-            if grouping and len(groups) < len(cells) and self._prefix_cacheable():
-                self._score_grouped(groups, encoded, answers, p_len, kv, out)
-                return TokenLogprobs(out, mask)
-            # Longest first: similar lengths share a chunk, so little padding.
-            cells.sort(
-                key=lambda c: len(encoded[prompts[c[0]][c[1]]]) + len(answers[c[0]]), reverse=True
-            )
-            for chunk in self._chunks(cells, encoded, prompts, answers, p_len):
-                rests = [encoded[prompts[b][j]][p_len:] for b, j in chunk]
-                ys = [list(answers[b]) for b, _j in chunk]
-                lp, mean_lp = self._score_rows(rests, ys, p_len, kv, smoothing)  # [n, Tc]
-                for r, (b, j) in enumerate(chunk):
-                    out[b, j, : lp.shape[1]] = lp[r].to(torch.float32)
-                    if smooth is not None and mean_lp is not None:
-                        smooth[b, j, : lp.shape[1]] = mean_lp[r].to(torch.float32)
+            prepared = self._prepare([self._encode(p) for p in distinct])
+            grouping = self.config.group_prompts and self._prefix_cacheable()
+            self._scorer.score(prepared, row_of, groups, prompts, answers, out, smooth, grouping)
         return TokenLogprobs(out, mask, smooth)
-
-    def _chunks(
-        self,
-        cells: list[tuple[int, int]],
-        encoded: dict[str, list[int]],
-        prompts: Sequence[Sequence[str]],
-        answers: Sequence[Sequence[int]],
-        p_len: int,
-    ) -> Iterator[list[tuple[int, int]]]:
-        cfg = self.config
-        v = self.vocab_size
-        chunk: list[tuple[int, int]] = []
-        rest_max = ans_max = 0
-        for b, j in cells:
-            rest = len(encoded[prompts[b][j]]) - p_len
-            new_rest, new_ans = max(rest_max, rest), max(ans_max, len(answers[b]))
-            n = len(chunk) + 1
-            tokens = n * (new_rest + new_ans - 1)
-            logit_bytes = n * new_ans * v * 4
-            if chunk and (
-                n > cfg.max_batch_rows
-                or tokens > cfg.max_batch_tokens
-                or logit_bytes > cfg.max_logit_bytes
-            ):
-                yield chunk
-                chunk, new_rest, new_ans = [], rest, len(answers[b])
-            chunk.append((b, j))
-            rest_max, ans_max = new_rest, new_ans
-        if chunk:
-            yield chunk
-
-    def _score_rows(
-        self,
-        rests: list[list[int]],
-        ys: list[list[int]],
-        p_len: int,
-        kv: KV | None,
-        smoothing: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[n, Tc] log p(y_i | prefix + rest, y_<i) for n rows in one forward pass.
-
-        With ``smoothing`` also [n, Tc] (1/V) Σ_v log p(v | prefix + rest, y_<i), else None.
-        """
-        device = self.model.device
-        n = len(rests)
-        r_max = max(len(r) for r in rests)
-        t_max = max(len(y) for y in ys)
-        # every prompt rest ends at column r_max; the last answer token is a target
-        # only (nothing is predicted after it)
-        input_ids, attn, position_ids = self._layout(
-            [(r_max - len(rest), rest + y[:-1]) for rest, y in zip(rests, ys, strict=True)],
-            p_len,
-            r_max + t_max - 1,
-        )
-        targets = torch.full((n, t_max), self._pad_id, dtype=torch.long)
-        y_mask = torch.zeros(n, t_max, dtype=torch.bool)
-        for i, y in enumerate(ys):
-            targets[i, : len(y)] = torch.tensor(y)
-            y_mask[i, : len(y)] = True
-        out = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=attn.to(device),
-            position_ids=position_ids.to(device),
-            cache=self._row_cache(kv, n),
-            use_cache=kv is not None,
-            logits_to_keep=t_max,
-        )
-        logits = out.logits[:, -t_max:].float()  # [n, Tc, V]: columns r_max-1 .. length-1
-        targets = targets.to(device)
-        # log_softmax at the target only: gather - logsumexp, no [n, Tc, V] log-prob copy
-        lse = logits.logsumexp(-1)
-        lp = logits.gather(-1, targets[..., None]).squeeze(-1) - lse
-        pad = ~y_mask.to(device)
-        mean_lp = (logits.mean(-1) - lse).masked_fill(pad, 0.0).cpu() if smoothing else None
-        return lp.masked_fill(pad, 0.0).cpu(), mean_lp
-
-    def _score_grouped(
-        self,
-        groups: dict[str, list[tuple[int, int]]],
-        encoded: dict[str, list[int]],
-        answers: Sequence[Sequence[int]],
-        p_len: int,
-        kv: KV | None,
-        out: torch.Tensor,
-    ) -> None:
-        """Fill ``out[b, j]`` running each distinct prompt once, then its answers on its cache."""
-        cfg = self.config
-        order = sorted(groups, key=lambda p: len(encoded[p]), reverse=True)
-        chunk: list[str] = []
-        r_max = 0
-        for p in [*order, None]:
-            if p is not None:
-                new_r = max(r_max, len(encoded[p]) - p_len)
-                n = len(chunk) + 1
-                if not chunk or (n <= cfg.max_batch_rows and n * new_r <= cfg.max_batch_tokens):
-                    chunk.append(p)
-                    r_max = new_r
-                    continue
-            rests = [encoded[q][p_len:] for q in chunk]
-            out_p, attn, pos = self._prompt_pass(rests, p_len, self._row_cache(kv, len(rests)))
-            first = torch.log_softmax(out_p.logits[:, -1].float(), dim=-1)  # [U, V]: y_0
-            rows = {q: u for u, q in enumerate(chunk)}
-            prompt_kv = _PromptKV(rows, _layers(out_p.cache), attn, pos, first)
-            self._score_answers(prompt_kv, {q: groups[q] for q in chunk}, answers, out)
-            if p is not None:
-                chunk, r_max = [p], len(encoded[p]) - p_len
-
-    def _score_answers(
-        self,
-        prompt_kv: _PromptKV,
-        groups: dict[str, list[tuple[int, int]]],
-        answers: Sequence[Sequence[int]],
-        out: torch.Tensor,
-    ) -> None:
-        """Fill ``out[b, j]`` for the cells of ``groups`` from their prompts' caches."""
-        cfg = self.config
-        rows = [(prompt_kv.rows[q], b, j) for q, cells in groups.items() for b, j in cells]
-        for u, b, j in rows:
-            out[b, j, 0] = prompt_kv.first[u, answers[b][0]].to(torch.float32)
-        rest = [(u, b, j) for u, b, j in rows if len(answers[b]) > 1]
-        # KV tokens held per forward: rows x (prefix + prompt + answer)
-        longest = max((len(answers[b]) for _u, b, _j in rest), default=0)
-        per_row = prompt_kv.attn.shape[1] + longest
-        span = max(1, min(cfg.max_batch_rows, 4 * cfg.max_batch_tokens // per_row))
-        for lo in range(0, len(rest), span):
-            part = rest[lo : lo + span]
-            lp = self._score_continuations(
-                prompt_kv, [u for u, _b, _j in part], [answers[b] for _u, b, _j in part]
-            )
-            for r, (_u, b, j) in enumerate(part):
-                n_lp = len(answers[b]) - 1
-                out[b, j, 1 : 1 + n_lp] = lp[r, :n_lp].to(torch.float32)
-
-    def _score_continuations(
-        self, prompt_kv: _PromptKV, src: list[int], ys: list[Sequence[int]]
-    ) -> torch.Tensor:
-        """[n, T-1] log p(y_i | prompt src[r], y_<i) for i >= 1, on copies of the prompt cache."""
-        from transformers import DynamicCache
-
-        device = self.model.device
-        n, t_in = len(ys), max(len(y) for y in ys) - 1
-        index = torch.tensor(src, dtype=torch.long, device=device)
-        data = [(k.index_select(0, index), v.index_select(0, index)) for k, v in prompt_kv.layers]
-        cache = DynamicCache(ddp_cache_data=data, config=self.model.config)
-        input_ids = torch.full((n, t_in), self._pad_id, dtype=torch.long)
-        targets = torch.full((n, t_in), self._pad_id, dtype=torch.long)
-        y_mask = torch.zeros(n, t_in, dtype=torch.bool)
-        for i, y in enumerate(ys):
-            # right-padded: y_0..y_{T-2} in, y_1..y_{T-1} predicted
-            input_ids[i, : len(y) - 1] = torch.tensor(list(y[:-1]))
-            targets[i, : len(y) - 1] = torch.tensor(list(y[1:]))
-            y_mask[i, : len(y) - 1] = True
-        prompt_attn = prompt_kv.attn.index_select(0, index)
-        attn = torch.cat([prompt_attn, y_mask.long().to(device)], dim=1)
-        steps = torch.arange(t_in, device=device)
-        position_ids = prompt_kv.next_pos.index_select(0, index)[:, None] + steps
-        out = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=attn,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=t_in,
-        )
-        logits = out.logits[:, -t_in:].float()
-        targets = targets.to(device)
-        lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
-        return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
-
-    def _layout(
-        self, rows: Sequence[tuple[int, Sequence[int]]], p_len: int, length: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Token rows placed in one padded batch after a cached prefix of ``p_len`` tokens.
-
-        ``rows`` holds (first column, tokens) per row. Returns input ids [n, length]
-        (pad elsewhere), the attention mask [n, p_len + length] (prefix and tokens) and
-        position ids [n, length] that count real tokens only, so padding before a row
-        does not shift its rotary positions.
-        """
-        n = len(rows)
-        input_ids = torch.full((n, length), self._pad_id, dtype=torch.long)
-        attn = torch.zeros(n, p_len + length, dtype=torch.long)
-        attn[:, :p_len] = 1
-        for i, (begin, seq) in enumerate(rows):
-            input_ids[i, begin : begin + len(seq)] = torch.tensor(list(seq), dtype=torch.long)
-            attn[i, p_len + begin : p_len + begin + len(seq)] = 1
-        position_ids = p_len + (attn[:, p_len:].cumsum(-1) - 1).clamp(min=0)
-        return input_ids, attn, position_ids
-
-    def _prompt_pass(
-        self, rests: Sequence[Sequence[int]], p_len: int, cache: Any, width: int = 0
-    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Run prompt rests, left-padded to ``width`` or the longest, after the cached prefix.
-
-        ``cache`` holds the prefix's KV per row, or is None when there is no prefix.
-
-        Returns (model output with the KV cache and the last position's logits,
-        attention mask [n, p_len + r_max] on the model's device, next position ids [n]).
-        """
-        from transformers import DynamicCache
-
-        device = self.model.device
-        r_max = max(width, *(len(r) for r in rests))
-        input_ids, attn, position_ids = self._layout(
-            [(r_max - len(rest), list(rest)) for rest in rests], p_len, r_max
-        )
-        out = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=attn.to(device),
-            position_ids=position_ids.to(device),
-            cache=cache if cache is not None else DynamicCache(config=self.model.config),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return out, attn.to(device), position_ids[:, -1].to(device) + 1
 
     # ---------------------------------------------------------------- decoding
 
@@ -601,149 +374,56 @@ class TransformersGenerator:
         if not prompts:
             raise ValueError("start needs at least one prompt")
         self._ready()
-        ids = [self.encode_prompt(p) for p in prompts]
-        if any(not i for i in ids):
+        encoded = [self._encode(p) for p in prompts]
+        if any(not e.ids for e in encoded):
             raise ValueError("a prompt tokenised to nothing; render it first")
         with self._grad_context():
-            p_len, kv = self._shared_prefix(ids)
-            rests = [i[p_len:] for i in ids]
+            prepared = self._prepare(encoded)
+            rests = prepared.rests
             n, r_max = len(rests), max(len(r) for r in rests)
+            width = prepared.width(range(n))
             per_chunk = max(
                 1, min(self.config.max_batch_rows, self.config.max_batch_tokens // r_max)
             )
             if not self._prefix_cacheable():
                 per_chunk = n  # other cache kinds cannot be concatenated row-wise
-            caches, logprobs, attns, positions = [], [], [], []
+            contexts, logprobs = [], []
             for lo in range(0, n, per_chunk):
-                chunk = rests[lo : lo + per_chunk]
-                # every chunk padded to the same width, so their caches line up
-                chunk_out, attn, pos = self._prompt_pass(
-                    chunk, p_len, self._row_cache(kv, len(chunk)), width=r_max
+                index = list(range(lo, min(n, lo + per_chunk)))
+                # every chunk padded to the same widths, so their caches line up
+                after, last = self._run_rows(
+                    prepared.build(index, width), [rests[i] for i in index], r_max
                 )
-                caches.append(chunk_out.cache)
-                logprobs.append(torch.log_softmax(chunk_out.logits[:, -1].float(), dim=-1))
-                attns.append(attn)
-                positions.append(pos)
-            cache = caches[0] if len(caches) == 1 else self._concat_caches(caches)
-        state = HFDecodeState(
-            self, cache, torch.cat(attns), torch.cat(positions), torch.cat(logprobs)
+                contexts.append(after)
+                logprobs.append(torch.log_softmax(last, dim=-1))
+            config = self.model.config
+            if len(contexts) == 1:
+                cache = contexts[0].cache(config)
+            else:
+                cache = concat_rows([c.cache(config) for c in contexts], config)
+        return HFDecodeState(
+            self,
+            cache,
+            torch.cat([c.attn for c in contexts]),
+            torch.cat([c.next_pos for c in contexts]),
+            torch.cat(logprobs),
         )
-        self._last_start = None
-        if self.config.group_prompts and self._prefix_cacheable() and not self.config.track_grad:
-            # the cache's tensors are replaced, never written in place, as decoding goes on
-            rows: dict[str, int] = {}
-            for r, prompt in enumerate(prompts):
-                rows.setdefault(prompt, r)
-            self._last_start = _PromptKV(
-                rows, _layers(cache), state._attn, state._pos, state.logprobs()
-            )
-        return state
-
-    def _concat_caches(self, caches: list[Any]) -> Any:
-        from transformers import DynamicCache
-
-        layers = zip(*(c.layers for c in caches), strict=True)
-        data = [
-            (torch.cat([x.keys for x in ls]), torch.cat([x.values for x in ls])) for ls in layers
-        ]
-        return DynamicCache(ddp_cache_data=data, config=self.model.config)
-
-    def generate_ids(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int | None = None,
-        stop_at_newline: bool = True,
-    ) -> list[list[int]]:
-        """Greedy answer token ids per prompt, without the stop token.
-
-        Stops a row at an EOS/end-of-turn id, or (``stop_at_newline``) once its text
-        holds a newline; finished rows leave the batch so later steps get cheaper.
-        """
-        limit = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
-        eos = torch.tensor(self.eos_ids, dtype=torch.long)
-        results: list[list[int]] = [[] for _ in prompts]
-        if not prompts or limit <= 0:
-            return results
-        state = self.start(prompts)
-        active = list(range(len(prompts)))  # state row r continues prompt active[r]
-        for step in range(limit):
-            tokens = state.logprobs().argmax(-1).cpu()
-            keep: list[int] = []
-            for r, idx in enumerate(active):
-                tok = int(tokens[r])
-                if bool((eos == tok).any()):
-                    continue
-                results[idx].append(tok)
-                if stop_at_newline and is_finished(self.decode(results[idx])):
-                    continue
-                keep.append(r)
-            if not keep or step == limit - 1:
-                break
-            rows = None if len(keep) == len(active) else torch.tensor(keep, dtype=torch.long)
-            state.advance(tokens[keep] if rows is not None else tokens, rows)
-            active = [active[r] for r in keep]
-        return results
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers, cut at EOS/newline and cleaned with ``prompts.clean_answer``."""
-        return [
-            clean_answer(self.decode(ids)) for ids in self.generate_ids(prompts, max_new_tokens)
-        ]
+        """Greedy answers, cut at EOS/newline and cleaned with ``prompts.clean_answer``.
 
+        A convenience over :func:`mixrag.decoding.greedy`, the one greedy decoder.
+        """
+        from mixrag.decoding import DecodingConfig, greedy
 
-class HFDecodeState:
-    """N rows mid-decoding: KV cache, attention mask [N, S], next position ids [N]."""
-
-    def __init__(
-        self,
-        generator: TransformersGenerator,
-        cache: Any,
-        attention_mask: torch.Tensor,
-        next_positions: torch.Tensor,
-        logprobs: torch.Tensor,
-    ) -> None:
-        self._gen = generator
-        self._cache = cache
-        self._attn = attention_mask
-        self._pos = next_positions
-        self._logprobs = logprobs
-
-    @property
-    def num_rows(self) -> int:
-        return int(self._attn.shape[0])
-
-    def logprobs(self) -> torch.Tensor:
-        """[N, V] float32 log-distribution of every row's next token."""
-        return self._logprobs
-
-    def advance(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
-        """Append ``tokens`` [N'] after re-ordering rows (new row r continues old ``rows[r]``)."""
-        model = self._gen.model
-        device = self._attn.device
-        if rows is not None:
-            rows = torch.as_tensor(rows, dtype=torch.long, device=device)
-            if rows.ndim != 1 or (rows.numel() and (rows.min() < 0 or rows.max() >= self.num_rows)):
-                raise ValueError(
-                    f"rows must be a 1-D index into 0..{self.num_rows - 1}, got {rows.tolist()}"
-                )
-            self._cache.reorder_cache(rows)
-            self._attn = self._attn.index_select(0, rows)
-            self._pos = self._pos.index_select(0, rows)
-        tokens = torch.as_tensor(tokens, dtype=torch.long, device=device)
-        if tokens.shape != (self.num_rows,):
-            raise ValueError(
-                f"need one token per row ({self.num_rows}), got shape {tuple(tokens.shape)}"
-            )
-        self._attn = torch.cat([self._attn, self._attn.new_ones(self.num_rows, 1)], dim=1)
-        with self._gen._grad_context():
-            out = model(
-                input_ids=tokens[:, None],
-                attention_mask=self._attn,
-                position_ids=self._pos[:, None],
-                cache=self._cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            self._cache = out.cache
-            self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        self._pos = self._pos + 1
+        if not prompts:
+            return []
+        limit = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
+        results = greedy(
+            self,
+            list(prompts),
+            DecodingConfig(max_new_tokens=limit, num_beams=1),
+            eos_ids=self.eos_ids,
+            stop=lambda ids: is_finished(self.decode(list(ids))),
+        )
+        return [clean_answer(self.decode(list(r.token_ids))) for r in results]

@@ -19,6 +19,16 @@ The defaults were picked by ``bench/prompt_study.py`` (results in
 
 Answers end at the first end-of-turn/EOS token or newline: :func:`is_finished` and
 :func:`clean_answer` implement that stop rule on decoded text.
+
+A rendered single-passage prompt is a :class:`Prompt`: a string that also knows where
+its passage lies, ``head | passage | tail``. The head (chat header, instruction,
+few-shot turns) and the passage do not depend on the question, so a generator may
+compute their keys and values once per passage and reuse them for every question
+(``generator.passage_cache``). The three segments are tokenised separately, by the
+cached and the uncached path alike, so both feed the model the same token ids; the
+generator puts the passage's end before or after the blank line that follows it,
+wherever its tokeniser splits anyway, so the ids are also those of the whole string
+(checked for both bundled tokenisers in tests/generator/test_passage_cache.py).
 """
 
 from __future__ import annotations
@@ -88,9 +98,14 @@ def format_passage(passage: Passage) -> str:
     return f"Title: {passage.title}\n{passage.text}" if passage.title else passage.text
 
 
+def passage_segment(passage: Passage) -> str:
+    """The question-independent text of a passage turn: the passage and the blank line after."""
+    return f"{format_passage(passage)}\n\n"
+
+
 def _passage_turn(question: str, passage: Passage) -> str:
     # Passage first, question last: a decoder-only model answers what it read last.
-    return f"{format_passage(passage)}\n\nQuestion: {question}"
+    return f"{passage_segment(passage)}Question: {question}"
 
 
 def _concat_turn(question: str, passages: Sequence[Passage]) -> str:
@@ -162,6 +177,42 @@ class PromptFormat:
             *self._shots(shots),
             {"role": "user", "content": _closed_turn(question)},
         ]
+
+
+class Prompt(str):
+    """A rendered prompt whose characters ``start:end`` are its passage segment.
+
+    It is a ``str`` (equal to, and hashed like, its text), so everything that handles
+    prompts as strings keeps working; a generator that knows the type splits it into
+    ``head`` (``[:start]``), ``passage`` (``[start:end]``) and ``tail`` (``[end:]``).
+    """
+
+    start: int
+    end: int
+
+    def __new__(cls, text: str, start: int = 0, end: int = 0) -> Prompt:
+        if not 0 <= start <= end <= len(text):
+            raise ValueError(
+                f"passage segment {start}:{end} is not inside a prompt of {len(text)} characters"
+            )
+        obj = super().__new__(cls, text)
+        obj.start, obj.end = start, end
+        return obj
+
+    def __reduce__(self) -> tuple[type[Prompt], tuple[str, int, int]]:
+        return (Prompt, (str(self), self.start, self.end))
+
+    @classmethod
+    def around(cls, text: str, segment: str) -> Prompt | str:
+        """``text`` with its last occurrence of ``segment`` marked; plain ``text`` if absent."""
+        at = text.rfind(segment) if segment else -1
+        return text if at < 0 else cls(text, at, at + len(segment))
+
+    @property
+    def segments(self) -> tuple[str, str, str]:
+        """(head, passage, tail): the three parts, tokenised separately."""
+        text = str(self)
+        return text[: self.start], text[self.start : self.end], text[self.end :]
 
 
 def is_finished(text: str) -> bool:

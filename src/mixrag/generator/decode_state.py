@@ -1,0 +1,73 @@
+"""HFDecodeState: N rows mid-decoding on a transformers KV cache, one token per step.
+
+``TransformersGenerator.start`` builds it after running the prompts; decoders
+(:mod:`mixrag.decoding`) read ``logprobs()`` and call ``advance``, which appends one
+token per row, after re-ordering or duplicating rows for beam search.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from mixrag.generator.hf import TransformersGenerator
+
+
+class HFDecodeState:
+    """N rows mid-decoding: KV cache, attention mask [N, S], next position ids [N]."""
+
+    def __init__(
+        self,
+        generator: TransformersGenerator,
+        cache: Any,
+        attention_mask: torch.Tensor,
+        next_positions: torch.Tensor,
+        logprobs: torch.Tensor,
+    ) -> None:
+        self._gen = generator
+        self._cache = cache
+        self._attn = attention_mask
+        self._pos = next_positions
+        self._logprobs = logprobs
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._attn.shape[0])
+
+    def logprobs(self) -> torch.Tensor:
+        """[N, V] float32 log-distribution of every row's next token."""
+        return self._logprobs
+
+    def advance(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Append ``tokens`` [N'] after re-ordering rows (new row r continues old ``rows[r]``)."""
+        model = self._gen.model
+        device = self._attn.device
+        if rows is not None:
+            rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+            if rows.ndim != 1 or (rows.numel() and (rows.min() < 0 or rows.max() >= self.num_rows)):
+                raise ValueError(
+                    f"rows must be a 1-D index into 0..{self.num_rows - 1}, got {rows.tolist()}"
+                )
+            self._cache.reorder_cache(rows)
+            self._attn = self._attn.index_select(0, rows)
+            self._pos = self._pos.index_select(0, rows)
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=device)
+        if tokens.shape != (self.num_rows,):
+            raise ValueError(
+                f"need one token per row ({self.num_rows}), got shape {tuple(tokens.shape)}"
+            )
+        self._attn = torch.cat([self._attn, self._attn.new_ones(self.num_rows, 1)], dim=1)
+        with self._gen._grad_context():
+            out = model(
+                input_ids=tokens[:, None],
+                attention_mask=self._attn,
+                position_ids=self._pos[:, None],
+                cache=self._cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            self._cache = out.cache
+            self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        self._pos = self._pos + 1

@@ -88,6 +88,7 @@ def start_server(args: argparse.Namespace, port: int, token_file: Path) -> subpr
         str(token_file),
         "--max-waiting",
         str(max(8, 2 * args.clients)),
+        *args.serve_args.split(),
     ]
     log = open(args.server_log, "w")  # noqa: SIM115 (lives as long as the server)
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -212,6 +213,12 @@ def main() -> None:
     ap.add_argument("--server-log", type=Path, default=Path("/tmp/mixrag-serve-load.log"))
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/serve_load.json")
     ap.add_argument("--plot", type=Path, default=None, help="PNG of the server's RSS over time")
+    ap.add_argument(
+        "--serve-args",
+        default="",
+        help="more `mixrag serve` options, e.g. '--dtype bfloat16 --max-batch 1 "
+        "--passage-cache-mb 0' (today's baseline: no cache, no batching)",
+    )
     args = ap.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
@@ -266,6 +273,10 @@ def main() -> None:
         time.sleep(1.0)
         stop.set()
         sampler.join()
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as c:
+            info_end = c.get("/v1/info").json()
     finally:
         proc.terminate()
         try:
@@ -303,7 +314,11 @@ def main() -> None:
             "stream_share": args.stream_share,
             "server_threads": args.threads,
             "index_passages": info["index"]["passages"],
+            "serve_args": args.serve_args,
+            "generator": {k: v for k, v in info["generator"].items() if k != "batches"},
         },
+        "batches": info_end["generator"].get("batches"),
+        "passage_cache_end": info_end["generator"].get("passage_cache"),
         "startup_s": round(startup_s, 1),
         "elapsed_s": round(elapsed, 1),
         "requests": total,

@@ -179,19 +179,28 @@ def passage_prompts(
     prior masks them out), so every row of the [B, K, T] batch has K prompts. The one
     place inference (:class:`RAG`) and training (:class:`mixrag.train.Trainer`) build them.
     """
-    from mixrag.generator.prompts import passage_segment
-
     fmt = generator.config.prompt_format
     out = []
     for q, hs in zip(questions, hits, strict=True):
         if not hs:
             raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
-        row = [
-            generator.render(fmt.passage(q, h.passage), passage=passage_segment(h.passage))
-            for h in hs
-        ]
+        row = [generator.render(fmt.passage(q, h.passage), passage=h.passage) for h in hs]
         out.append(row + [row[0]] * (k - len(row)))
     return out
+
+
+def use_index_kv(generator: TransformersGenerator, index: Any) -> None:
+    """Let ``generator`` read and fill the passage KV blocks kept in an index folder.
+
+    Only folder indexes have a place for them; a generator without a passage cache
+    keeps nothing.
+    """
+    path = getattr(index, "passage_kv_path", None)
+    if path is None or generator.passage_cache is None:
+        return
+    from mixrag.generator.kv_store import KVStore
+
+    generator.use_kv_store(KVStore(path))
 
 
 class RAG:
@@ -218,6 +227,7 @@ class RAG:
         index: str | Path | AnyIndex,
         model: str | None = None,
         config: RAGConfig | None = None,
+        generator_options: dict[str, Any] | None = None,
         **retriever_options: Any,
     ) -> RAG:
         """A RAG over ``index`` (an index, its folder, or a ``postgresql://`` store URL)
@@ -227,7 +237,11 @@ class RAG:
         (``mixrag train --out``): then its trained generator and query encoder are used,
         after checking that it was trained against this index's passage vectors, and
         its prior temperature unless ``tau`` is given (``tau=None`` means not given).
+        ``generator_options``: GeneratorConfig fields to set (``device``, ``dtype``,
+        ``passage_cache_mb``, ...). An index folder's passage KV blocks
+        (``mixrag warm``) are read, and filled as questions come.
         """
+        generator_options = generator_options or {}
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.index.opening import open_index
@@ -242,9 +256,15 @@ class RAG:
             ckpt.check_index(idx)
             retriever_options.setdefault("tau", ckpt.train_config.tau)
             retriever = idx.retriever(query_encoder=ckpt.load_query_encoder(), **retriever_options)
-            return cls(retriever, ckpt.load_generator(), config, origin=ckpt.identity)
+            generator = ckpt.load_generator(**generator_options)
+            use_index_kv(generator, idx)
+            return cls(retriever, generator, config, origin=ckpt.identity)
         gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()
-        return cls(idx.retriever(**retriever_options), TransformersGenerator(gen_cfg), config)
+        if generator_options:
+            gen_cfg = replace(gen_cfg, **generator_options)
+        generator = TransformersGenerator(gen_cfg)
+        use_index_kv(generator, idx)
+        return cls(idx.retriever(**retriever_options), generator, config)
 
     # -- prompts and token ids ---------------------------------------------------------
 

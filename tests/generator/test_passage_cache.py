@@ -15,7 +15,7 @@ import torch
 from mixrag.decoding import DecodingConfig, rag_sequence_thorough, rag_token_greedy
 from mixrag.generator import PassageCache, Prompt, TransformersGenerator
 from mixrag.generator.passage_cache import entry_key, weights_hash
-from mixrag.generator.prompts import PromptFormat, passage_segment
+from mixrag.generator.prompts import PromptFormat
 from tests.generator.test_hf import PASSAGES, QUESTIONS, _full_forward
 
 ATOL = 1e-4
@@ -30,10 +30,7 @@ def _with_cache(gen: TransformersGenerator, cache: PassageCache | None = None, *
 
 def _prompts(gen: TransformersGenerator, questions: list[str] = QUESTIONS) -> list[list[str]]:
     fmt = PromptFormat(few_shot=True)
-    return [
-        [gen.render(fmt.passage(q, p), passage=passage_segment(p)) for p in PASSAGES]
-        for q in questions
-    ]
+    return [[gen.render(fmt.passage(q, p), passage=p) for p in PASSAGES] for q in questions]
 
 
 def _answers(gen: TransformersGenerator) -> list[list[int]]:

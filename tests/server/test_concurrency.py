@@ -197,3 +197,67 @@ def test_worker_returns_free_heap_pages_after_every_call(monkeypatch: pytest.Mon
         worker.shutdown()
     monkeypatch.setattr(concurrency, "_MALLOC_TRIM", None)
     assert concurrency.release_free_memory() is False
+
+
+QUESTIONS = (MILL_QUESTION, "What did Nikola Tesla design?", "What does the Amazon cover?")
+
+
+def _hold_the_generator(service: Any) -> tuple[threading.Event, Any]:
+    release = threading.Event()
+    return release, service.worker.submit(release.wait, 30)
+
+
+@pytest.mark.parametrize("mode", ["rag-token", "rag-sequence", "concat"])
+def test_asks_that_wait_together_are_batched_and_each_gets_its_own_answer(
+    served: Served, mode: str
+) -> None:
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    params = [service.params(q, mode=mode) for q in QUESTIONS]
+    hits = [service.retrieve(p) for p in params]
+    alone = [service.answer(p, h) for p, h in zip(params, hits, strict=True)]
+    sizes = dict(service.batcher.batch_sizes)
+    streamed: dict[int, list[tuple[int, ...]]] = {i: [] for i in range(3)}
+
+    def stream_to(i: int) -> Any:
+        return lambda q, ids: streamed[i].append(ids)
+
+    release, blocker = _hold_the_generator(service)
+    futures = [
+        service.submit_answer(p, h, stream_to(i))
+        for i, (p, h) in enumerate(zip(params, hits, strict=True))
+    ]
+    release.set()
+    blocker.result(5)
+    got = [f.result(120) for f in futures]
+    assert service.batcher.batch_sizes[3] == sizes.get(3, 0) + 1  # all three in one batch
+    for g, a, s in zip(got, alone, streamed.values(), strict=True):
+        assert g.text == a.text and g.token_ids == a.token_ids
+        assert g.logprob == pytest.approx(a.logprob, abs=1e-4)
+        for c, d in zip(g.citations, a.citations, strict=True):
+            assert c.hit.passage.id == d.hit.passage.id
+            assert c.posterior == pytest.approx(d.posterior, abs=1e-4)
+        assert s  # its own stream
+        if mode != "rag-sequence":  # greedy and final: the stream ends with the answer
+            assert tuple(s[-1]) == g.token_ids[: len(s[-1])] and len(s[-1]) >= len(g.token_ids) - 1
+
+
+def test_a_client_leaving_a_batch_stops_only_its_own_answer(served: Served) -> None:
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    params = [service.params(q, mode="rag-token") for q in QUESTIONS[:2]]
+    hits = [service.retrieve(p) for p in params]
+
+    class Gone(Exception):
+        pass
+
+    def leave(q: int, ids: tuple[int, ...]) -> None:
+        raise Gone
+
+    release, _blocker = _hold_the_generator(service)
+    leaving = service.submit_answer(params[0], hits[0], leave)
+    staying = service.submit_answer(params[1], hits[1], lambda q, ids: None)
+    other_mode = service.submit_answer(service.params(QUESTIONS[2], mode="concat"), hits[1])
+    release.set()
+    with pytest.raises(Gone):
+        leaving.result(120)
+    assert staying.result(120).text == service.answer(params[1], hits[1]).text
+    assert other_mode.result(120).mode == "concat"  # not in the rag-token batch

@@ -87,8 +87,22 @@ def info_text(info: dict[str, Any]) -> str:
             )
             + ("" if vec["up_to_date"] else " (rebuilt on next use)"),
             f"size       {info['size_bytes'] / 1e6:.1f} MB on disk",
+            *_passage_kv_lines(info.get("passage_kv") or []),
         ]
     )
+
+
+def _passage_kv_lines(usage: list[dict[str, Any]]) -> list[str]:
+    """One line per model whose passage KV blocks the index keeps (``mixrag warm``)."""
+    lines = []
+    for u in usage:
+        per = u.get("bytes_per_passage")
+        lines.append(
+            f"passage KV {u.get('model', '?')} ({u.get('storage_dtype', '?')}): "
+            f"{u['blocks']} passages, {u['bytes'] / 1e6:.1f} MB"
+            + (f", {per / 1e6:.2f} MB a passage" if per else "")
+        )
+    return lines or ["passage KV none (mixrag warm computes it)"]
 
 
 def _bar(p: float, width: int = 20) -> str:

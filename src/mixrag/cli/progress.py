@@ -52,6 +52,25 @@ class _Bar:
         self.progress.stop()
 
 
+class WarmBar(_Bar):
+    """Context manager; call it with (passages done, passages in the index)."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        super().__init__(
+            enabled,
+            TextColumn("warming passage KV"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        self._task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self.progress.add_task("warm", total=total)
+        self.progress.update(self._task, completed=done)
+
+
 class IngestBar(_Bar):
     """Context manager; call it with each :class:`IngestProgress` update."""
 

@@ -177,8 +177,17 @@ def fingerprint(
         fp["query_encoder"] = getattr(query_encoder, "fingerprint", type(query_encoder).__name__)
     if rag is not None:
         gen = rag.generator.config.to_dict()
-        for batching in ("max_batch_tokens", "max_batch_rows", "max_logit_bytes", "cache_dir"):
+        # what changes speed or memory only, not the numbers
+        for batching in (
+            "max_batch_tokens",
+            "max_batch_rows",
+            "max_logit_bytes",
+            "cache_dir",
+            "passage_cache_mb",
+        ):
             gen.pop(batching, None)
+        if gen.get("passage_cache_dtype") is None:
+            gen.pop("passage_cache_dtype", None)
         rc = dataclasses.asdict(rag.config)
         rc.pop("mode", None)
         rc.pop("k", None)

@@ -12,6 +12,7 @@ from typing import Any
 from mixrag.generator.prompts import DEFAULT_FEW_SHOT, DEFAULT_STYLE, STYLES, PromptFormat
 
 DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "mps", "auto")
 
 DEFAULT_MODEL = "qwen2.5-0.5b"
 
@@ -23,8 +24,11 @@ class GeneratorConfig:
     model:            a bundled model name ("smollm2-135m", "qwen2.5-0.5b"), a local
                       transformers folder, a local ``.gguf`` file, or a hub name (hub
                       only with network access).
-    dtype:            weights/activations dtype; float32 gives exact log-probs on CPU.
-    device:           torch device string.
+    dtype:            weights/activations dtype; float32 gives exact log-probs on CPU;
+                      bfloat16 is 2-3x faster on CPUs with AMX (docs/BENCHMARKS.md);
+                      "auto" picks bfloat16 there and on CUDA GPUs that support it.
+    device:           "cpu", "cuda" (or "cuda:N"), "mps", or "auto" (the first present).
+                      A loaded generator's config holds the resolved device and dtype.
     max_new_tokens:   default answer length limit for decoding, in tokens.
     max_batch_tokens: padded tokens (rows x length) per forward pass when scoring;
                       bounds activation memory, larger is faster up to a point.
@@ -68,8 +72,12 @@ class GeneratorConfig:
     passage_cache_dtype: str | None = None
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.dtype not in (*DTYPES, "auto"):
+            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}, auto")
+        if self.device.split(":", 1)[0] not in DEVICES:
+            raise ValueError(
+                f"device {self.device!r} is not one of {', '.join(DEVICES)} (or cuda:N)"
+            )
         if self.prompt_style not in STYLES:
             raise ValueError(
                 f"prompt_style {self.prompt_style!r} is not one of {', '.join(STYLES)}"

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mixrag.generator.kv import KV, Context, common_prefix_len, layers_of, layout
+from mixrag.generator.kv_store import KVStore, space_name
 from mixrag.generator.passage_cache import PassageCache, WeightsFingerprint, entry_key
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,12 @@ MIN_PREFIX = 8
 @dataclass(frozen=True)
 class Encoded:
     """A tokenised prompt: ``ids``; ``ids[:head]`` is the head, ``ids[head:cached]`` the
-    passage (both 0 for a prompt without a passage segment)."""
+    passage (both 0 for a prompt without a passage segment), ``passage_id`` its index id."""
 
     ids: list[int]
     head: int = 0
     cached: int = 0
+    passage_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,10 @@ class ContextBuilder:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_rows = max_batch_rows
         self.fingerprint = WeightsFingerprint(model)
+        #: blocks on disk beside an index (:mod:`mixrag.generator.kv_store`), or None
+        self.store: KVStore | None = None
+        #: what a new space's manifest records (model name, dtype, ...)
+        self.store_info: dict[str, Any] = {}
         self._prefix: tuple[tuple[int, ...], KV] | None = None
         self._prefix_stamp: tuple[tuple[int, int], ...] = ()
 
@@ -153,7 +159,7 @@ class ContextBuilder:
         if keep and self._passage_layout_applies(rows):
             head_ids = tuple(rows[0].ids[: rows[0].head])
             head = self._prefix_kv(head_ids, keep=True)
-            blocks = self._blocks(head_ids, head, [r.ids[r.head : r.cached] for r in rows])
+            blocks = self._blocks(head_ids, head, rows)[0]
             rests = [list(r.ids[r.cached :]) for r in rows]
             return Prepared(rests, head, len(head_ids), blocks, dtype, device)
         p, kv = self._shared_prefix([r.ids for r in rows], keep=keep)
@@ -163,12 +169,17 @@ class ContextBuilder:
         """Compute and cache the passage blocks of ``rows`` not cached yet; how many were."""
         if not self._passage_layout_applies(rows):
             raise ValueError("warming needs single-passage prompts and the passage cache on")
-        assert self.cache is not None
-        misses = self.cache.stats().misses
         head_ids = tuple(rows[0].ids[: rows[0].head])
+        if self.store is not None:
+            space = space_name(self.fingerprint(), head_ids)
+            rows = [
+                r for r in rows if r.passage_id is None or not self.store.has(space, r.passage_id)
+            ]
+            if not rows:
+                return 0
         head = self._prefix_kv(head_ids, keep=True)
-        self._blocks(head_ids, head, [r.ids[r.head : r.cached] for r in rows])
-        return self.cache.stats().misses - misses
+        computed = self._blocks(head_ids, head, rows)[1]
+        return computed
 
     def _passage_layout_applies(self, rows: Sequence[Encoded]) -> bool:
         if self.cache is None or not rows or not self.cacheable:
@@ -238,25 +249,50 @@ class ContextBuilder:
     # ------------------------------------------------------------------ passage blocks
 
     def _blocks(
-        self, head_ids: tuple[int, ...], head: KV, passages: Sequence[Sequence[int]]
-    ) -> list[torch.Tensor]:
-        """Each row's passage block, from the cache or computed now (each distinct one once)."""
+        self, head_ids: tuple[int, ...], head: KV, rows: Sequence[Encoded]
+    ) -> tuple[list[torch.Tensor], int]:
+        """Each row's passage block: from memory, from disk, or computed now (each once).
+
+        Returns the blocks and how many were computed.
+        """
         assert self.cache is not None
         fp = self.fingerprint()
+        space = space_name(fp, head_ids) if self.store is not None else ""
+        passages = [r.ids[r.head : r.cached] for r in rows]
         keys = [entry_key(fp, head_ids, p) for p in passages]
         found: dict[str, torch.Tensor] = {}
-        missing: dict[str, Sequence[int]] = {}
-        for key, ids in zip(keys, passages, strict=True):
+        missing: dict[str, tuple[Sequence[int], str | None]] = {}
+        for key, ids, row in zip(keys, passages, rows, strict=True):
             if key in found or key in missing:
                 continue
             block = self.cache.get(key)
+            if block is None and self.store is not None and row.passage_id:
+                block = self.store.load(space, row.passage_id, key)
+                if block is not None:
+                    block = block.to(self.model.device)
+                    self.cache.put(key, block)
             if block is None:
-                missing[key] = ids
+                missing[key] = (ids, row.passage_id)
             else:
                 found[key] = block
         if missing:
-            found.update(self._compute_blocks(head, len(head_ids), missing))
-        return [found[key] for key in keys]
+            computed = self._compute_blocks(
+                head, len(head_ids), {k: v[0] for k, v in missing.items()}
+            )
+            found.update(computed)
+            if self.store is not None:
+                info = {
+                    **self.store_info,
+                    "fingerprint": fp,
+                    "head_tokens": len(head_ids),
+                    "storage_dtype": str(next(iter(computed.values())).dtype).removeprefix(
+                        "torch."
+                    ),
+                }
+                for key, (_ids, pid) in missing.items():
+                    if pid:
+                        self.store.save(space, pid, key, computed[key], info)
+        return [found[key] for key in keys], len(missing)
 
     def _compute_blocks(
         self, head: KV, head_len: int, missing: dict[str, Sequence[int]]

@@ -19,6 +19,7 @@ tokens give.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,15 @@ from mixrag.generator.config import GeneratorConfig
 from mixrag.generator.contexts import ContextBuilder, Encoded, Prepared, run_rows
 from mixrag.generator.decode_state import HFDecodeState
 from mixrag.generator.kv import Context, concat_rows
+from mixrag.generator.kv_store import KVStore
 from mixrag.generator.passage_cache import PassageCache
-from mixrag.generator.prompts import Message, Prompt, clean_answer, is_finished
+from mixrag.generator.prompts import (
+    Message,
+    Prompt,
+    clean_answer,
+    is_finished,
+    passage_segment,
+)
 from mixrag.generator.scoring import Scorer
 
 if TYPE_CHECKING:
@@ -72,6 +80,7 @@ class TransformersGenerator:
         #: model: entries are keyed by the weights' fingerprint.
         self.passage_cache = passage_cache
         self._contexts: ContextBuilder | None = None
+        self._kv_store: KVStore | None = None
         self._setup_done = False
 
     # ---------------------------------------------------------------- loading
@@ -79,8 +88,11 @@ class TransformersGenerator:
     def load(self) -> TransformersGenerator:
         """Load the model now (converting a bundled GGUF on first use); returns self."""
         if self._model is None:
-            from mixrag.generator.models import load
+            from mixrag.generator.models import load, resolve_device, resolve_dtype
 
+            device = resolve_device(self.config.device)
+            dtype = resolve_dtype(self.config.dtype, device)
+            self.config = dataclasses.replace(self.config, device=device, dtype=dtype)
             self._model, self._tokenizer = load(
                 self.config.model, self.config.dtype, self.config.device, self.config.cache_dir
             )
@@ -116,6 +128,8 @@ class TransformersGenerator:
             max_batch_tokens=cfg.max_batch_tokens,
             max_batch_rows=cfg.max_batch_rows,
         )
+        self._contexts.store = self._kv_store
+        self._contexts.store_info = self._store_info()
         self._scorer = Scorer(self.model, self._pad_id, cfg, self.vocab_size)
         self._setup_done = True
 
@@ -174,13 +188,12 @@ class TransformersGenerator:
         ids.update(int(added[t]) for t in _END_TOKENS if t in added)
         return tuple(sorted(ids))
 
-    def render(self, messages: Sequence[Message], passage: str | None = None) -> str:
+    def render(self, messages: Sequence[Message], passage: Passage | None = None) -> str:
         """The prompt string for chat ``messages``, ready for the assistant's answer.
 
         Uses the model's chat template (generation prompt added) when it has one;
-        otherwise a plain "...\\nAnswer:" layout for base models. ``passage``: the
-        question-independent passage segment of the last turn
-        (:func:`~mixrag.generator.prompts.passage_segment`); the result is then a
+        otherwise a plain "...\\nAnswer:" layout for base models. ``passage``: the one
+        passage of a single-passage prompt; the result is then a
         :class:`~mixrag.generator.prompts.Prompt` that marks it, so its KV can be cached.
         """
         self._ready()
@@ -189,7 +202,7 @@ class TransformersGenerator:
                 list(messages), tokenize=False, add_generation_prompt=True
             )
             assert isinstance(text, str)
-            return Prompt.around(text, passage) if passage else text
+            return self._mark(text, passage)
         parts = []
         for m in messages:
             if m["role"] == "system":
@@ -200,8 +213,13 @@ class TransformersGenerator:
                 parts.append(" " + m["content"] + "\n\n")
         if not messages or messages[-1]["role"] != "user":
             parts.append("Answer:")
-        text = "".join(parts)
-        return Prompt.around(text, passage) if passage else text
+        return self._mark("".join(parts), passage)
+
+    @staticmethod
+    def _mark(text: str, passage: Passage | None) -> str:
+        if passage is None:
+            return text
+        return Prompt.around(text, passage_segment(passage), passage.id or None)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
@@ -222,6 +240,7 @@ class TransformersGenerator:
         self._ready()
         if not (isinstance(prompt, Prompt) and prompt.end > prompt.start):
             return Encoded(self._bos + self._tokens(prompt))
+        pid = prompt.passage_id
         text = str(prompt)
         passage_text = text[prompt.start : prompt.end]
         ends = [prompt.end]
@@ -234,7 +253,7 @@ class TransformersGenerator:
         for end in ends:
             passage = self._tokens(text[prompt.start : end])
             ids = head + passage + self._tokens(text[end:])
-            candidate = Encoded(ids, len(head), len(head) + len(passage))
+            candidate = Encoded(ids, len(head), len(head) + len(passage), pid)
             if ids == self._bos + whole:
                 return candidate
             best = best or candidate
@@ -288,8 +307,6 @@ class TransformersGenerator:
         computed (the others were cached already). Raises ValueError when the passage
         cache is off.
         """
-        from mixrag.generator.prompts import passage_segment
-
         if self.passage_cache is None:
             raise ValueError("the passage cache is off (passage_cache_mb=0): nothing to warm")
         self._ready()
@@ -299,14 +316,31 @@ class TransformersGenerator:
         with torch.inference_mode():
             for lo in range(0, len(passages), batch):
                 part = passages[lo : lo + batch]
-                rows = [
-                    self._encode(self.render(fmt.passage("?", p), passage=passage_segment(p)))
-                    for p in part
-                ]
+                rows = [self._encode(self.render(fmt.passage("?", p), passage=p)) for p in part]
                 computed += self._contexts.ensure_blocks(rows)
                 if on_batch is not None:
                     on_batch(lo + len(part))
         return computed
+
+    def use_kv_store(self, store: KVStore | None) -> None:
+        """Keep passage blocks on disk in ``store`` too (read and filled); None stops it.
+
+        Cheap: the model is not loaded here.
+        """
+        if store is not None and self.passage_cache is None:
+            raise ValueError("the passage cache is off (passage_cache_mb=0): nothing to store")
+        self._kv_store = store
+        if self._contexts is not None:
+            self._contexts.store = store
+            self._contexts.store_info = self._store_info()
+
+    def _store_info(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"model": cfg.model, "dtype": cfg.dtype, "device": cfg.device}
+
+    @property
+    def kv_store(self) -> KVStore | None:
+        return self._kv_store
 
     def weights_fingerprint(self) -> str:
         """The content hash of the current weights that keys the passage cache."""

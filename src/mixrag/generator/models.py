@@ -279,6 +279,63 @@ def resolve(model: str, cache_dir: str | os.PathLike[str] | None = None) -> tupl
     return model, False
 
 
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+
+def resolve_device(device: str) -> str:
+    """A torch device string that exists here: ``auto`` picks cuda, then mps, then cpu.
+
+    Raises :class:`ModelLoadError` in one line when the device asked for is absent.
+    """
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise ModelLoadError(f"device {device!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if kind == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if kind == "cuda" and not cuda:
+        raise ModelLoadError(
+            f"device {device!r} is not available: torch {torch.__version__} sees no CUDA GPU"
+        )
+    if kind == "cuda" and ":" in device:
+        n = int(device.split(":", 1)[1] or 0)
+        if n >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"device {device!r} is not available: {torch.cuda.device_count()} CUDA GPU(s) here"
+            )
+    if kind == "mps" and not mps:
+        raise ModelLoadError(f"device {device!r} is not available: torch sees no Apple GPU (MPS)")
+    return device
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles for bfloat16 (Intel Sapphire Rapids and later)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto``: bfloat16 on a CUDA GPU that supports it or a CPU with AMX, else float32."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    if device == "cpu" and cpu_has_amx():
+        return "bfloat16"
+    return "float32"
+
+
 def load(
     model: str, dtype: str = "float32", device: str = "cpu", cache_dir: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -286,6 +343,8 @@ def load(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     source, local_only = resolve(model, cache_dir)
     start = time.perf_counter()
     kwargs: dict[str, Any] = {"local_files_only": local_only}

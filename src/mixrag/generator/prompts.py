@@ -185,28 +185,32 @@ class Prompt(str):
     It is a ``str`` (equal to, and hashed like, its text), so everything that handles
     prompts as strings keeps working; a generator that knows the type splits it into
     ``head`` (``[:start]``), ``passage`` (``[start:end]``) and ``tail`` (``[end:]``).
+    ``passage_id`` names the passage (its index id) where the KV may be kept on disk.
     """
 
     start: int
     end: int
+    passage_id: str | None
 
-    def __new__(cls, text: str, start: int = 0, end: int = 0) -> Prompt:
+    def __new__(
+        cls, text: str, start: int = 0, end: int = 0, passage_id: str | None = None
+    ) -> Prompt:
         if not 0 <= start <= end <= len(text):
             raise ValueError(
                 f"passage segment {start}:{end} is not inside a prompt of {len(text)} characters"
             )
         obj = super().__new__(cls, text)
-        obj.start, obj.end = start, end
+        obj.start, obj.end, obj.passage_id = start, end, passage_id
         return obj
 
-    def __reduce__(self) -> tuple[type[Prompt], tuple[str, int, int]]:
-        return (Prompt, (str(self), self.start, self.end))
+    def __reduce__(self) -> tuple[type[Prompt], tuple[str, int, int, str | None]]:
+        return (Prompt, (str(self), self.start, self.end, self.passage_id))
 
     @classmethod
-    def around(cls, text: str, segment: str) -> Prompt | str:
+    def around(cls, text: str, segment: str, passage_id: str | None = None) -> Prompt | str:
         """``text`` with its last occurrence of ``segment`` marked; plain ``text`` if absent."""
         at = text.rfind(segment) if segment else -1
-        return text if at < 0 else cls(text, at, at + len(segment))
+        return text if at < 0 else cls(text, at, at + len(segment), passage_id)
 
     @property
     def segments(self) -> tuple[str, str, str]:

@@ -6,6 +6,9 @@ Layout of ``<index>/``::
     store.sqlite         files, documents, passages + vectors, BM25 (the source of truth)
     vectors-<gen>.faiss  FAISS index of the store at generation <gen> (a rebuildable cache)
     write.lock           held by the one process writing
+    passage-kv/          the generator's passage KV blocks (:mod:`mixrag.generator.kv_store`),
+                         written by ``mixrag warm`` and by answering; blocks of passages
+                         that left the index are deleted after every write
 
 Every write is atomic: SQLite transactions for the store, write-temp-then-rename for
 the manifest and the FAISS file. The FAISS file carries the store generation it was
@@ -48,6 +51,7 @@ FORMAT_VERSION = 1
 MANIFEST = "mixrag.json"
 STORE = "store.sqlite"
 LOCK = "write.lock"
+PASSAGE_KV = "passage-kv"
 # IVF-PQ's lists and codebooks are sized for the corpus they were trained on; once it
 # has grown this many times over, the next write retrains them (amortised, like a
 # growing array: each vector is re-encoded a bounded number of times).
@@ -351,8 +355,28 @@ class Index(IndexBase):
             self._vectors = self._rebuild_vectors()
         self._save_vectors()
         self.store.checkpoint()
+        self._prune_passage_kv()
+
+    @property
+    def passage_kv_path(self) -> Path:
+        """Where the generator's passage KV blocks for this index live."""
+        return self.path / PASSAGE_KV
+
+    def _prune_passage_kv(self) -> None:
+        if not self.passage_kv_path.is_dir():
+            return
+        from mixrag.generator.kv_store import KVStore
+
+        dropped = KVStore(self.passage_kv_path).prune(self.store.passage_ids())
+        if dropped:
+            log.info("dropped the KV blocks of %d passages that left the index", dropped)
 
     # -- reading -------------------------------------------------------------------
+
+    def _passage_kv_usage(self) -> list[dict[str, Any]]:
+        from mixrag.generator.kv_store import KVStore
+
+        return KVStore(self.passage_kv_path, writable=False).usage()
 
     def info(self) -> dict[str, Any]:
         """Counts, encoder, vector index kind, size on disk, configuration."""
@@ -375,6 +399,7 @@ class Index(IndexBase):
             },
             "config": self.config.to_dict(),
             "size_bytes": size,
+            "passage_kv": self._passage_kv_usage(),
             "created": self.manifest.get("created"),
             "updated": self.manifest.get("updated"),
         }

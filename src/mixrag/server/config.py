@@ -36,10 +36,14 @@ class ServerConfig:
     max_new_tokens:     longest answer a request may ask for, in tokens.
     max_beams:          widest beam a request may ask for.
     max_waiting:        asks queued for the generator beyond the one running before new
-                        ones are refused with 503 (the generator answers one at a time).
+                        ones are refused with 503.
+    max_batch:          most asks answered together in one batch (those that waited
+                        while the generator was busy, with the same mode, K and decoding).
     mode, k, method:    defaults of requests that leave them out.
     tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
                         training run's own (``model``), else ``DEFAULT_TAU``.
+    device, dtype:      where and in what precision the generator runs (GeneratorConfig).
+    passage_cache_mb:   memory for the generator's passage KV cache (0: off).
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
     """
@@ -55,10 +59,14 @@ class ServerConfig:
     max_new_tokens: int = 64
     max_beams: int = 4
     max_waiting: int = 8
+    max_batch: int = 8
     mode: str = "rag-sequence"
     k: int = 5
     method: str = "dense"
     tau: float | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    passage_cache_mb: int = 2048
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
 
@@ -69,6 +77,7 @@ class ServerConfig:
             "max_upload_bytes": self.max_upload_bytes,
             "max_new_tokens": self.max_new_tokens,
             "max_beams": self.max_beams,
+            "max_batch": self.max_batch,
         }
         for name, value in positive.items():
             if value < 1:

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from mixrag.generator.prompts import clean_answer
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import DEFAULT_TAU, METHODS
+from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import ReadWriteLock, SerialWorker
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
@@ -92,6 +94,7 @@ class Service:
         )
         self.uploads = UploadStore(index.path)
         self.worker = SerialWorker(config.max_waiting)
+        self.batcher = AskBatcher(self.worker, self._answer_batch, config.max_batch)
         self._index_lock = ReadWriteLock()
         self._encoder_lock = threading.Lock()
         self.started = time.time()
@@ -107,6 +110,7 @@ class Service:
         """Open (or create) the index and load both models now, not on the first request."""
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
+        from mixrag.rag import use_index_kv
         from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
         if not index_exists(config.index):
@@ -120,11 +124,24 @@ class Service:
             ckpt.check_index(index)
             if config.tau is None:  # the prior the run was trained with
                 config = dataclasses.replace(config, tau=ckpt.train_config.tau)
-            generator = ckpt.load_generator()
+            generator = ckpt.load_generator(
+                device=config.device,
+                dtype=config.dtype,
+                passage_cache_mb=config.passage_cache_mb,
+            )
             query_encoder = ckpt.load_query_encoder()
+            use_index_kv(generator, index)
         elif generator is None:
             gen_cfg = GeneratorConfig(model=config.model) if config.model else GeneratorConfig()
+            gen_cfg = dataclasses.replace(
+                gen_cfg,
+                device=config.device,
+                dtype=config.dtype,
+                passage_cache_mb=config.passage_cache_mb,
+            )
             generator = TransformersGenerator(gen_cfg)
+            # the passage KV blocks `mixrag warm` wrote, filled further as questions come
+            use_index_kv(generator, index)
         generator.load()
         service = cls(config, index, generator, query_encoder)
         service.load()
@@ -228,15 +245,23 @@ class Service:
         self, params: AskParams, hits: list[Hit], on_prefix: PrefixFn | None = None
     ) -> Future[Answer]:
         """Queue the decoding of an answer from already retrieved ``hits`` on the generator's
-        thread. ``on_prefix`` (called on that thread) streams the leading token ids, final
-        or provisional as ``RAGConfig.prefix_is_final`` says. Raises
+        thread, together with other asks waiting with the same settings. ``on_prefix``
+        (called on that thread, with question index 0) streams the leading token ids,
+        final or provisional as ``RAGConfig.prefix_is_final`` says. Raises
         :class:`~mixrag.server.concurrency.BusyError` at once when the queue is full.
         """
-        return self.worker.submit(self._decode, params, hits, on_prefix)
+        return self.batcher.submit(params.rag_config(), params.question, hits, on_prefix)
 
-    def _decode(self, params: AskParams, hits: list[Hit], on_prefix: PrefixFn | None) -> Answer:
-        rag = RAG(self.retriever, self.generator, params.rag_config())
-        return rag.ask_batch([params.question], hits=[hits], on_prefix=on_prefix)[0]
+    def _answer_batch(
+        self,
+        config: RAGConfig,
+        questions: Sequence[str],
+        hits: Sequence[list[Hit]],
+        on_prefix: PrefixFn,
+    ) -> list[Answer]:
+        """Asks that wait together, answered in one batch (:mod:`mixrag.server.batching`)."""
+        rag = RAG(self.retriever, self.generator, config)
+        return rag.ask_batch(list(questions), hits=list(hits), on_prefix=on_prefix)
 
     def answer(self, params: AskParams, hits: list[Hit]) -> Answer:
         """Decode an answer, waiting for it (see :meth:`submit_answer`)."""
@@ -272,6 +297,7 @@ class Service:
     def info(self) -> dict[str, Any]:
         """Index statistics, the models, the limits and defaults a client may use."""
         cfg = self.config
+        cache = self.generator.passage_cache
         with self._index_lock.read():
             index = self.index.info()
         return {
@@ -279,6 +305,9 @@ class Service:
             "generator": {
                 "model": self.generator.config.model,
                 "dtype": self.generator.config.dtype,
+                "device": self.generator.config.device,
+                "passage_cache": cache.stats().to_dict() if cache is not None else None,
+                "batches": {str(n): c for n, c in sorted(self.batcher.batch_sizes.items())},
             },
             "encoder": index.get("encoder", {}),
             "modes": list(MODES),
@@ -297,6 +326,7 @@ class Service:
                 "max_new_tokens": cfg.max_new_tokens,
                 "max_beams": cfg.max_beams,
                 "max_waiting": cfg.max_waiting,
+                "max_batch": cfg.max_batch,
             },
             "extensions": list(cfg.extensions),
             "auth": not cfg.is_open,

@@ -269,6 +269,23 @@ class PassageStore:
             "passages": one("SELECT COUNT(*) FROM passages").fetchone()[0],
         }
 
+    def passage_ids(self) -> set[str]:
+        """The ids of every stored passage."""
+        return {r[0] for r in self.conn.execute("SELECT id FROM passages")}
+
+    def iter_passages(self, batch: int = 1000) -> Iterator[list[Passage]]:
+        """Every passage, in row-id order, ``batch`` at a time."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {self._PASSAGE_COLUMNS} WHERE p.rowid > ? ORDER BY p.rowid LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield [self._row_to_passage(r) for r in rows]
+            last = int(rows[-1][0])
+
     def _row_to_passage(self, row: tuple[Any, ...]) -> Passage:
         _rowid, pid, doc_id, position, title, text, meta, source = row
         return Passage(

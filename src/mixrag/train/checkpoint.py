@@ -116,13 +116,16 @@ class Checkpoint:
             return None
         return QueryEncoder.load(self.path / "query_encoder")
 
-    def load_generator(self, trainable: bool = False) -> TransformersGenerator:
-        """The trained generator (LoRA merged into the weights unless ``trainable``)."""
+    def load_generator(self, trainable: bool = False, **overrides: Any) -> TransformersGenerator:
+        """The trained generator (LoRA merged into the weights unless ``trainable``).
+
+        ``overrides``: GeneratorConfig fields to change (e.g. ``device``, ``dtype``).
+        """
         from mixrag.generator.config import GeneratorConfig
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.generator.models import load
 
-        cfg = GeneratorConfig.from_dict({**self.generator_config, "track_grad": False})
+        cfg = GeneratorConfig.from_dict({**self.generator_config, **overrides, "track_grad": False})
         model: Any
         if self.has_generator and self.train_config.generator_update == "full":
             model, tok = load(str(self.path / "generator"), cfg.dtype, cfg.device, cfg.cache_dir)

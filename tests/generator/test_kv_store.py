@@ -1,0 +1,118 @@
+"""Passage KV blocks on disk beside an index: warm, survive a restart, per model, pruned."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixrag.generator import PassageCache, TransformersGenerator
+from mixrag.generator.kv_store import KVStore
+from mixrag.generator.warming import warm_index
+from mixrag.index.folder import Index
+from mixrag.rag import RAG, RAGConfig, use_index_kv
+from tests.index.test_folder import make_docs
+
+pytestmark = pytest.mark.slow
+QUESTION = "In which year was the Riverside Mill founded?"
+
+
+def _fresh(gen: TransformersGenerator, model: object = None) -> TransformersGenerator:
+    """A generator as a restarted process has it: the same weights, an empty memory cache."""
+    return TransformersGenerator(
+        dataclasses.replace(gen.config, passage_cache_mb=256),
+        model=model or gen.model,  # type: ignore[arg-type]
+        tokenizer=gen.tokenizer,
+        passage_cache=PassageCache(256 * 2**20),
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path, encoder: object) -> Index:
+    idx = Index.open(tmp_path / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
+    assert idx.add([make_docs(tmp_path / "docs")]).ok
+    return idx
+
+
+def _files(index: Index) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in index.passage_kv_path.rglob("*.safetensors")}
+
+
+def test_warm_then_restart_reads_the_blocks_and_answers_the_same(
+    index: Index, smollm2: TransformersGenerator
+) -> None:
+    gen = _fresh(smollm2)
+    ticks: list[tuple[int, int]] = []
+    report = warm_index(index, gen, batch=2, progress=lambda d, t: ticks.append((d, t)))
+    n = index.store.counts()["passages"]
+    assert report.passages == report.computed == n and ticks[-1] == (n, n)
+    (usage,) = report.usage
+    assert usage["blocks"] == n and usage["model"] == "smollm2-135m"
+    assert usage["bytes_per_passage"] > 0 and usage["fingerprint"] == gen.weights_fingerprint()
+    assert index.info()["passage_kv"][0]["blocks"] == n
+    written = _files(index)
+    # warming again computes nothing
+    assert warm_index(index, gen).computed == 0 and _files(index) == written
+
+    # "restart": an empty memory cache reads every block from disk, computes none
+    restarted = _fresh(smollm2)
+    use_index_kv(restarted, index)
+    rag = RAG(index.retriever(), restarted, RAGConfig(k=3, max_new_tokens=12))
+    answer = rag.ask(QUESTION)
+    stats = restarted.passage_cache.stats()  # type: ignore[union-attr]
+    assert stats.entries == 3 and _files(index) == written
+    off = TransformersGenerator(
+        dataclasses.replace(smollm2.config, passage_cache_mb=0),
+        model=smollm2.model,
+        tokenizer=smollm2.tokenizer,
+    )
+    ref = RAG(index.retriever(), off, RAGConfig(k=3, max_new_tokens=12)).ask(QUESTION)
+    assert answer.text == ref.text and answer.logprob == pytest.approx(ref.logprob, abs=1e-4)
+
+
+def test_other_weights_never_read_the_blocks(index: Index, smollm2: TransformersGenerator) -> None:
+    gen = _fresh(smollm2)
+    warm_index(index, gen)
+    trained_model = copy.deepcopy(smollm2.model)
+    with torch.no_grad():
+        trained_model.get_output_embeddings().weight[5, 5] += 1e-2
+    trained = _fresh(smollm2, trained_model)
+    use_index_kv(trained, index)
+    rag = RAG(index.retriever(), trained, RAGConfig(k=3, max_new_tokens=4))
+    rag.ask(QUESTION)
+    spaces = {u["fingerprint"]: u["blocks"] for u in KVStore(index.passage_kv_path).usage()}
+    n = index.store.counts()["passages"]
+    # its own space, holding only what it computed; the base model's is untouched
+    assert spaces == {gen.weights_fingerprint(): n, trained.weights_fingerprint(): 3}
+    # a block whose key does not match (another model's, or damaged) is never returned
+    store = KVStore(index.passage_kv_path)
+    space = store.spaces()[0]
+    pid = next(iter(index.store.passage_ids()))
+    assert store.load(space, pid, "not-its-key") is None
+
+
+def test_removing_a_document_drops_its_blocks(index: Index, smollm2: TransformersGenerator) -> None:
+    warm_index(index, _fresh(smollm2))
+    before = index.store.passage_ids()
+    (mill,) = [f.path for f in index.store.files() if f.path.endswith("mill.md")]
+    index.remove([mill])
+    gone = before - index.store.passage_ids()
+    assert gone
+    names = {p.stem for p in index.passage_kv_path.rglob("*.safetensors")}
+    assert names == index.store.passage_ids() and not names & gone
+
+
+def test_a_read_only_store_never_fails_an_answer(tmp_path: Path) -> None:
+    store = KVStore(tmp_path / "kv", writable=False)
+    store.save("s", "p1", "k", torch.zeros(1, 2, 1, 3, 2), {})
+    assert not (tmp_path / "kv").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    store = KVStore(blocked)  # every write fails: logged once, then reading only
+    store.save("s", "p1", "k", torch.zeros(1, 2, 1, 3, 2), {})
+    assert store.writable is False
+    with pytest.raises(ValueError, match="cannot name a file"):
+        store.has("s", "../x")

@@ -118,6 +118,11 @@ def test_thorough_batches_passages_and_rescoring() -> None:
     assert fake.n_logprobs_calls == 1  # the whole union rescored in one call
     assert len(fake.history[0]) == 6  # B*K rows at the first step
     assert len(r0.nbest) == 1 and len(r1.nbest) == 1
+    # a beam's own hypotheses are not scored again under its passage
+    unions = [_union(fake, PROMPTS[b], config) for b in range(2)]
+    cells = sum(len(u) * len(PROMPTS[b]) for b, u in enumerate(unions))
+    own = sum(v is not None for u in unions for row in u.values() for v in row)
+    assert fake.n_cells_scored == cells - own < cells
 
 
 def test_zero_prior_passage_never_counts() -> None:

@@ -6,8 +6,9 @@ first run an ordinary beam search under each passage separately — all B*K prom
 batched as rows of one search — giving a set Y_j of ``num_beams`` hypotheses per
 passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
-* thorough: every y ∈ Y is scored under every passage with ``Generator.logprobs``
-  (the extra forward passes), and ranked by the exact
+* thorough: every y ∈ Y is scored under every passage whose beam did not produce it
+  with ``Generator.logprobs`` (the extra forward passes; a beam's own hypotheses keep
+  the log-probability the beam computed), and ranked by the exact
   logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)];
 * fast: no extra forward pass; p_phi(y|x,z_j) ≈ 0 for a y that passage j's beam did
   not produce, so y is ranked by logsumexp over the passages that produced it, with
@@ -34,7 +35,7 @@ from mixrag.decoding.base import (
 )
 from mixrag.decoding.beam import beam_search
 from mixrag.generator.base import StepGenerator
-from mixrag.mixture.marginal import log_mixture, rag_sequence_logprob, sequence_logprobs
+from mixrag.mixture.marginal import log_mixture, sequence_logprobs
 
 # Per question: candidate token ids -> (per-passage beam log-prob or None, stop reason).
 _Union = dict[tuple[int, ...], tuple[list[float | None], StopReason]]
@@ -56,7 +57,7 @@ def rag_sequence_thorough(
     log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots.
     Beam search with ``config.num_beams`` beams runs under each passage (B*K prompts
     as one batch), then the union of each question's K*num_beams hypotheses is scored
-    under all K passages in one ``generator.logprobs`` call. Returns B results with
+    under the other passages in one ``generator.logprobs`` call. Returns B results with
     the ``config.n_best`` best by log p_RAG-Sequence(y|x) (or its length-penalised
     score); ``logprob`` is exact and every ``passage_logprobs[j]`` is known.
     """
@@ -66,12 +67,19 @@ def rag_sequence_thorough(
         return [DecodeResult(()) for _ in unions]  # no question, or no possible answer
     questions = [b for b, union in enumerate(unions) for _ in union]  # [N] candidate -> b
     answers = [ids for union in unions for ids in union]  # N candidates
-    scored = generator.logprobs([list(prompts[b]) for b in questions], [list(a) for a in answers])
+    # log p_phi(y|x,z_j) of y from passage j's own beam is known already: score the rest
+    beam = [unions[b][ids][0] for b, ids in zip(questions, answers, strict=True)]
+    known = torch.tensor([[v is not None for v in row] for row in beam])  # [N, K]
+    scored = generator.logprobs(
+        [list(prompts[b]) for b in questions], [list(a) for a in answers], cells=~known
+    )
     lp, mask = scored.logprobs, scored.mask  # [N, K, T], [N, T]
+    from_beams = torch.tensor([[0.0 if v is None else v for v in row] for row in beam])
+    seq = torch.where(known, from_beams.to(lp.dtype), sequence_logprobs(lp, mask))  # [N, K]
     index = torch.tensor(questions, device=lp.device)
     prior = log_prior.to(device=lp.device, dtype=lp.dtype)[index]  # [N, K]
-    mixture = rag_sequence_logprob(prior, lp, mask).tolist()  # [N]
-    passage = sequence_logprobs(lp, mask).tolist()  # [N, K]
+    mixture = log_mixture(prior, seq).tolist()  # [N]
+    passage = seq.tolist()  # [N, K]
 
     results: list[list[Hypothesis]] = [[] for _ in unions]
     for n, (b, ids) in enumerate(zip(questions, answers, strict=True)):

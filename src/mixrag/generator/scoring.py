@@ -196,12 +196,14 @@ class Scorer:
         for u, b, j in cells:
             out[b, j, 0] = first[u, answers[b][0]].to(torch.float32)
         rest = [(u, b, j) for u, b, j in cells if len(answers[b]) > 1]
+        rest.sort(key=lambda c: len(answers[c[1]]), reverse=True)
         # KV tokens held per forward: rows x (context + prompt + answer)
         longest = max((len(answers[b]) for _u, b, _j in rest), default=0)
         per_row = prompts.width + longest
         span = max(1, min(cfg.max_batch_rows, 4 * cfg.max_batch_tokens // per_row))
-        for lo in range(0, len(rest), span):
-            part = rest[lo : lo + span]
+        lengths = [len(answers[b]) - 1 for _u, b, _j in rest]
+        for lo, hi in split_by_length(lengths, PASS_COST_TOKENS, span):
+            part = rest[lo:hi]
             lp = self.score_continuations(
                 prompts, [u for u, _b, _j in part], [answers[b] for _u, b, _j in part]
             )
@@ -237,6 +239,31 @@ class Scorer:
         targets = targets.to(device)
         lp = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
         return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
+
+
+def split_by_length(
+    lengths: Sequence[int], pass_cost: int, max_rows: int
+) -> list[tuple[int, int]]:
+    """Split rows sorted by length (longest first) into consecutive chunks, each one pass.
+
+    A chunk of n rows computes n x (its longest) positions, padding included; each pass
+    also costs ``pass_cost`` positions' worth. Returns the (lo, hi) ranges that minimise
+    the total, at most ``max_rows`` rows each (dynamic programming, O(n^2)).
+    """
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n  # best[i]: cost of the first i rows
+    cut = [0] * (n + 1)
+    for hi in range(1, n + 1):
+        for lo in range(max(0, hi - max_rows), hi):
+            cost = best[lo] + pass_cost + (hi - lo) * lengths[lo]
+            if cost < best[hi]:
+                best[hi], cut[hi] = cost, lo
+    out = []
+    hi = n
+    while hi > 0:
+        out.append((cut[hi], hi))
+        hi = cut[hi]
+    return out[::-1]
 
 
 def prefer_grouped(

@@ -8,7 +8,8 @@ each (K, mode) answered three ways, interleaved question by question so that mac
 noise hits all three alike:
 
 * ``off``:  the passage cache off: every passage prompt runs in full (the shared
-  few-shot head is still run once and reused, as before the cache);
+  few-shot head is still run once and reused, as before the cache), in
+  ``--baseline-dtype`` (float32 by default: what ``ask`` did before the cache);
 * ``cold``: the cache on but emptied before the question: the passage blocks are
   computed and stored (the cost of a first question);
 * ``warm``: every passage of the corpus cached beforehand (``TransformersGenerator.warm``).
@@ -57,7 +58,8 @@ def main() -> None:
     ap.add_argument("--modes", default="rag-sequence,rag-token")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache-mb", type=int, default=4096)
-    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--dtype", default="float32", help="dtype of the cold and warm ways")
+    ap.add_argument("--baseline-dtype", default=None, help="dtype of the off way [--dtype]")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -73,7 +75,12 @@ def main() -> None:
     questions = sample(load_squad(args.corpus), args.n, seed=args.seed)
     config = GeneratorConfig(model=args.model, dtype=args.dtype, passage_cache_mb=0)
     base = TransformersGenerator(config).load()
-    off = base
+    baseline_dtype = args.baseline_dtype or args.dtype
+    off = (
+        base
+        if baseline_dtype == args.dtype
+        else TransformersGenerator(dataclasses.replace(config, dtype=baseline_dtype)).load()
+    )
     cold_cache = PassageCache(args.cache_mb * 2**20)
     warm_cache = PassageCache(args.cache_mb * 2**20)
 
@@ -97,6 +104,7 @@ def main() -> None:
         "machine": machine(),
         "model": args.model,
         "dtype": args.dtype,
+        "baseline_dtype": baseline_dtype,
         "n": len(questions),
         "passages": len(passages),
         "cost": {

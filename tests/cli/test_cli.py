@@ -98,6 +98,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["search", "x"], "give --index"),
         (["search", "x", "--store", "mysql://h/db"], "must be a postgresql:// URL"),
         (["info", "--store", "postgresql://h/db#no-dashes"], "schema name"),
+        (["ask", "q", "--index", "{idx}", "--device", "cuda"], "'cuda' is not available"),
+        (["ask", "q", "--index", "{idx}", "--device", "tpu"], "device 'tpu' is not one of"),
+        (["score", "q", "a", "--index", "{idx}", "--dtype", "int8"], "dtype 'int8' is not one"),
+        (["warm", "--index", "{idx}", "--device", "mps"], "'mps' is not available"),
+        (["warm"], "give --index"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(
@@ -190,3 +195,29 @@ def test_dev_change_names_the_figures_both_evaluations_hold() -> None:
     end = {"em": 46.0, "recall@1": 0.55, "recall@5": 0.835, "mrr": 0.65}
     assert dev_change(start, end) == "R@1 0.500 -> 0.550, R@5 0.826 -> 0.835, MRR 0.600 -> 0.650"
     assert dev_change({"em": 40.0}, {"em": 46.0, "f1": 50.0}) == "EM 40.0 -> 46.0"
+
+
+@pytest.mark.slow
+def test_warm_then_info_and_ask_read_the_blocks(tmp_path: Path) -> None:
+    docs = make_docs(tmp_path / "docs")
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(docs), "--index", str(idx)]).exit_code == 0
+    args = ["--index", str(idx), "--model", "smollm2-135m"]
+    warm = runner.invoke(app, ["warm", *args, "--no-progress", "--json"])
+    assert warm.exit_code == 0, warm.output
+    report = json.loads(warm.output)
+    assert report["passages"] == report["computed"] == 3
+    (space,) = report["usage"]
+    assert space["model"] == "smollm2-135m" and space["blocks"] == 3
+    again = runner.invoke(app, ["warm", *args, "--no-progress"])
+    assert (
+        again.exit_code == 0 and "0 computed" in again.output and "3 already there" in again.output
+    )
+    info = runner.invoke(app, ["info", "--index", str(idx)])
+    assert "passage KV smollm2-135m (float32): 3 passages" in info.output
+    files = {p: p.stat().st_mtime_ns for p in (idx / "passage-kv").rglob("*.safetensors")}
+    ask = runner.invoke(app, ["ask", "Who founded the mill?", *args, "-k", "2", "--json"])
+    assert ask.exit_code == 0, ask.output
+    assert json.loads(ask.output)["answer"]
+    # the blocks were read, none written again
+    assert {p: p.stat().st_mtime_ns for p in (idx / "passage-kv").rglob("*.safetensors")} == files

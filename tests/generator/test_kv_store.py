@@ -116,3 +116,21 @@ def test_a_read_only_store_never_fails_an_answer(tmp_path: Path) -> None:
     assert store.writable is False
     with pytest.raises(ValueError, match="cannot name a file"):
         store.has("s", "../x")
+
+
+def test_prune_keeps_a_write_in_progress(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = KVStore(tmp_path)
+    store.save("s", "live", "k", torch.zeros(1, 2, 1, 3, 2), {"model": "m"})
+    store.save("s", "dead", "k", torch.zeros(1, 2, 1, 3, 2), {"model": "m"})
+    fresh = tmp_path / "s" / ".x.safetensors.1.2.tmp"
+    old = tmp_path / "s" / ".y.safetensors.1.2.tmp"
+    fresh.write_bytes(b"partial")
+    old.write_bytes(b"crashed")
+    an_hour_ago = time.time() - 7200
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert store.prune({"live"}) == 1
+    assert store.has("s", "live") and not store.has("s", "dead")
+    assert fresh.exists() and not old.exists()

@@ -118,6 +118,9 @@ class KVStore:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except FileNotFoundError:
+            # the space was pruned meanwhile (its passages left the index): nothing to keep
+            logger.debug("passage KV block %s not kept: its folder went away", path)
         except OSError as exc:
             logger.warning("passage KV store %s is not writable (%s): reading only", self.root, exc)
             self.writable = False
@@ -141,15 +144,27 @@ class KVStore:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
-    def prune(self, live_ids: Iterable[str]) -> int:
-        """Delete blocks of passages not in ``live_ids`` (and crashed temp files); how many."""
+    def prune(self, live_ids: Iterable[str], tmp_age_s: float = 3600.0) -> int:
+        """Delete blocks of passages not in ``live_ids``; how many.
+
+        Temp files of crashed writes go too, once older than ``tmp_age_s`` (a younger
+        one may be a write in progress in another thread or process).
+        """
         live = set(live_ids)
         removed = 0
+        now = time.time()
         for space in self.spaces():
             for path in (self.root / space).iterdir():
                 name = path.name
-                stale_tmp = name.startswith(".") and name.endswith(".tmp")
                 dead = name.endswith(SUFFIX) and name[: -len(SUFFIX)] not in live
+                try:
+                    stale_tmp = (
+                        name.startswith(".")
+                        and name.endswith(".tmp")
+                        and now - path.stat().st_mtime > tmp_age_s
+                    )
+                except FileNotFoundError:  # a write just renamed it into place
+                    continue
                 if stale_tmp or dead:
                     path.unlink(missing_ok=True)
                     removed += dead

@@ -241,9 +241,7 @@ class Scorer:
         return lp.masked_fill(~y_mask.to(device), 0.0).cpu()
 
 
-def split_by_length(
-    lengths: Sequence[int], pass_cost: int, max_rows: int
-) -> list[tuple[int, int]]:
+def split_by_length(lengths: Sequence[int], pass_cost: int, max_rows: int) -> list[tuple[int, int]]:
     """Split rows sorted by length (longest first) into consecutive chunks, each one pass.
 
     A chunk of n rows computes n x (its longest) positions, padding included; each pass

@@ -79,10 +79,11 @@ def _hits(served: Served, q: str) -> list[dict[str, Any]]:
 
 def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    worker = SerialWorker(max_waiting=0)
-    monkeypatch.setattr(service, "worker", worker)
+    monkeypatch.setattr(service.batcher, "max_waiting", 0)
     release = threading.Event()
-    busy = worker.submit(release.wait, 10)
+    busy = service.worker.submit(release.wait, 10)
+    params = service.params(MILL_QUESTION, mode="rag-token")
+    waiting = service.submit_answer(params, service.retrieve(params))  # one ask waits
     try:
         t0 = time.perf_counter()
         r = served.client.post("/v1/ask", json={"question": MILL_QUESTION})
@@ -90,11 +91,13 @@ def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.Mo
         assert r.json()["error"] == "busy" and time.perf_counter() - t0 < 5
         r = served.client.post("/v1/ask", json={"question": MILL_QUESTION, "stream": True})
         assert r.status_code == 503
+        with pytest.raises(BusyError):
+            service.submit_answer(params, service.retrieve(params))
     finally:
         release.set()
         busy.result()
+    assert waiting.result(120).text
     assert served.client.post("/v1/ask", json={"question": MILL_QUESTION}).status_code == 200
-    worker.shutdown()
 
 
 def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
@@ -111,9 +114,9 @@ def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
     got = asyncio.run(leave_early())
     assert got[0].startswith("event: passages") and got[1].startswith("event: token")
     deadline = time.time() + 10
-    while service.worker.pending and time.time() < deadline:
+    while service.batcher.pending and time.time() < deadline:
         time.sleep(0.05)
-    assert service.worker.pending == 0
+    assert service.batcher.pending == 0
     assert service.answer(params, hits).text  # the generator still works
 
 
@@ -261,3 +264,21 @@ def test_a_client_leaving_a_batch_stops_only_its_own_answer(served: Served) -> N
         leaving.result(120)
     assert staying.result(120).text == service.answer(params[1], hits[1]).text
     assert other_mode.result(120).mode == "concat"  # not in the rag-token batch
+
+
+def test_many_asks_answered_in_batches_leave_no_stale_count(served: Served) -> None:
+    # a batch takes asks whose own drain calls are still queued: the bound counts asks
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=4)
+    hits = service.retrieve(params)
+    for _round in range(3):
+        release, blocker = _hold_the_generator(service)
+        futures = [service.submit_answer(params, hits) for _ in range(4)]
+        assert service.batcher.pending == 4
+        release.set()
+        blocker.result(5)
+        assert len({f.result(120).text for f in futures}) == 1
+        deadline = time.time() + 10
+        while (service.batcher.pending or service.worker.pending) and time.time() < deadline:
+            time.sleep(0.02)
+        assert service.batcher.pending == 0 and service.worker.pending == 0

@@ -158,8 +158,8 @@ def api_router(service: Service) -> APIRouter:
             body.decoding,
             body.max_new_tokens,
         )
-        if service.worker.full:  # refuse before retrieving
-            raise BusyError(f"{service.worker.pending} answers are running or queued; retry soon")
+        if service.batcher.full:  # refuse before retrieving
+            raise BusyError(f"{service.batcher.pending} answers are running or queued; retry soon")
         hits = await run_in_threadpool(service.retrieve, params)
         if not _wants_stream(request, body):
             answer = await asyncio.wrap_future(service.submit_answer(params, hits))

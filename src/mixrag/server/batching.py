@@ -11,8 +11,10 @@ Each ask keeps its own :class:`~concurrent.futures.Future` and its own streaming
 callback: the batch's ``on_prefix`` dispatches question i's tokens to ask i, and a
 callback that raises (a client that went away) only stops that ask's stream; decoding
 stops early only when every ask of the batch is gone. An ask cancelled while queued is
-dropped. The queue is bounded by the worker's (``max_waiting``): every ask submits one
-drain call, so a full queue still refuses at once.
+dropped. The queue is bounded in asks: beyond ``max_waiting`` asks running or waiting a
+new one is refused at once (:class:`~mixrag.server.concurrency.BusyError`). At most one
+drain call waits on the worker at a time (a batch takes asks that had their own calls
+queued: counting calls instead of asks refused asks while few waited, measured).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 from mixrag.decoding import PrefixFn
 from mixrag.rag import Answer, RAGConfig
-from mixrag.server.concurrency import SerialWorker
+from mixrag.server.concurrency import BusyError, SerialWorker
 from mixrag.types import Hit
 
 log = logging.getLogger(__name__)
@@ -57,16 +59,35 @@ class AskBatcher:
     builds a ``RAG`` with ``config`` and calls ``ask_batch``).
     """
 
-    def __init__(self, worker: SerialWorker, answer_batch: AnswerBatch, max_batch: int) -> None:
+    def __init__(
+        self,
+        worker: SerialWorker,
+        answer_batch: AnswerBatch,
+        max_batch: int,
+        max_waiting: int,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.worker = worker
         self.max_batch = max_batch
+        self.max_waiting = max_waiting
         self._answer_batch = answer_batch
         self._pending: collections.deque[PendingAsk] = collections.deque()
         self._lock = threading.Lock()
+        self._outstanding = 0  # asks running or waiting
+        self._scheduled = False  # a drain call waits on the worker
         #: how many batches of each size were answered (for /v1/info and the benchmark)
         self.batch_sizes: collections.Counter[int] = collections.Counter()
+
+    @property
+    def pending(self) -> int:
+        """Asks running or waiting."""
+        return self._outstanding
+
+    @property
+    def full(self) -> bool:
+        """True when an ask submitted now would be refused."""
+        return self._outstanding > self.max_waiting
 
     def submit(
         self,
@@ -78,14 +99,30 @@ class AskBatcher:
         """Queue an ask; its future completes with its own answer. Raises BusyError when full."""
         ask = PendingAsk(config, question, hits, on_prefix)
         with self._lock:
+            if self._outstanding > self.max_waiting:
+                raise BusyError(
+                    f"{self._outstanding} answers are running or queued; try again shortly"
+                )
+            self._outstanding += 1
             self._pending.append(ask)
-        try:
-            self.worker.submit(self._drain)
-        except BaseException:
-            with self._lock:
-                self._pending.remove(ask)
-            raise
+            schedule = not self._scheduled
+            self._scheduled = True
+        ask.future.add_done_callback(self._finished)
+        if schedule:
+            try:
+                self.worker.submit(self._drain)
+            except BusyError:  # shutting down
+                with self._lock:
+                    self._scheduled = False
+                    if ask in self._pending:
+                        self._pending.remove(ask)
+                ask.future.cancel()
+                raise
         return ask.future
+
+    def _finished(self, future: Future[Answer]) -> None:
+        with self._lock:
+            self._outstanding -= 1
 
     def _take(self) -> list[PendingAsk]:
         """The oldest live ask and the waiting asks that can share its batch."""
@@ -105,7 +142,26 @@ class AskBatcher:
         return [a for a in batch if a.future.set_running_or_notify_cancel()]
 
     def _drain(self) -> None:
-        """On the worker thread: answer one batch (a no-op when earlier drains took them all)."""
+        """On the worker thread: answer one batch, then queue the next drain if asks wait."""
+        with self._lock:
+            self._scheduled = False
+        try:
+            self._answer_one_batch()
+        finally:
+            with self._lock:
+                again = bool(self._pending) and not self._scheduled
+                self._scheduled = self._scheduled or again
+            if again:
+                try:
+                    self.worker.submit(self._drain)
+                except BusyError as exc:  # shutting down: the waiting asks end now
+                    with self._lock:
+                        left, self._pending = list(self._pending), collections.deque()
+                    for a in left:
+                        if a.future.set_running_or_notify_cancel():
+                            a.future.set_exception(exc)
+
+    def _answer_one_batch(self) -> None:
         batch = self._take()
         if not batch:
             return

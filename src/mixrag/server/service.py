@@ -93,8 +93,11 @@ class Service:
             query_encoder=query_encoder,
         )
         self.uploads = UploadStore(index.path)
-        self.worker = SerialWorker(config.max_waiting)
-        self.batcher = AskBatcher(self.worker, self._answer_batch, config.max_batch)
+        # the batcher bounds the asks (max_waiting) and keeps at most 2 calls on the worker
+        self.worker = SerialWorker(max(2, config.max_waiting))
+        self.batcher = AskBatcher(
+            self.worker, self._answer_batch, config.max_batch, config.max_waiting
+        )
         self._index_lock = ReadWriteLock()
         self._encoder_lock = threading.Lock()
         self.started = time.time()

@@ -60,10 +60,6 @@ class Prepared:
     dtype: torch.dtype
     device: torch.device
 
-    @property
-    def uses_passage_cache(self) -> bool:
-        return self.blocks is not None
-
     def width(self, index: Sequence[int]) -> int:
         """Context width (columns) that rows ``index`` need."""
         if self.blocks is None:
@@ -142,9 +138,6 @@ class ContextBuilder:
         """
         types = getattr(self.model.config.get_text_config(), "layer_types", None)
         return types is None or all(t == "full_attention" for t in types)
-
-    def forget_prefix(self) -> None:
-        self._prefix = None
 
     # ------------------------------------------------------------------ entry point
 

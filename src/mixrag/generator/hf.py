@@ -288,11 +288,6 @@ class TransformersGenerator:
         assert self._contexts is not None
         return self._contexts.cacheable
 
-    def forget_prefix(self) -> None:
-        """Drop the kept head KV (the next call runs it again); the passage cache stays."""
-        if self._contexts is not None:
-            self._contexts.forget_prefix()
-
     def warm(
         self,
         passages: Sequence[Passage],

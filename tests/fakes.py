@@ -34,7 +34,6 @@ class FakeGenerator:
         self.n_start = 0
         self.n_advance = 0
         self.n_logprobs_calls = 0
-        self.n_cells_scored = 0
         self.max_rows = 0
         self.history: list[list[tuple[str, tuple[int, ...]]]] = []  # rows at each logprobs()
 
@@ -54,8 +53,6 @@ class FakeGenerator:
         self,
         prompts: Sequence[Sequence[str]],
         answers: Sequence[Sequence[int]],
-        *,
-        cells: torch.Tensor | None = None,
     ) -> TokenLogprobs:
         self.n_logprobs_calls += 1
         assert len(prompts) == len(answers), (len(prompts), len(answers))
@@ -68,9 +65,6 @@ class FakeGenerator:
         for i, answer in enumerate(answers):
             mask[i, : len(answer)] = True
             for j, prompt in enumerate(prompts[i]):
-                if cells is not None and not cells[i, j]:
-                    continue
-                self.n_cells_scored += 1
                 for pos, token in enumerate(answer):
                     lp[i, j, pos] = self.next_logprobs(prompt, answer[:pos])[token]
         return TokenLogprobs(lp, mask)

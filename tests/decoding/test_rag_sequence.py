@@ -110,19 +110,43 @@ def test_batched_equals_one_question_at_a_time() -> None:
             assert single.logprob == pytest.approx(batched[b].logprob, abs=1e-6)
 
 
-def test_thorough_batches_passages_and_rescoring() -> None:
+def test_thorough_scores_the_union_while_searching() -> None:
     fake = FakeGenerator(vocab_size=V, seed=7, scale=1.0)
     config = DecodingConfig(max_new_tokens=6, num_beams=2, num_return=1)
     (r0, r1) = rag_sequence_thorough(fake, PROMPTS, LOG_PRIOR, config, eos_ids=EOS)
-    assert fake.n_start == 1  # all B*K passages in one beam search
-    assert fake.n_logprobs_calls == 1  # the whole union rescored in one call
+    assert fake.n_start == 1  # all B*K prompts in one search
+    assert fake.n_logprobs_calls == 0  # no second pass: the union was scored on the way
     assert len(fake.history[0]) == 6  # B*K rows at the first step
+    # at most K rows per live hypothesis of each passage's beam
+    assert fake.max_rows <= 2 * 3 * 3 * config.num_beams
     assert len(r0.nbest) == 1 and len(r1.nbest) == 1
-    # a beam's own hypotheses are not scored again under its passage
-    unions = [_union(fake, PROMPTS[b], config) for b in range(2)]
-    cells = sum(len(u) * len(PROMPTS[b]) for b, u in enumerate(unions))
-    own = sum(v is not None for u in unions for row in u.values() for v in row)
-    assert fake.n_cells_scored == cells - own < cells
+
+
+def test_thorough_holds_k_rows_a_question_while_the_beams_agree() -> None:
+    fake = FakeGenerator(vocab_size=V, seed=9, scale=1.0)
+    prompts = [["same q0"] * 3, ["same q1"] * 3]  # every passage's beam is the same
+    config = DecodingConfig(max_new_tokens=8, num_beams=1)
+    rag_sequence_thorough(fake, prompts, LOG_PRIOR, config, eos_ids=EOS)
+    assert fake.max_rows == 6  # B*K: no row beyond what K separate beams would need
+
+
+def test_thorough_in_groups_equals_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixrag.decoding import rag_sequence
+
+    fake = FakeGenerator(vocab_size=V, seed=10, scale=1.0)
+    config = DecodingConfig(max_new_tokens=8, num_beams=2, num_return=3)
+    together = rag_sequence_thorough(fake, PROMPTS, LOG_PRIOR, config, eos_ids=EOS)
+    seen: list[int] = []
+    monkeypatch.setattr(rag_sequence, "ROW_BUDGET", 1)  # one question a group
+    fake = FakeGenerator(vocab_size=V, seed=10, scale=1.0)
+    grouped = rag_sequence_thorough(
+        fake, PROMPTS, LOG_PRIOR, config, eos_ids=EOS, on_prefix=lambda q, _ids: seen.append(q)
+    )
+    assert fake.n_start == 2
+    assert set(seen) == {0, 1}  # prefixes reported under the caller's question numbers
+    for t, g in zip(together, grouped, strict=True):
+        assert [h.token_ids for h in t.nbest] == [h.token_ids for h in g.nbest]
+        assert [h.logprob for h in t.nbest] == pytest.approx([h.logprob for h in g.nbest])
 
 
 def test_zero_prior_passage_never_counts() -> None:

@@ -150,6 +150,28 @@ def test_decoding_with_the_cache_equals_without(smollm2: TransformersGenerator) 
 
 
 @pytest.mark.slow
+def test_thorough_scores_equal_scoring_each_answer_under_each_passage(
+    smollm2: TransformersGenerator,
+) -> None:
+    # The prefix-tree search scores every hypothesis under all K passages as it grows;
+    # the reference scores each finished answer again under each passage, uncached.
+    prompts = _prompts(smollm2)
+    log_prior = torch.log_softmax(torch.tensor([[1.0, 0.5, -1.0], [0.2, 1.5, 0.0]]), dim=1)
+    cfg = DecodingConfig(max_new_tokens=6, num_beams=2, num_return=4)
+    on = _with_cache(smollm2, PassageCache())
+    off = _with_cache(smollm2, passage_cache_mb=0)
+    results = rag_sequence_thorough(on, prompts, log_prior, cfg, eos_ids=smollm2.eos_ids)
+    for b, result in enumerate(results):
+        answers = [list(h.token_ids) for h in result.nbest]
+        scored = off.logprobs([prompts[b]] * len(answers), answers)
+        exact = scored.logprobs.masked_fill(~scored.mask[:, None, :], 0.0).sum(-1)  # [N, K]
+        got = torch.tensor([list(h.passage_logprobs) for h in result.nbest])
+        torch.testing.assert_close(got, exact, atol=ATOL, rtol=0)
+        mixture = torch.logsumexp(log_prior[b] + exact, dim=1)
+        assert [h.logprob for h in result.nbest] == pytest.approx(mixture.tolist(), abs=ATOL)
+
+
+@pytest.mark.slow
 def test_other_weights_never_read_an_entry(smollm2: TransformersGenerator) -> None:
     cache = PassageCache()
     prompts, answers = _prompts(smollm2, QUESTIONS[:1]), _answers(smollm2)[:1]

@@ -107,7 +107,7 @@ class _Candidate:
     reason: StopReason | None  # None: it goes on into the next beam
 
 
-def _select(
+def select_candidates(
     cand: torch.Tensor,
     offset: int,
     prefixes: Sequence[tuple[int, ...]],
@@ -192,7 +192,7 @@ def _beam_search(
             end = start
             while end < h and live_q[end] == live_q[start]:
                 end += 1
-            selected.extend(_select(cand[start:end], start, live_ids, beams, eos, stop))
+            selected.extend(select_candidates(cand[start:end], start, live_ids, beams, eos, stop))
             start = end
         if not selected:
             break  # every continuation has probability 0

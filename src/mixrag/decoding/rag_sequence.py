@@ -6,10 +6,11 @@ first run an ordinary beam search under each passage separately — all B*K prom
 batched as rows of one search — giving a set Y_j of ``num_beams`` hypotheses per
 passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
-* thorough: every y ∈ Y is scored under every passage whose beam did not produce it
-  with ``Generator.logprobs`` (the extra forward passes; a beam's own hypotheses keep
-  the log-probability the beam computed), and ranked by the exact
-  logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)];
+* thorough: every y ∈ Y is scored under every passage and ranked by the exact
+  logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)]. The scoring rides along with
+  the search (:func:`_prefix_tree_search`): each distinct prefix keeps one decode row
+  per passage, so log p_phi(y|x,z_k) of a hypothesis of passage j's beam is known
+  when it ends, with no second pass over prompts and answers;
 * fast: no extra forward pass; p_phi(y|x,z_j) ≈ 0 for a y that passage j's beam did
   not produce, so y is ranked by logsumexp over the passages that produced it, with
   their beam scores.
@@ -17,6 +18,7 @@ passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -33,9 +35,14 @@ from mixrag.decoding.base import (
     rank,
     ranking_score,
 )
-from mixrag.decoding.beam import beam_search
+from mixrag.decoding.beam import beam_search, select_candidates
 from mixrag.generator.base import StepGenerator
-from mixrag.mixture.marginal import log_mixture, sequence_logprobs
+from mixrag.mixture.marginal import log_mixture
+
+# Thorough decoding searches questions in groups whose state (at most K rows per live
+# hypothesis of each passage's beam, i.e. K*K*num_beams a question) stays under this many
+# rows: at most ~1.1 GB of KV for Qwen2.5-0.5B in float32 with 350-token prompts.
+ROW_BUDGET = 128
 
 # Per question: candidate token ids -> (per-passage beam log-prob or None, stop reason).
 _Union = dict[tuple[int, ...], tuple[list[float | None], StopReason]]
@@ -51,48 +58,32 @@ def rag_sequence_thorough(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """RAG-Sequence "thorough" decoding (§2.4): per-passage beams, union rescored exactly.
+    """RAG-Sequence "thorough" decoding (§2.4): per-passage beams, union scored exactly.
 
     prompts:   [B][K] rendered prompts, prompts[b][j] = question b with passage j.
-    log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots.
-    Beam search with ``config.num_beams`` beams runs under each passage (B*K prompts
-    as one batch), then the union of each question's K*num_beams hypotheses is scored
-    under the other passages in one ``generator.logprobs`` call. Returns B results with
-    the ``config.n_best`` best by log p_RAG-Sequence(y|x) (or its length-penalised
-    score); ``logprob`` is exact and every ``passage_logprobs[j]`` is known.
+    log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots (no beam runs under them).
+    A beam search with ``config.num_beams`` beams runs under each passage, and every
+    hypothesis is scored under all K passages as it grows (:func:`_prefix_tree_search`),
+    so the union of a question's beams is ranked by the exact
+    logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)] with no second pass. Returns B
+    results with the ``config.n_best`` best by log p_RAG-Sequence(y|x) (or its
+    length-penalised score); ``logprob`` is exact and every ``passage_logprobs[j]`` known.
+    Questions are searched in groups whose state holds at most ``ROW_BUDGET`` rows
+    however the beams branch (one question at least).
     """
     check_passage_prompts(prompts, log_prior)
-    unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop, on_prefix)
-    if not any(unions):
-        return [DecodeResult(()) for _ in unions]  # no question, or no possible answer
-    questions = [b for b, union in enumerate(unions) for _ in union]  # [N] candidate -> b
-    answers = [ids for union in unions for ids in union]  # N candidates
-    # log p_phi(y|x,z_j) of y from passage j's own beam is known already: score the rest
-    beam = [unions[b][ids][0] for b, ids in zip(questions, answers, strict=True)]
-    known = torch.tensor([[v is not None for v in row] for row in beam])  # [N, K]
-    scored = generator.logprobs(
-        [list(prompts[b]) for b in questions], [list(a) for a in answers], cells=~known
-    )
-    lp, mask = scored.logprobs, scored.mask  # [N, K, T], [N, T]
-    from_beams = torch.tensor([[0.0 if v is None else v for v in row] for row in beam])
-    seq = torch.where(known, from_beams.to(lp.dtype), sequence_logprobs(lp, mask))  # [N, K]
-    index = torch.tensor(questions, device=lp.device)
-    prior = log_prior.to(device=lp.device, dtype=lp.dtype)[index]  # [N, K]
-    mixture = log_mixture(prior, seq).tolist()  # [N]
-    passage = seq.tolist()  # [N, K]
-
-    results: list[list[Hypothesis]] = [[] for _ in unions]
-    for n, (b, ids) in enumerate(zip(questions, answers, strict=True)):
-        results[b].append(
-            Hypothesis(
-                token_ids=ids,
-                logprob=mixture[n],
-                score=ranking_score(mixture[n], len(ids), config.length_penalty),
-                passage_logprobs=tuple(passage[n]),
-                stop_reason=unions[b][ids][1],
-            )
+    b, k = log_prior.shape
+    per_group = max(1, ROW_BUDGET // (k * k * config.num_beams))
+    results: list[DecodeResult] = []
+    for lo in range(0, b, per_group):
+        hi = min(b, lo + per_group)
+        report = None if on_prefix is None else _shifted(on_prefix, lo)
+        finished = _prefix_tree_search(
+            generator, prompts[lo:hi], log_prior[lo:hi], config, eos_ids, stop, report
         )
-    return [DecodeResult(rank(r, config.n_best)) for r in results]
+        for q, per_passage in enumerate(finished):
+            results.append(_rank_union(per_passage, log_prior[lo + q], config))
+    return results
 
 
 def rag_sequence_fast(
@@ -178,3 +169,139 @@ def _passage_beams(
             entry = unions[q].setdefault(hyp.token_ids, ([None] * k, hyp.stop_reason))
             entry[0][j] = hyp.logprob
     return unions
+
+
+def _shifted(on_prefix: PrefixFn, offset: int) -> PrefixFn:
+    """``on_prefix`` for a group of questions that starts at question ``offset``."""
+    return lambda q, ids: on_prefix(offset + q, ids)
+
+
+def _rank_union(
+    per_passage: Sequence[Sequence[Hypothesis]], log_prior: torch.Tensor, config: DecodingConfig
+) -> DecodeResult:
+    """Rank the union of one question's per-passage beams by the exact mixture.
+
+    per_passage[j]: passage j's finished hypotheses, each with all K passage log-probs.
+    log_prior: [K]. A hypothesis several beams found is taken once (the same y has the
+    same log p_phi(y|x,z_j) whichever beam computed it).
+    """
+    union: dict[tuple[int, ...], Hypothesis] = {}
+    for hyps in per_passage:
+        for h in hyps:
+            union.setdefault(h.token_ids, h)
+    if not union:
+        return DecodeResult(())  # every continuation had probability 0
+    hyps = list(union.values())
+    plp = torch.tensor([list(h.passage_logprobs) for h in hyps], dtype=log_prior.dtype)  # [N, K]
+    prior = log_prior.expand(len(hyps), -1)  # [N, K]
+    mixture = log_mixture(prior, plp).tolist()  # [N] log p_RAG-Sequence(y|x)
+    ranked = [
+        replace(h, logprob=m, score=ranking_score(m, len(h.token_ids), config.length_penalty))
+        for h, m in zip(hyps, mixture, strict=True)
+    ]
+    return DecodeResult(rank(ranked, config.n_best))
+
+
+def _prefix_tree_search(
+    generator: StepGenerator,
+    prompts: Sequence[Sequence[str]],
+    log_prior: torch.Tensor,
+    config: DecodingConfig,
+    eos_ids: Collection[int],
+    stop: StopFn | None,
+    on_prefix: PrefixFn | None,
+) -> list[list[tuple[Hypothesis, ...]]]:
+    """A beam search under each passage, every prefix scored under all K passages.
+
+    A *search* (b, j) is the ordinary beam search over p_phi(y|x_b,z_j) (``num_beams``
+    hypotheses, its own early stop). The searches of one question share a prefix tree:
+    each distinct live prefix y_<i of question b is one *node*, owning K rows of the
+    decode state (y_<i after each of b's K prompts) and its K log-probs
+    log p_phi(y_<i|x,z_k). A search extends a hypothesis with row j's distribution; its
+    extension's K log-probs come from all K rows at once. So when the searches agree
+    (the common case) the state holds K rows per question, as K separate beams would,
+    and a hypothesis's log-probs under the other passages, which thorough decoding
+    needs, cost rows in the same forward passes rather than a second pass over
+    prompt and answer. Returns, per question, each passage's finished hypotheses (best
+    first; none for a passage of prior -inf), ``logprob`` under their own passage and
+    ``passage_logprobs`` under all K.
+    """
+    n_questions, k = log_prior.shape
+    eos = frozenset(eos_ids)
+    beams, alpha, limit = config.num_beams, config.length_penalty, config.max_new_tokens
+    per_passage = replace(config, num_return=beams)
+    bound_scale = math.pow(limit, alpha)  # see mixrag.decoding.beam
+    searches = [
+        (b, j) for b in range(n_questions) for j in range(k) if log_prior[b, j] > float("-inf")
+    ]
+    lead = log_prior.argmax(dim=1).tolist()  # [B] the passage whose beam is streamed
+    finished: dict[tuple[int, int], list[Hypothesis]] = {s: [] for s in searches}
+    state = generator.start([p for row in prompts for p in row])
+    # Node n owns state rows n*K .. n*K+K-1; the first nodes are the questions' empty prefixes.
+    node_ids: list[tuple[int, ...]] = [() for _ in range(n_questions)]
+    node_plp: torch.Tensor | None = None  # [N, K] log p_phi(prefix|x,z_k)
+    live: dict[tuple[int, int], list[int]] = {s: [s[0]] for s in searches}  # search -> nodes
+
+    for step in range(1, limit + 1):
+        lp = state.logprobs()  # [N*K, V]
+        lp = lp.reshape(len(node_ids), k, lp.shape[-1])  # [N, K, V]
+        if node_plp is None:
+            node_plp = torch.zeros(len(node_ids), k, dtype=lp.dtype, device=lp.device)
+        children: dict[tuple[int, tuple[int, ...]], int] = {}  # (b, ids) -> new node
+        parents: list[int] = []
+        tokens: list[int] = []
+        next_live: dict[tuple[int, int], list[int]] = {}
+        for (b, j), nodes in live.items():
+            index = torch.tensor(nodes, device=lp.device)
+            cand = node_plp[index, j, None] + lp[index, j]  # [n, V] log p_phi(y_<i·v|x,z_j)
+            chosen = select_candidates(cand, 0, [node_ids[n] for n in nodes], beams, eos, stop)
+            if on_prefix is not None and chosen and j == lead[b]:
+                on_prefix(b, chosen[0].token_ids)
+            going_on: list[tuple[float, int]] = []
+            for c in chosen:
+                parent = nodes[c.parent]
+                reason = c.reason if c.reason is not None or step < limit else "length"
+                if reason is not None:
+                    plp = node_plp[parent] + lp[parent, :, c.token]  # [K]
+                    finished[b, j].append(
+                        Hypothesis(
+                            token_ids=c.token_ids,
+                            logprob=c.logprob,
+                            score=ranking_score(c.logprob, len(c.token_ids), alpha),
+                            passage_logprobs=tuple(plp.tolist()),
+                            stop_reason=reason,
+                        )
+                    )
+                    continue
+                key = (b, c.token_ids)
+                if key not in children:
+                    children[key] = len(parents)
+                    parents.append(parent)
+                    tokens.append(c.token)
+                going_on.append((c.logprob, children[key]))
+            # A search is done once nothing live can enter its n-best.
+            done = not going_on or (
+                len(finished[b, j]) >= per_passage.n_best
+                and max(lp_ for lp_, _ in going_on) / bound_scale
+                <= rank(finished[b, j], per_passage.n_best)[-1].score
+            )
+            if not done:
+                next_live[b, j] = [n for _, n in going_on]
+        if not next_live:
+            break
+        # Keep only the children some live search still extends; renumber them.
+        used = sorted({n for nodes in next_live.values() for n in nodes})
+        renumber = {n: i for i, n in enumerate(used)}
+        live = {s: [renumber[n] for n in nodes] for s, nodes in next_live.items()}
+        keep_parents = torch.tensor([parents[n] for n in used], device=lp.device)  # [N']
+        keep_tokens = torch.tensor([tokens[n] for n in used], device=lp.device)  # [N']
+        node_plp = node_plp[keep_parents] + lp[keep_parents, :, keep_tokens]  # [N', K]
+        by_child = {child: ids for (_b, ids), child in children.items()}
+        node_ids = [by_child[n] for n in used]
+        rows = (keep_parents[:, None] * k + torch.arange(k, device=lp.device)).flatten()
+        state.advance(keep_tokens.repeat_interleave(k), rows)
+
+    return [
+        [tuple(rank(finished.get((b, j), []), per_passage.n_best)) for j in range(k)]
+        for b in range(n_questions)
+    ]

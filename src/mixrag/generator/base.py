@@ -55,16 +55,12 @@ class Generator(Protocol):
         self,
         prompts: Sequence[Sequence[str]],
         answers: Sequence[Sequence[int]],
-        *,
-        cells: torch.Tensor | None = None,
     ) -> TokenLogprobs:
         """log p_phi(y_b,i | prompt_b,j, y_b,<i) for every question b, passage j, token i.
 
         prompts[b][j] is the rendered prompt for question b with passage j; every
         prompts[b] has the same length K. answers[b] are the token ids of y_b (the
         end-of-answer token included when the caller wants p of the whole answer).
-        cells: optional [B, K] bool, the (b, j) to score; the others come back as 0.0
-        and must not be read (RAG-Sequence skips what its beams already scored).
         Runs as few batched forward passes as memory allows, never a loop over K.
         """
         ...

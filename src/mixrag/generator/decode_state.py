@@ -50,9 +50,10 @@ class HFDecodeState:
                 raise ValueError(
                     f"rows must be a 1-D index into 0..{self.num_rows - 1}, got {rows.tolist()}"
                 )
-            self._cache.reorder_cache(rows)
-            self._attn = self._attn.index_select(0, rows)
-            self._pos = self._pos.index_select(0, rows)
+            if not _is_identity(rows, self.num_rows):  # a re-order copies the whole KV
+                self._cache.reorder_cache(rows)
+                self._attn = self._attn.index_select(0, rows)
+                self._pos = self._pos.index_select(0, rows)
         tokens = torch.as_tensor(tokens, dtype=torch.long, device=device)
         if tokens.shape != (self.num_rows,):
             raise ValueError(
@@ -71,3 +72,8 @@ class HFDecodeState:
             self._cache = out.cache
             self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         self._pos = self._pos + 1
+
+
+def _is_identity(rows: torch.Tensor, n: int) -> bool:
+    """Whether ``rows`` keeps all n rows in order (nothing to copy)."""
+    return rows.numel() == n and bool((rows == torch.arange(n, device=rows.device)).all())

@@ -350,16 +350,14 @@ class TransformersGenerator:
         prompts: Sequence[Sequence[str]],
         answers: Sequence[Sequence[int]],
         *,
-        cells: torch.Tensor | None = None,
         smoothing: bool = False,
     ) -> TokenLogprobs:
         """log p_phi(y_b,i | x_b, z_b,j, y_b,<i) as ``TokenLogprobs`` [B, K, T] (float32).
 
         Lewis et al. (2020) §2.2: the per-token generator term that both RAG-Sequence
-        and RAG-Token combine with the retriever prior. 0.0 on padded answer positions
-        and on the cells ``cells`` [B, K] leaves out. ``smoothing`` also returns the mean
-        log-probability over the vocabulary at each answer position
-        (``TokenLogprobs.smooth``), for label-smoothed training.
+        and RAG-Token combine with the retriever prior. 0.0 on padded answer positions.
+        ``smoothing`` also returns the mean log-probability over the vocabulary at each
+        answer position (``TokenLogprobs.smooth``), for label-smoothed training.
         """
         b_count = len(prompts)
         if len(answers) != b_count:
@@ -371,8 +369,6 @@ class TransformersGenerator:
             )
         if b_count and k == 0:
             raise ValueError("each question needs at least one prompt (K >= 1)")
-        if cells is not None and tuple(cells.shape) != (b_count, k):
-            raise ValueError(f"cells must be [B, K] = [{b_count}, {k}], got {tuple(cells.shape)}")
         t = max((len(a) for a in answers), default=0)
         mask = torch.zeros(b_count, t, dtype=torch.bool)
         for b, a in enumerate(answers):
@@ -383,12 +379,10 @@ class TransformersGenerator:
             return TokenLogprobs(out, mask, smooth)
         self._ready()
         groups: dict[str, list[tuple[int, int]]] = {}
-        wanted = None if cells is None else cells.tolist()
         for b in range(b_count):
             if answers[b]:
                 for j in range(k):
-                    if wanted is None or wanted[b][j]:
-                        groups.setdefault(prompts[b][j], []).append((b, j))
+                    groups.setdefault(prompts[b][j], []).append((b, j))
         if not groups:
             return TokenLogprobs(out, mask, smooth)
         distinct = list(groups)

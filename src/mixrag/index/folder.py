@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixrag.atomic import atomic_write_json
 from mixrag.config import IndexConfig
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexLockedError, IndexMismatchError, NotAnIndexError
@@ -56,22 +57,6 @@ PASSAGE_KV = "passage-kv"
 # has grown this many times over, the next write retrains them (amortised, like a
 # growing array: each vector is re-encoded a bounded number of times).
 RETRAIN_GROWTH = 2
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file, fsync it, rename it over ``path``, fsync the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class Index(IndexBase):
@@ -159,7 +144,8 @@ class Index(IndexBase):
             "encoder": {"model": config.encoder.model},
         }
         store = PassageStore(path / STORE)
-        write_json_atomic(path / MANIFEST, manifest)  # last: only now is it an index
+        # last: only now is it an index
+        atomic_write_json(path / MANIFEST, manifest, sort_keys=True)
         log.info("created index %s", path)
         return cls(path, manifest, store, encoder)
 
@@ -272,7 +258,7 @@ class Index(IndexBase):
     def _write_manifest(self) -> None:
         self.manifest["counts"] = self.store.counts()
         self.manifest["updated"] = time.time()
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        atomic_write_json(self.path / MANIFEST, self.manifest, sort_keys=True)
 
     # -- writing -------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mixrag.atomic import atomic_path, atomic_write
 from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset, Question
 from mixrag.generator.base import TokenLogprobs
@@ -617,9 +618,9 @@ class Trainer:
 
         write_checkpoint(path, manifest, parts)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp_hist = self.run_dir / "history.jsonl.tmp"
-        tmp_hist.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        tmp_hist.replace(self.run_dir / "history.jsonl")
+        atomic_write(
+            self.run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history)
+        )
         if self.history:
             plot_loss(self.history, self.run_dir / "loss.png", self.dev_start)
         return path
@@ -670,7 +671,6 @@ def plot_loss(
     questions, which the few answers found in no passage do not dominate); dev EM and
     recall@5 where measured, from ``dev_start`` (the untrained models' evaluation) at
     step 0 when given."""
-    import os
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -724,6 +724,5 @@ def plot_loss(
     ax.legend(handles, labels, loc="upper right")
     ax.set_title("Joint RAG training: negative marginal log-likelihood")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

@@ -71,7 +71,7 @@ class RAGConfig:
     mode: one of ``MODES``.
     k: passages per question (K).
     num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
-    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.4).
+    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
     max_new_tokens: answer length limit in tokens.
     stop_at_newline: an answer ends at its first newline (short-answer QA).
     """

@@ -8,7 +8,7 @@
 
 Plain decoders take one rendered prompt per question (concat and closed-book
 modes); RAG decoders take K prompts per question and the log prior [B, K] from
-:func:`mixrag.mixture.log_prior` (Lewis et al. 2020 §2.4).
+:func:`mixrag.mixture.log_prior` (Lewis et al. 2020 §2.1).
 """
 
 from mixrag.decoding.base import (

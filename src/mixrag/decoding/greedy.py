@@ -3,7 +3,7 @@
 Both run the same loop. A question owns K rows of the generator's decode state, one
 per passage (K = 1 for a plain prompt); each step the K next-token distributions of
 a question are mixed with its prior (:func:`~mixrag.mixture.rag_token_next_logprobs`,
-Lewis et al. 2020 §2.4) and the argmax token is appended to all K rows, so every
+Lewis et al. 2020 §2.5) and the argmax token is appended to all K rows, so every
 passage conditions on the same prefix y_<i. With K = 1 and log prior 0 the mixture is
 the generator's own distribution, bit for bit, so plain greedy is the K = 1 case.
 """
@@ -67,7 +67,7 @@ def rag_token_greedy(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """RAG-Token greedy decoding (§2.4): y_i = argmax_v Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
+    """RAG-Token greedy decoding (§2.5): y_i = argmax_v Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
     prompts:   [B][K] rendered prompts, prompts[b][j] = question b with passage j;
                the B*K of them run as one batch of rows.

@@ -354,7 +354,7 @@ class TransformersGenerator:
     ) -> TokenLogprobs:
         """log p_phi(y_b,i | x_b, z_b,j, y_b,<i) as ``TokenLogprobs`` [B, K, T] (float32).
 
-        Lewis et al. (2020) §2.2: the per-token generator term that both RAG-Sequence
+        Lewis et al. (2020) §2.3: the per-token generator term that both RAG-Sequence
         and RAG-Token combine with the retriever prior. 0.0 on padded answer positions.
         ``smoothing`` also returns the mean log-probability over the vocabulary at each
         answer position (``TokenLogprobs.smooth``), for label-smoothed training.

@@ -790,7 +790,8 @@ def train_cmd(
     best = trainer.retriever_best
     if best and best.get("value") is not None:
         typer.echo(
-            f"q(x) kept from step {best['step']} (dev recall@{config.k} {best['value']:.3f})"
+            f"q(x) kept from step {best['step']} "
+            f"(dev {best.get('metric', f'recall@{config.k}')} {best['value']:.3f})"
         )
 
 

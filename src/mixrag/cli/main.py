@@ -511,7 +511,7 @@ def eval_cmd(
         raise MixragError("give --index (an index folder), --store or --build-index")
     from mixrag.index.opening import open_index
     from mixrag.rag import RAG, RAGConfig
-    from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
+    from mixrag.runs import load_run
 
     with open_index(_target(index, store)) as idx, EvalBar(progress) as bar:
         rag = None
@@ -526,10 +526,8 @@ def eval_cmd(
                 tau=tau,
                 generator_options=_generator_options(device, dtype, passage_cache_mb),
             )
-        elif model is not None and (found := find_checkpoint(model)) is not None:
-            ckpt = read_checkpoint(found)  # retrieval only: a training run's q(x)
-            ckpt.check_index(idx)
-            query_encoder = ckpt.load_query_encoder()
+        elif model is not None:  # retrieval only: a training run's q(x), no generator
+            query_encoder = load_run(model, idx, with_generator=False).query_encoder
         results = evaluate(
             idx,
             data,

@@ -20,8 +20,8 @@ from mixrag.eval.datasets import load_dataset
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
-from mixrag.train import TrainConfig, Trainer, read_checkpoint, split_by_article
-from mixrag.train.trainer import checkpoint_path
+from mixrag.train import TrainConfig, read_checkpoint, split_by_article
+from mixrag.train.trainer import Trainer, checkpoint_path
 
 pytestmark = pytest.mark.slow
 

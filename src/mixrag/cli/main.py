@@ -13,6 +13,7 @@ import typer
 
 from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_TAU
+from mixrag.train.config import TrainConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -641,76 +642,92 @@ def train_cmd(
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
     mode: Annotated[
         str, typer.Option("--mode", "-m", help="rag-sequence or rag-token.")
-    ] = "rag-sequence",
-    k: Annotated[int, typer.Option("-k", help="Passages per question while training.")] = 5,
+    ] = TrainConfig.mode,
+    k: Annotated[
+        int, typer.Option("-k", help="Passages per question while training.")
+    ] = TrainConfig.k,
     grad_passages: Annotated[
         int | None,
         typer.Option(
             help="Backpropagate the generator through the top N of the K passages only; "
             "the rest still count in -log p_RAG and in q(x)'s gradient [all K]."
         ),
-    ] = None,
+    ] = TrainConfig.grad_passages,
     model: ModelOpt = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
+    epochs: Annotated[
+        int, typer.Option(help="Passes over the training questions.")
+    ] = TrainConfig.epochs,
     max_steps: Annotated[
         int | None, typer.Option(help="Stop after this many optimiser steps.")
-    ] = None,
+    ] = TrainConfig.max_steps,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (with a checkpoint) after this long.")
-    ] = None,
-    lr: Annotated[float, typer.Option(help="Generator learning rate.")] = 3e-4,
-    lr_retriever: Annotated[float, typer.Option(help="Query encoder learning rate.")] = 3e-5,
+    ] = TrainConfig.max_minutes,
+    lr: Annotated[float, typer.Option(help="Generator learning rate.")] = TrainConfig.lr,
+    lr_retriever: Annotated[
+        float, typer.Option(help="Query encoder learning rate.")
+    ] = TrainConfig.lr_retriever,
     retriever_steps: Annotated[
         int | None,
         typer.Option(
             help="Train q(x) for the first N steps only (its rate decays to 0 there), "
             "then keep it fixed [whole run]."
         ),
-    ] = None,
+    ] = TrainConfig.retriever_steps,
     retriever_patience: Annotated[
         int | None,
         typer.Option(
             help="Early-stop q(x) on --dev: after N evaluations (--eval-every) without a "
             "higher dev recall@k, back to its best weights, fixed from then on [off]."
         ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Questions per forward/backward pass.")] = 2,
-    grad_accum: Annotated[int, typer.Option(help="Passes per optimiser step.")] = 4,
-    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = "none",
-    update: Annotated[str, typer.Option(help="Generator update: lora or full.")] = "lora",
+    ] = TrainConfig.retriever_patience,
+    batch_size: Annotated[
+        int, typer.Option(help="Questions per forward/backward pass.")
+    ] = TrainConfig.batch_size,
+    grad_accum: Annotated[
+        int, typer.Option(help="Passes per optimiser step.")
+    ] = TrainConfig.grad_accum,
+    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = TrainConfig.freeze,
+    update: Annotated[
+        str, typer.Option(help="Generator update: lora or full.")
+    ] = TrainConfig.generator_update,
     train_layers: Annotated[
         int | None, typer.Option(help="Train only the top N decoder layers.")
-    ] = None,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing epsilon.")] = 0.0,
+    ] = TrainConfig.train_layers,
+    label_smoothing: Annotated[
+        float, typer.Option(help="Label smoothing epsilon.")
+    ] = TrainConfig.label_smoothing,
     autocast: Annotated[
         str,
         typer.Option(
             help="none, or bfloat16: the generator's forward/backward in bfloat16 "
             "(fast on CPUs with AMX / AVX512-BF16; weights stay float32)."
         ),
-    ] = "none",
+    ] = TrainConfig.autocast,
     query_dropout: Annotated[
         bool,
         typer.Option(help="Keep the query encoder's dropout on while training."),
-    ] = False,
+    ] = TrainConfig.query_dropout,
     few_shot: Annotated[
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")
-    ] = False,
+    ] = TrainConfig.few_shot,
     tau: Annotated[
         float, typer.Option(help="Prior temperature: softmax(score / tau).")
-    ] = DEFAULT_TAU,
+    ] = TrainConfig.tau,
     eval_every: Annotated[
         int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
-    ] = None,
+    ] = TrainConfig.eval_every,
     eval_limit: Annotated[
         int,
         typer.Option(
             help="Dev questions answered per evaluation (EM/F1); 0: recall only. "
             "Recall uses every dev question."
         ),
-    ] = 100,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
-    seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = 0,
+    ] = TrainConfig.eval_limit,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Steps between checkpoints.")
+    ] = TrainConfig.checkpoint_every,
+    seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = TrainConfig.seed,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     device: DeviceOpt = "cpu",
     dtype: Annotated[
@@ -725,7 +742,8 @@ def train_cmd(
     from mixrag.cli.progress import TrainBar
     from mixrag.eval.datasets import load_dataset
     from mixrag.index.opening import open_index
-    from mixrag.train import TrainConfig, Trainer, load_pairs
+    from mixrag.train import load_pairs
+    from mixrag.train.trainer import Trainer
 
     run = resume or out
     if run is None:

@@ -472,7 +472,6 @@ def eval_cmd(
     from mixrag.eval.datasets import load_dataset
     from mixrag.eval.report import summary_markdown
     from mixrag.eval.runner import EvalConfig, evaluate
-    from mixrag.index.folder import Index
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
@@ -495,19 +494,11 @@ def eval_cmd(
     if build_index is not None:
         if index is not None and index.resolve() != build_index.resolve():
             raise MixragError(f"--index {index} and --build-index {build_index} differ; give one")
-        if data.format != "squad":
-            raise MixragError(
-                f"--build-index needs a SQuAD-layout dataset (its paragraphs are the corpus); "
-                f"{dataset} is {data.format}"
-            )
         from mixrag.cli.progress import IngestBar
+        from mixrag.eval.corpus import index_dataset
 
-        with Index.open(build_index, create=True) as built, IngestBar(progress) as ingest_bar:
-            report = built.add([str(dataset)], progress=ingest_bar)
-        if not report.ok:
-            reason = report.failed[0][1] if report.failed else "unsupported file"
-            raise MixragError(f"indexing {dataset} failed: {reason}")
-        index = build_index
+        with IngestBar(progress) as ingest_bar:
+            index = index_dataset(data, build_index, progress=ingest_bar)
     if index is None and store is None:
         raise MixragError("give --index (an index folder), --store or --build-index")
     from mixrag.index.opening import open_index

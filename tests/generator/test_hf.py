@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 import torch
 
-from mixrag.decoding import DecodingConfig, greedy
+from mixrag.decoding import DecodingConfig, greedy, greedy_answers
 from mixrag.generator import TokenLogprobs, TransformersGenerator
 from mixrag.generator.prompts import PromptFormat
 from tests.generator.helpers import PASSAGES, QUESTIONS, full_forward
@@ -202,7 +202,7 @@ def test_advance_with_rows_equals_fresh_forward(smollm2: TransformersGenerator) 
 
 def test_generate_answers_from_the_passage(smollm2: TransformersGenerator) -> None:
     prompt = smollm2.render(PromptFormat().passage(QUESTIONS[0], PASSAGES[0]))
-    (answer,) = smollm2.generate([prompt], max_new_tokens=12)
+    (answer,) = greedy_answers(smollm2, [prompt], max_new_tokens=12)
     assert "\n" not in answer and not answer.endswith(".")
     assert "Paris" in answer
 

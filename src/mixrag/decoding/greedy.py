@@ -11,6 +11,7 @@ the generator's own distribution, bit for bit, so plain greedy is the K = 1 case
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from mixrag.decoding.base import (
 )
 from mixrag.generator.base import StepGenerator
 from mixrag.mixture.marginal import rag_token_next_logprobs
+
+if TYPE_CHECKING:
+    from mixrag.generator.hf import TransformersGenerator
 
 
 def greedy(
@@ -152,3 +156,26 @@ def _greedy(
             )
         )
     return out
+
+
+def greedy_answers(
+    generator: TransformersGenerator, prompts: Sequence[str], max_new_tokens: int | None = None
+) -> list[str]:
+    """Greedy answers to rendered ``prompts``, cut at EOS or a newline and cleaned
+    (``generator.prompts.clean_answer``): a convenience over :func:`greedy`.
+
+    ``max_new_tokens`` defaults to the generator's config.
+    """
+    from mixrag.generator.prompts import clean_answer, is_finished
+
+    if not prompts:
+        return []
+    limit = generator.config.max_new_tokens if max_new_tokens is None else max_new_tokens
+    results = greedy(
+        generator,
+        list(prompts),
+        DecodingConfig(max_new_tokens=limit, num_beams=1),
+        eos_ids=generator.eos_ids,
+        stop=lambda ids: is_finished(generator.decode(list(ids))),
+    )
+    return [clean_answer(generator.decode(list(r.token_ids))) for r in results]

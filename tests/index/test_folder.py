@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixrag.config import IndexConfig
 from mixrag.encoders import EncoderConfig, SentenceTransformerEncoder
 from mixrag.errors import IndexMismatchError, MixragError, NotAnIndexError
 from mixrag.index import VectorIndexConfig
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import Index
 from mixrag.index.opening import AnyIndex, open_index
 from mixrag.index.postgres import PgIndex

@@ -154,7 +154,7 @@ def index_cmd(
     """
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
-    from mixrag.config import IndexConfig
+    from mixrag.index.config import IndexConfig
     from mixrag.index.opening import index_exists, open_index
 
     target = _target(index, store)

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixrag.atomic import atomic_write_json
-from mixrag.config import IndexConfig
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexLockedError, IndexMismatchError, NotAnIndexError
 from mixrag.index.base import IndexBase, encoder_record
+from mixrag.index.config import IndexConfig
 from mixrag.index.vectors import FaissVectorIndex, sample_rows
-from mixrag.store.sqlite import PassageStore
+from mixrag.store.sqlite import SqlitePassageStore
 
 if TYPE_CHECKING:
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
@@ -62,13 +62,13 @@ RETRAIN_GROWTH = 2
 class Index(IndexBase):
     """A persistent passage index. Open with :meth:`open`; cheap until it is used."""
 
-    store: PassageStore
+    store: SqlitePassageStore
 
     def __init__(
         self,
         path: Path,
         manifest: dict[str, Any],
-        store: PassageStore,
+        store: SqlitePassageStore,
         encoder: SentenceTransformerEncoder | None = None,
     ) -> None:
         self.path = path
@@ -123,7 +123,7 @@ class Index(IndexBase):
             raise IndexMismatchError(
                 f"{p}: index format version {version!r}, this mixrag reads {FORMAT_VERSION}"
             )
-        index = cls(p, manifest, PassageStore(p / STORE), encoder)
+        index = cls(p, manifest, SqlitePassageStore(p / STORE), encoder)
         if config is not None:
             index.check_config(config)
         return index
@@ -143,7 +143,7 @@ class Index(IndexBase):
             "config": config.to_dict(),
             "encoder": {"model": config.encoder.model},
         }
-        store = PassageStore(path / STORE)
+        store = SqlitePassageStore(path / STORE)
         # last: only now is it an index
         atomic_write_json(path / MANIFEST, manifest, sort_keys=True)
         log.info("created index %s", path)

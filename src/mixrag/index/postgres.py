@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixrag.config import IndexConfig
 from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
 from mixrag.index.base import IndexBase, encoder_record
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import FORMAT_VERSION
 from mixrag.store.postgres import PgPassageStore, redact
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 from common import machine, percentiles, write_json
+from mixrag.decoding import greedy_answers
 from mixrag.eval.datasets import load_squad, sample
 from mixrag.eval.metrics import exact_match, f1_score
 from mixrag.generator import GeneratorConfig, TransformersGenerator
@@ -152,7 +153,7 @@ def main() -> None:
         rc_rows = []
         for q in questions:
             prompt = gen.render(fmt.passage(q.question, paragraphs[q.gold_doc_keys[0]]))
-            text = gen.generate([prompt])[0]
+            text = greedy_answers(gen, [prompt])[0]
             rc_rows.append(
                 {
                     "id": q.id,

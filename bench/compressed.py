@@ -14,8 +14,8 @@ the seeded sample the library draws, then a sweep of nprobe × re-rank depth (ve
 from a numpy memmap). The vectors, the store and the IVF-PQ file are kept under
 ``.bench/compressed-<N>/``. **Serve** (a fresh process per way of loading, so RSS is
 that of serving alone): the saved IVF-PQ file loaded into memory or memory-mapped,
-searched without re-ranking, re-ranked from the ``PassageStore`` SQLite file (the real
-store code: ``PassageStore.vectors``, one ``IN (...)`` query per search) and from a
+searched without re-ranking, re-ranked from the ``SqlitePassageStore`` file (the real
+store code: ``SqlitePassageStore.vectors``, one ``IN (...)`` query per search) and from a
 numpy memmap of the same vectors; 50 other questions warm up first. The files are
 warm in the page cache (the machine has the RAM), so these are not cold-disk latencies.
 ``--serve-only`` re-runs the serve phase on the kept files.
@@ -47,7 +47,7 @@ import torch
 from common import machine, percentiles, write_json
 from mixrag.index import FaissVectorIndex, VectorIndexConfig
 from mixrag.index.vectors import sample_rows
-from mixrag.store.sqlite import PassageStore
+from mixrag.store.sqlite import SqlitePassageStore
 from scaling import CACHE, REPO, seeds_and_queries, synthetic
 
 DIM = 384
@@ -91,9 +91,9 @@ def faiss_search(index: FaissVectorIndex) -> Search:
 
 
 def write_store(path: Path, x: np.ndarray) -> float:
-    """A PassageStore holding x as the vectors of passages with row ids 1..N; seconds taken."""
+    """A SQLite store holding x as the vectors of passages with row ids 1..N; seconds taken."""
     t0 = time.perf_counter()
-    store = PassageStore(path)
+    store = SqlitePassageStore(path)
     with store.transaction():
         store.conn.execute("INSERT INTO files VALUES ('bench', '', 0, 0, 0)")
         store.conn.execute("INSERT INTO documents VALUES ('d', 'bench', 'd', '', '{}')")
@@ -119,7 +119,7 @@ def measure_size(n: int, seeds: np.ndarray, q: np.ndarray, args: argparse.Namesp
     store_path = work / "store.sqlite"
     if not store_path.exists():
         out["store_write_s"] = write_store(store_path, x)
-    store = PassageStore(store_path)
+    store = SqlitePassageStore(store_path)
     assert store.counts()["passages"] == n
     mm_path = work / "vectors.f32"
     if not mm_path.exists():
@@ -254,7 +254,7 @@ def probe(n: int, mode: str, n_queries: int) -> dict:
     _, all_q = seeds_and_queries(n_queries + 50)
     q, warm = all_q[:n_queries], all_q[n_queries:]
     mm = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r", shape=(n, DIM))
-    store = PassageStore(work / "store.sqlite")
+    store = SqlitePassageStore(work / "store.sqlite")
 
     def from_sqlite(rowids: np.ndarray) -> np.ndarray:  # what Index gives FaissVectorIndex
         return store.vectors(rowids.tolist(), DIM)

@@ -34,11 +34,11 @@ import torch
 from tests.pgserver import local_postgres
 
 from common import machine, percentiles, write_json
-from mixrag.config import IndexConfig
 from mixrag.encoders import SentenceTransformerEncoder
 from mixrag.eval.datasets import load_squad, sample
 from mixrag.eval.retrieval import doc_key, first_gold_rank, mean_reciprocal_rank, recall_at_k
 from mixrag.index import VectorIndexConfig
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import Index
 from mixrag.index.postgres import PgIndex, PgVectorSearch
 

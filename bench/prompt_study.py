@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from mixrag.decoding import greedy_answers
 from mixrag.eval.datasets import load_squad, sample
 from mixrag.eval.metrics import exact_match, f1_score
 from mixrag.generator import GeneratorConfig, PromptFormat, TransformersGenerator
@@ -81,7 +82,7 @@ def run_variant(
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
         for i, text in zip(
-            idx, gen.generate([prompts[i] for i in idx], max_new_tokens), strict=True
+            idx, greedy_answers(gen, [prompts[i] for i in idx], max_new_tokens), strict=True
         ):
             raw[i] = text
     seconds = time.perf_counter() - start

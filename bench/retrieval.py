@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 from common import machine, percentiles, write_json
-from mixrag.config import IndexConfig
 from mixrag.encoders import SentenceTransformerEncoder, passage_input
 from mixrag.eval.datasets import load_squad
 from mixrag.eval.retrieval import first_gold_rank, mean_reciprocal_rank, recall_at_k
 from mixrag.index import VectorIndexConfig
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import Index
 from mixrag.ingest.chunking import ChunkConfig
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from mixrag.index.opening import open_index
-from mixrag.train import TrainConfig, Trainer, load_pairs
+from mixrag.train import TrainConfig, load_pairs
+from mixrag.train.trainer import Trainer
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ from common import machine, write_json
 from mixrag.eval.datasets import load_dataset
 from mixrag.eval.runner import EvalConfig, evaluate
 from mixrag.index.opening import open_index
-from mixrag.train import TrainConfig, Trainer, write_jsonl
+from mixrag.train import TrainConfig, write_jsonl
+from mixrag.train.trainer import Trainer
 from train_val_split import split_validation
 
 

@@ -28,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
 from mixrag.index.opening import open_index
-from mixrag.train import TrainConfig, Trainer, load_pairs
+from mixrag.train import TrainConfig, load_pairs
+from mixrag.train.trainer import Trainer
 
 # name -> TrainConfig overrides
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -16,10 +16,6 @@ import torch
 torch.set_num_threads(2)
 torch.manual_seed(0)
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO_SQUAD = REPO / "data" / "demo" / "squad-dev-demo.json"
-FULL_SQUAD = REPO / "data" / "squad" / "squaddev_v1.1.json.gz"
-
 
 @pytest.fixture(scope="session")
 def encoder():  # type: ignore[no-untyped-def]
@@ -113,3 +109,15 @@ def pg_store_url(pg_url: str):  # type: ignore[no-untyped-def]
     yield f"{pg_url}#{schema}"
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+# A test that uses one of these (directly or through another fixture) loads a real model
+# or starts a server process: it is marked ``slow``, so ``pytest -m "not slow"`` is the
+# seconds-long subset for the edit-test loop (the README's test command runs all).
+SLOW_FIXTURES = frozenset({"encoder", "smollm2", "qwen", "pg_url"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

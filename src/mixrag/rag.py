@@ -71,7 +71,7 @@ class RAGConfig:
     mode: one of ``MODES``.
     k: passages per question (K).
     num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
-    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.4).
+    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
     max_new_tokens: answer length limit in tokens.
     stop_at_newline: an answer ends at its first newline (short-answer QA).
     """
@@ -189,20 +189,6 @@ def passage_prompts(
     return out
 
 
-def use_index_kv(generator: TransformersGenerator, index: Any) -> None:
-    """Let ``generator`` read and fill the passage KV blocks kept in an index folder.
-
-    Only folder indexes have a place for them; a generator without a passage cache
-    keeps nothing.
-    """
-    path = getattr(index, "passage_kv_path", None)
-    if path is None or generator.passage_cache is None:
-        return
-    from mixrag.generator.kv_store import KVStore
-
-    generator.use_kv_store(KVStore(path))
-
-
 class RAG:
     """Answers and scores questions over an index with a generator (module docstring)."""
 
@@ -241,30 +227,16 @@ class RAG:
         ``passage_cache_mb``, ...). An index folder's passage KV blocks
         (``mixrag warm``) are read, and filled as questions come.
         """
-        generator_options = generator_options or {}
-        from mixrag.generator.config import GeneratorConfig
-        from mixrag.generator.hf import TransformersGenerator
         from mixrag.index.opening import open_index
-        from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
+        from mixrag.runs import load_run
 
         idx = open_index(index) if isinstance(index, str | Path) else index
-        found = find_checkpoint(model) if model else None
-        if retriever_options.get("tau", 0.0) is None:
-            del retriever_options["tau"]  # None: the run's own, else the default
-        if found is not None:
-            ckpt = read_checkpoint(found)
-            ckpt.check_index(idx)
-            retriever_options.setdefault("tau", ckpt.train_config.tau)
-            retriever = idx.retriever(query_encoder=ckpt.load_query_encoder(), **retriever_options)
-            generator = ckpt.load_generator(**generator_options)
-            use_index_kv(generator, idx)
-            return cls(retriever, generator, config, origin=ckpt.identity)
-        gen_cfg = GeneratorConfig(model=model) if model else GeneratorConfig()
-        if generator_options:
-            gen_cfg = replace(gen_cfg, **generator_options)
-        generator = TransformersGenerator(gen_cfg)
-        use_index_kv(generator, idx)
-        return cls(idx.retriever(**retriever_options), generator, config)
+        run = load_run(
+            model, idx, tau=retriever_options.pop("tau", None), generator_options=generator_options
+        )
+        assert run.generator is not None
+        retriever = idx.retriever(query_encoder=run.query_encoder, tau=run.tau, **retriever_options)
+        return cls(retriever, run.generator, config, origin=run.origin)
 
     # -- prompts and token ids ---------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mixrag.cli.main import app
 from mixrag.retriever import DEFAULT_TAU
-from tests.index.test_folder import make_docs
+from tests.helpers import make_docs
 
 runner = CliRunner()
 

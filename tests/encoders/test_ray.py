@@ -77,7 +77,7 @@ def test_a_dead_worker_is_restarted_and_its_batch_retried(
 def test_index_with_ray_matches_index_without(
     ray_cluster: object, encoder: SentenceTransformerEncoder, tmp_path: Path
 ) -> None:
-    from tests.index.test_folder import make_docs
+    from tests.helpers import make_docs
 
     docs = make_docs(tmp_path / "docs")
     plain = Index.open(tmp_path / "plain", create=True, encoder=encoder)
@@ -100,7 +100,7 @@ def test_bad_ray_address_is_refused_by_name(encoder: SentenceTransformerEncoder)
 
 
 def test_ray_is_not_imported_without_the_flag(tmp_path: Path) -> None:
-    from tests.index.test_folder import make_docs
+    from tests.helpers import make_docs
 
     docs = make_docs(tmp_path / "docs")
     code = (

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import DEMO_SQUAD
+from tests.helpers import DEMO_SQUAD
 
 from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset, Question, Skipped, load_dataset, load_squad, sample

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pytest
+import numpy as np
 
 from mixrag.eval.report import (
     EM_PLOT,
@@ -200,7 +200,6 @@ def test_results_json_round_trips_utf8(tmp_path: Path) -> None:
 
 
 def test_results_json_accepts_paths_and_numpy_scalars(tmp_path: Path) -> None:
-    np = pytest.importorskip("numpy")
     results = make_results()
     results["dataset"]["path"] = Path("data/x.json")
     results["answers"]["concat@5"]["em"] = np.float64(25.0)

@@ -11,32 +11,13 @@ import dataclasses
 import pytest
 import torch
 
-from mixrag.decoding import DecodingConfig, greedy
-from mixrag.generator import (
-    DecodeState,
-    Generator,
-    StepGenerator,
-    TokenLogprobs,
-    TransformersGenerator,
-)
+from mixrag.decoding import DecodingConfig, greedy, greedy_answers
+from mixrag.generator import TokenLogprobs, TransformersGenerator
 from mixrag.generator.prompts import PromptFormat
-from mixrag.types import Passage
+from tests.generator.helpers import PASSAGES, QUESTIONS, full_forward
 
 pytestmark = pytest.mark.slow
 ATOL = 1e-4
-
-PASSAGES = [
-    Passage("a", "a", "Paris", "Paris is the capital and largest city of France."),
-    Passage(
-        "b",
-        "b",
-        "Berlin",
-        "Berlin is the capital of Germany. It was divided by a wall from 1961 to 1989, "
-        "and is now known for its museums, its music and its many parks.",
-    ),
-    Passage("c", "c", "Rome", "Rome."),
-]
-QUESTIONS = ["What is the capital of France?", "When was the Berlin Wall built?"]
 
 
 def _prompts(gen: TransformersGenerator, fmt: PromptFormat) -> list[list[str]]:
@@ -46,21 +27,6 @@ def _prompts(gen: TransformersGenerator, fmt: PromptFormat) -> list[list[str]]:
 def _answers(gen: TransformersGenerator) -> list[list[int]]:
     # different lengths; the first includes the end-of-turn token
     return [[*gen.encode_answer("Paris"), gen.eos_ids[-1]], gen.encode_answer("in 1961 and 1962")]
-
-
-def _full_forward(gen: TransformersGenerator, prompt: str, answer: list[int]) -> torch.Tensor:
-    """[T] log p(y_i | prompt, y_<i) from one unpadded forward and a full log-softmax."""
-    ids = gen.encode_prompt(prompt) + answer
-    with torch.inference_mode():
-        logp = gen.model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
-    start = len(ids) - len(answer)
-    return torch.stack([logp[start - 1 + i, t] for i, t in enumerate(answer)])
-
-
-def test_implements_the_protocols(smollm2: TransformersGenerator) -> None:
-    assert isinstance(smollm2, Generator)
-    assert isinstance(smollm2, StepGenerator)
-    assert isinstance(smollm2.start(["hi"]), DecodeState)
 
 
 def test_tokenisation_does_not_duplicate_bos(smollm2: TransformersGenerator) -> None:
@@ -95,7 +61,7 @@ def test_batched_scoring_equals_one_at_a_time(
             torch.testing.assert_close(batched.logprobs[b, j, :n], single, atol=ATOL, rtol=0)
     # the unpadded full-vocabulary reference, for one row per question
     for b in range(2):
-        ref = _full_forward(smollm2, prompts[b][1], answers[b])
+        ref = full_forward(smollm2, prompts[b][1], answers[b])
         torch.testing.assert_close(
             batched.logprobs[b, 1, : len(answers[b])], ref, atol=ATOL, rtol=0
         )
@@ -147,7 +113,7 @@ def test_grouped_prompts_equal_row_by_row_scoring(
     # and against the unpadded full-vocabulary reference
     torch.testing.assert_close(
         got.logprobs[3, 2, : len(answers[3])],
-        _full_forward(smollm2, row[2], answers[3]),
+        full_forward(smollm2, row[2], answers[3]),
         atol=ATOL,
         rtol=0,
     )
@@ -236,7 +202,7 @@ def test_advance_with_rows_equals_fresh_forward(smollm2: TransformersGenerator) 
 
 def test_generate_answers_from_the_passage(smollm2: TransformersGenerator) -> None:
     prompt = smollm2.render(PromptFormat().passage(QUESTIONS[0], PASSAGES[0]))
-    (answer,) = smollm2.generate([prompt], max_new_tokens=12)
+    (answer,) = greedy_answers(smollm2, [prompt], max_new_tokens=12)
     assert "\n" not in answer and not answer.endswith(".")
     assert "Paris" in answer
 

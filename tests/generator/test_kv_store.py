@@ -13,8 +13,9 @@ from mixrag.generator import PassageCache, TransformersGenerator
 from mixrag.generator.kv_store import KVStore
 from mixrag.generator.warming import warm_index
 from mixrag.index.folder import Index
-from mixrag.rag import RAG, RAGConfig, use_index_kv
-from tests.index.test_folder import make_docs
+from mixrag.rag import RAG, RAGConfig
+from mixrag.runs import use_index_kv
+from tests.helpers import make_docs
 
 pytestmark = pytest.mark.slow
 QUESTION = "In which year was the Riverside Mill founded?"

@@ -16,7 +16,7 @@ from mixrag.decoding import DecodingConfig, rag_sequence_thorough, rag_token_gre
 from mixrag.generator import PassageCache, Prompt, TransformersGenerator
 from mixrag.generator.passage_cache import entry_key, weights_hash
 from mixrag.generator.prompts import PromptFormat
-from tests.generator.test_hf import PASSAGES, QUESTIONS, _full_forward
+from tests.generator.helpers import PASSAGES, QUESTIONS, full_forward
 
 ATOL = 1e-4
 
@@ -113,7 +113,7 @@ def test_cached_logprobs_equal_uncached_cold_and_warm(smollm2: TransformersGener
     torch.testing.assert_close(warm, ref, atol=ATOL, rtol=0)
     # and the unpadded full-vocabulary reference for one cell per question
     for b in range(2):
-        full = _full_forward(smollm2, prompts[b][1], answers[b])
+        full = full_forward(smollm2, prompts[b][1], answers[b])
         torch.testing.assert_close(warm[b, 1, : len(answers[b])], full, atol=ATOL, rtol=0)
     # grouped rescoring (one prompt, many answers) and tiny chunks read the same entries
     tiny = _with_cache(smollm2, cache, max_batch_tokens=60, max_batch_rows=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mixrag.decoding import greedy_answers
 from mixrag.generator import TransformersGenerator
 from mixrag.generator.prompts import PromptFormat
 from mixrag.types import Passage
@@ -26,5 +27,5 @@ def test_qwen_scores_and_decodes(qwen: TransformersGenerator) -> None:
     single = qwen.logprobs([[prompts[0][1]]], [answer]).logprobs[0, 0]
     torch.testing.assert_close(scored.logprobs[0, 1], single, atol=1e-4, rtol=0)
     assert 151645 in qwen.eos_ids  # <|im_end|>
-    (text,) = qwen.generate([prompts[0][0]], max_new_tokens=8)
+    (text,) = greedy_answers(qwen, [prompts[0][0]], max_new_tokens=8)
     assert "Tamsin" in text

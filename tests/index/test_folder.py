@@ -9,32 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixrag.config import IndexConfig
 from mixrag.encoders import EncoderConfig, SentenceTransformerEncoder
 from mixrag.errors import IndexMismatchError, MixragError, NotAnIndexError
 from mixrag.index import VectorIndexConfig
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import Index
 from mixrag.index.opening import AnyIndex, open_index
 from mixrag.index.postgres import PgIndex
 from mixrag.index.vectors import FaissVectorIndex
 from mixrag.ingest import pipeline
-from tests.conftest import DEMO_SQUAD
-
-DOCS = {
-    "tesla.txt": "Nikola Tesla was a Serbian-American inventor. He designed the alternating "
-    "current induction motor and the Tesla coil, a resonant transformer.",
-    "mill.md": "# Riverside Mill\n\nThe Riverside Mill was founded in 1901 by Ada Lovelace "
-    "Smith. It produced wool blankets until a fire closed it in 1975.",
-    "rainforest.html": "<html><head><title>Amazon</title><script>x()</script></head><body>"
-    "<p>The Amazon rainforest covers much of the Amazon basin of South America.</p></body></html>",
-}
-
-
-def make_docs(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in DOCS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    return root
+from tests.helpers import DEMO_SQUAD, make_docs
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import MODES, RAG, RAGConfig, passage_prompts
-from tests.index.test_folder import make_docs
+from tests.helpers import make_docs
 
 QUESTION = "In which year was the Riverside Mill founded?"
 

@@ -6,7 +6,7 @@ import math
 from typing import get_args
 
 import pytest
-from tests.server.conftest import MILL_QUESTION, Served, sse_events
+from tests.server.helpers import MILL_QUESTION, Served, sse_events
 
 from mixrag.rag import MODES, SEQUENCE_DECODING
 from mixrag.retriever.retriever import METHODS

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.server.conftest import MILL_QUESTION, TOKEN, build_index, small_config
+from tests.server.helpers import MILL_QUESTION, TOKEN, build_index, small_config
 
 from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.server.conftest import MILL_QUESTION, Served
+from tests.server.helpers import MILL_QUESTION, Served
 
 
 def _error(r: object, status: int, *words: str) -> dict:  # type: ignore[type-arg]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO
-from tests.server.conftest import MILL_QUESTION, build_index, small_config
+from tests.helpers import REPO
+from tests.server.helpers import MILL_QUESTION, build_index, small_config
 
 from mixrag.generator import TransformersGenerator
 from mixrag.server import create_app

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from tests.server.conftest import MILL_QUESTION, Served
+from tests.server.helpers import MILL_QUESTION, Served
 
 from mixrag.server.concurrency import BusyError, ReadWriteLock, SerialWorker
 from mixrag.server.streaming import AnswerStream

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.server.conftest import Served
+from tests.server.helpers import Served
 
 from mixrag.server.uploads import file_id
 

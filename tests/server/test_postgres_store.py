@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.index.test_folder import make_docs
-from tests.server.conftest import MILL_QUESTION, small_config
+from tests.helpers import make_docs
+from tests.server.helpers import MILL_QUESTION, small_config
 
 from mixrag.generator import TransformersGenerator
 from mixrag.index.opening import open_index

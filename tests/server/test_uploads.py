@@ -80,14 +80,14 @@ def test_recover_after_a_crash(tmp_path: Path) -> None:
     b = store.place("b.txt", b"b-new")
     # c.txt: a new upload never indexed -> deleted
     c = store.place("c.txt", b"c")
-    (store.root / ".incoming-123").write_bytes(b"partial")
+    (store.root / ".d.txt.123.456.tmp").write_bytes(b"partial")
     indexed = {
         str(a.path): hashlib.sha256(b"a-new").hexdigest(),
         str(b.path): hashlib.sha256(b"b-old").hexdigest(),
     }
     store.recover(indexed)
     assert a.path.read_bytes() == b"a-new" and b.path.read_bytes() == b"b-old"
-    assert not c.path.exists() and not (store.root / ".incoming-123").exists()
+    assert not c.path.exists() and not (store.root / ".d.txt.123.456.tmp").exists()
     assert not any((store.root / ".backup").iterdir())
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mixrag.errors import MixragError
-from mixrag.store import FileUpdate, NewPassage, PassageStore
+from mixrag.store import FileUpdate, NewPassage, PassageStore, SqlitePassageStore
 from mixrag.store.fts import match_expression, query_terms
 from mixrag.store.postgres import PgPassageStore, split_schema
 from mixrag.types import Passage
@@ -30,9 +30,9 @@ def update(path: str, texts: list[str], sha: str = "h1") -> FileUpdate:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> PassageStore | PgPassageStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> PassageStore:
     if request.param == "sqlite":
-        return PassageStore(tmp_path / "s.sqlite")
+        return SqlitePassageStore(tmp_path / "s.sqlite")
     url, schema = split_schema(request.getfixturevalue("pg_store_url"))
     pg = PgPassageStore(url, schema)
     pg.ensure_vectors(DIM, hnsw=(8, 32))
@@ -40,7 +40,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> PassageStore | PgPa
     return pg
 
 
-def test_write_read_and_generation(store: PassageStore | PgPassageStore) -> None:
+def test_write_read_and_generation(store: PassageStore) -> None:
     assert store.generation == 0
     removed, added = store.write_files([update("/a", ["the cat sat", "a dog ran"])])
     assert removed == [] and len(added) == 2
@@ -52,7 +52,7 @@ def test_write_read_and_generation(store: PassageStore | PgPassageStore) -> None
     assert store.counts() == {"files": 1, "documents": 1, "passages": 2}
 
 
-def test_replacing_a_file_removes_its_old_passages(store: PassageStore | PgPassageStore) -> None:
+def test_replacing_a_file_removes_its_old_passages(store: PassageStore) -> None:
     _, first = store.write_files([update("/a", ["one", "two"])])
     removed, added = store.write_files([update("/a", ["three"], sha="h2")])
     assert sorted(removed) == sorted(first.tolist())
@@ -62,7 +62,7 @@ def test_replacing_a_file_removes_its_old_passages(store: PassageStore | PgPassa
     assert [r for r, _ in store.bm25("three", 5)] == added.tolist()
 
 
-def test_failed_transaction_changes_nothing(store: PassageStore | PgPassageStore) -> None:
+def test_failed_transaction_changes_nothing(store: PassageStore) -> None:
     store.write_files([update("/a", ["one"])])
     bad = update("/b", ["x"])
     dup = update("/a", ["y"])  # passage id "/a-0" collides with the existing one
@@ -73,14 +73,14 @@ def test_failed_transaction_changes_nothing(store: PassageStore | PgPassageStore
     assert store.file_record("/b") is None
 
 
-def test_remove_files_and_folder_prefix(store: PassageStore | PgPassageStore) -> None:
+def test_remove_files_and_folder_prefix(store: PassageStore) -> None:
     store.write_files([update("/d/a", ["one"]), update("/d/b", ["two"]), update("/dx", ["three"])])
     assert store.files_under("/d") == ["/d/a", "/d/b"]
     removed = store.remove_files(["/d/a", "/d/b"])
     assert len(removed) == 2 and store.counts()["files"] == 1
 
 
-def test_bm25_ranks_matching_passages(store: PassageStore | PgPassageStore) -> None:
+def test_bm25_ranks_matching_passages(store: PassageStore) -> None:
     store.write_files(
         [update("/a", ["the tesla coil was invented", "cats and dogs", "tesla tesla motors"])]
     )
@@ -91,7 +91,7 @@ def test_bm25_ranks_matching_passages(store: PassageStore | PgPassageStore) -> N
     assert all(s > 0 for _, s in hits)
 
 
-def test_iter_vectors_in_batches(store: PassageStore | PgPassageStore) -> None:
+def test_iter_vectors_in_batches(store: PassageStore) -> None:
     store.write_files([update("/a", [f"t{i}" for i in range(7)])])
     got = list(store.iter_vectors(DIM, batch=3))
     assert [len(ids) for ids, _ in got] == [3, 3, 1]

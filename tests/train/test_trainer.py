@@ -20,8 +20,8 @@ from mixrag.eval.datasets import load_dataset
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
-from mixrag.train import TrainConfig, Trainer, read_checkpoint, split_by_article
-from mixrag.train.trainer import checkpoint_path
+from mixrag.train import TrainConfig, read_checkpoint, split_by_article
+from mixrag.train.trainer import Trainer, checkpoint_path
 
 pytestmark = pytest.mark.slow
 
@@ -397,7 +397,7 @@ def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
         load_dataset(tiny_squad),
         progress=lambda _: weights.append([p.detach().clone() for p in t.query.parameters()]),  # type: ignore[union-attr]
     )
-    assert t.retriever_best == {"value": 0.75, "step": 1, "bad": 2}
+    assert t.retriever_best == {"metric": "recall@2", "value": 0.75, "step": 1, "bad": 2}
     assert t.retriever_stopped_at == 3
     assert t.dev_start == {"recall@2": 0.5, "recall@5": 0.0}  # the first evaluation
     assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[1], strict=True))
@@ -426,7 +426,7 @@ def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
         load_dataset(tiny_squad),
         progress=lambda _: weights.append([p.detach().clone() for p in t.query.parameters()]),  # type: ignore[union-attr]
     )
-    assert t.retriever_best == {"value": 0.75, "step": 1, "bad": 1}
+    assert t.retriever_best == {"metric": "recall@2", "value": 0.75, "step": 1, "bad": 1}
     assert t.retriever_stopped_at == 2 and not t.trains_query
     final = [p.detach() for p in t.query.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(weights[0], final, strict=True))
@@ -451,3 +451,39 @@ def test_cpu_bfloat16_units_are_read_from_the_cpu_flags(tmp_path: Path) -> None:
     info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert cpu_has_bfloat16_units(info) is True
     assert cpu_has_bfloat16_units(tmp_path / "missing") is None
+
+
+def test_cli_trains_with_a_dev_set_of_plain_question_answer_pairs(
+    index: Index, tiny_squad: Path, tmp_path: Path
+) -> None:
+    """The paper's setting: dev lines hold only question and answers (no gold passage).
+    The dev evaluation reports EM / F1 and answer-in-top-K, early stopping of q(x) uses
+    answer@K and says so, and nothing expects recall (it crashed the progress line)."""
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+
+    pairs = [
+        {"question": q.question, "answers": list(q.answers)}
+        for q in load_dataset(tiny_squad).questions
+    ]
+    train, dev = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    dev.write_text("".join(json.dumps(p) + "\n" for p in pairs[:2]))
+    run = tmp_path / "run"
+    args = (
+        f"train --index {index.path} --train {train} --dev {dev} --out {run} "
+        "--model smollm2-135m -k 2 --max-steps 2 --batch-size 1 --grad-accum 1 "
+        "--eval-every 1 --eval-limit 1 --retriever-patience 1 --no-progress"
+    )
+    result = CliRunner().invoke(app, args.split())
+    assert result.exit_code == 0, result.output
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    dev_figures = history[-1]["dev"]
+    assert {"em", "f1", "answer@2", "answer@5"} <= set(dev_figures)
+    assert not any(key.startswith(("recall@", "mrr")) for key in dev_figures)
+    best = [h["retriever_best"] for h in history if "retriever_best" in h]
+    assert best and all(b["metric"] == "answer@2" for b in best)
+    assert "dev EM" in result.output and "A@5" in result.output
+    assert "answer@2" in result.output  # which figure kept q(x)
+    assert (run / "loss.png").stat().st_size > 0

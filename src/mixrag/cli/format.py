@@ -156,7 +156,8 @@ def dev_change(start: dict[str, float], end: dict[str, float]) -> str:
         ("recall@1", "R@1", ".3f"),
         ("recall@5", "R@5", ".3f"),
         ("mrr", "MRR", ".3f"),
+        ("answer@5", "answer@5", ".3f"),
     ):
-        if key in start and key in end:
+        if start.get(key) is not None and end.get(key) is not None:
             parts.append(f"{label} {start[key]:{fmt}} -> {end[key]:{fmt}}")
     return ", ".join(parts)

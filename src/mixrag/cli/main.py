@@ -13,6 +13,7 @@ import typer
 
 from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_TAU
+from mixrag.train.config import TrainConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -153,7 +154,7 @@ def index_cmd(
     """
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
-    from mixrag.config import IndexConfig
+    from mixrag.index.config import IndexConfig
     from mixrag.index.opening import index_exists, open_index
 
     target = _target(index, store)
@@ -471,7 +472,6 @@ def eval_cmd(
     from mixrag.eval.datasets import load_dataset
     from mixrag.eval.report import summary_markdown
     from mixrag.eval.runner import EvalConfig, evaluate
-    from mixrag.index.folder import Index
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
@@ -494,24 +494,16 @@ def eval_cmd(
     if build_index is not None:
         if index is not None and index.resolve() != build_index.resolve():
             raise MixragError(f"--index {index} and --build-index {build_index} differ; give one")
-        if data.format != "squad":
-            raise MixragError(
-                f"--build-index needs a SQuAD-layout dataset (its paragraphs are the corpus); "
-                f"{dataset} is {data.format}"
-            )
         from mixrag.cli.progress import IngestBar
+        from mixrag.eval.corpus import index_dataset
 
-        with Index.open(build_index, create=True) as built, IngestBar(progress) as ingest_bar:
-            report = built.add([str(dataset)], progress=ingest_bar)
-        if not report.ok:
-            reason = report.failed[0][1] if report.failed else "unsupported file"
-            raise MixragError(f"indexing {dataset} failed: {reason}")
-        index = build_index
+        with IngestBar(progress) as ingest_bar:
+            index = index_dataset(data, build_index, progress=ingest_bar)
     if index is None and store is None:
         raise MixragError("give --index (an index folder), --store or --build-index")
     from mixrag.index.opening import open_index
     from mixrag.rag import RAG, RAGConfig
-    from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
+    from mixrag.runs import load_run
 
     with open_index(_target(index, store)) as idx, EvalBar(progress) as bar:
         rag = None
@@ -526,10 +518,8 @@ def eval_cmd(
                 tau=tau,
                 generator_options=_generator_options(device, dtype, passage_cache_mb),
             )
-        elif model is not None and (found := find_checkpoint(model)) is not None:
-            ckpt = read_checkpoint(found)  # retrieval only: a training run's q(x)
-            ckpt.check_index(idx)
-            query_encoder = ckpt.load_query_encoder()
+        elif model is not None:  # retrieval only: a training run's q(x), no generator
+            query_encoder = load_run(model, idx, with_generator=False).query_encoder
         results = evaluate(
             idx,
             data,
@@ -643,76 +633,92 @@ def train_cmd(
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
     mode: Annotated[
         str, typer.Option("--mode", "-m", help="rag-sequence or rag-token.")
-    ] = "rag-sequence",
-    k: Annotated[int, typer.Option("-k", help="Passages per question while training.")] = 5,
+    ] = TrainConfig.mode,
+    k: Annotated[
+        int, typer.Option("-k", help="Passages per question while training.")
+    ] = TrainConfig.k,
     grad_passages: Annotated[
         int | None,
         typer.Option(
             help="Backpropagate the generator through the top N of the K passages only; "
             "the rest still count in -log p_RAG and in q(x)'s gradient [all K]."
         ),
-    ] = None,
+    ] = TrainConfig.grad_passages,
     model: ModelOpt = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
+    epochs: Annotated[
+        int, typer.Option(help="Passes over the training questions.")
+    ] = TrainConfig.epochs,
     max_steps: Annotated[
         int | None, typer.Option(help="Stop after this many optimiser steps.")
-    ] = None,
+    ] = TrainConfig.max_steps,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (with a checkpoint) after this long.")
-    ] = None,
-    lr: Annotated[float, typer.Option(help="Generator learning rate.")] = 3e-4,
-    lr_retriever: Annotated[float, typer.Option(help="Query encoder learning rate.")] = 3e-5,
+    ] = TrainConfig.max_minutes,
+    lr: Annotated[float, typer.Option(help="Generator learning rate.")] = TrainConfig.lr,
+    lr_retriever: Annotated[
+        float, typer.Option(help="Query encoder learning rate.")
+    ] = TrainConfig.lr_retriever,
     retriever_steps: Annotated[
         int | None,
         typer.Option(
             help="Train q(x) for the first N steps only (its rate decays to 0 there), "
             "then keep it fixed [whole run]."
         ),
-    ] = None,
+    ] = TrainConfig.retriever_steps,
     retriever_patience: Annotated[
         int | None,
         typer.Option(
             help="Early-stop q(x) on --dev: after N evaluations (--eval-every) without a "
             "higher dev recall@k, back to its best weights, fixed from then on [off]."
         ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Questions per forward/backward pass.")] = 2,
-    grad_accum: Annotated[int, typer.Option(help="Passes per optimiser step.")] = 4,
-    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = "none",
-    update: Annotated[str, typer.Option(help="Generator update: lora or full.")] = "lora",
+    ] = TrainConfig.retriever_patience,
+    batch_size: Annotated[
+        int, typer.Option(help="Questions per forward/backward pass.")
+    ] = TrainConfig.batch_size,
+    grad_accum: Annotated[
+        int, typer.Option(help="Passes per optimiser step.")
+    ] = TrainConfig.grad_accum,
+    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = TrainConfig.freeze,
+    update: Annotated[
+        str, typer.Option(help="Generator update: lora or full.")
+    ] = TrainConfig.generator_update,
     train_layers: Annotated[
         int | None, typer.Option(help="Train only the top N decoder layers.")
-    ] = None,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing epsilon.")] = 0.0,
+    ] = TrainConfig.train_layers,
+    label_smoothing: Annotated[
+        float, typer.Option(help="Label smoothing epsilon.")
+    ] = TrainConfig.label_smoothing,
     autocast: Annotated[
         str,
         typer.Option(
             help="none, or bfloat16: the generator's forward/backward in bfloat16 "
             "(fast on CPUs with AMX / AVX512-BF16; weights stay float32)."
         ),
-    ] = "none",
+    ] = TrainConfig.autocast,
     query_dropout: Annotated[
         bool,
         typer.Option(help="Keep the query encoder's dropout on while training."),
-    ] = False,
+    ] = TrainConfig.query_dropout,
     few_shot: Annotated[
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")
-    ] = False,
+    ] = TrainConfig.few_shot,
     tau: Annotated[
         float, typer.Option(help="Prior temperature: softmax(score / tau).")
-    ] = DEFAULT_TAU,
+    ] = TrainConfig.tau,
     eval_every: Annotated[
         int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
-    ] = None,
+    ] = TrainConfig.eval_every,
     eval_limit: Annotated[
         int,
         typer.Option(
             help="Dev questions answered per evaluation (EM/F1); 0: recall only. "
             "Recall uses every dev question."
         ),
-    ] = 100,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
-    seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = 0,
+    ] = TrainConfig.eval_limit,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Steps between checkpoints.")
+    ] = TrainConfig.checkpoint_every,
+    seed: Annotated[int, typer.Option(help="Data order and initialisation.")] = TrainConfig.seed,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     device: DeviceOpt = "cpu",
     dtype: Annotated[
@@ -727,7 +733,8 @@ def train_cmd(
     from mixrag.cli.progress import TrainBar
     from mixrag.eval.datasets import load_dataset
     from mixrag.index.opening import open_index
-    from mixrag.train import TrainConfig, Trainer, load_pairs
+    from mixrag.train import load_pairs
+    from mixrag.train.trainer import Trainer
 
     run = resume or out
     if run is None:
@@ -790,7 +797,8 @@ def train_cmd(
     best = trainer.retriever_best
     if best and best.get("value") is not None:
         typer.echo(
-            f"q(x) kept from step {best['step']} (dev recall@{config.k} {best['value']:.3f})"
+            f"q(x) kept from step {best['step']} "
+            f"(dev {best.get('metric', f'recall@{config.k}')} {best['value']:.3f})"
         )
 
 

@@ -89,7 +89,7 @@ class Hypothesis:
     token_ids:        the generated ids, the final EOS or stop token included.
     logprob:          log p(y|x) of exactly these ids under the decoding model (the
                       plain generator, RAG-Token, or RAG-Sequence; for RAG-Sequence
-                      "fast", the paper's approximation of §2.4).
+                      "fast", the paper's approximation of §2.5).
     score:            the ranking score, ``logprob / len(token_ids) ** length_penalty``.
     passage_logprobs: log p_phi(y|x,z_j) for each passage j, None where the decoder
                       does not know it (RAG-Sequence "fast", passages whose beams did

@@ -5,7 +5,7 @@ question owns K rows of the decode state (one per passage; K = 1 for a plain
 prompt), so the state holds B*beams*K rows ordered (question, hypothesis, passage).
 Each step the K next-token distributions of every hypothesis are mixed with its
 question's prior (:func:`~mixrag.mixture.rag_token_next_logprobs`, Lewis et al.
-2020 §2.4), candidates y_<i·v are ranked by log p(y_<i|x) + log p'(v|x,y_<i), and the
+2020 §2.5), candidates y_<i·v are ranked by log p(y_<i|x) + log p'(v|x,y_<i), and the
 survivors are carried forward with ``advance(tokens, rows)``, where ``rows`` copies
 each parent's K rows (duplicating a parent that has several surviving children).
 
@@ -82,7 +82,7 @@ def rag_token_beam_search(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """Beam search under RAG-Token (§2.4), whose transition is Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
+    """Beam search under RAG-Token (§2.5), whose transition is Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
     prompts:   [B][K] rendered prompts, prompts[b][j] = question b with passage j.
     log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots.

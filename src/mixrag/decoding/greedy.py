@@ -3,7 +3,7 @@
 Both run the same loop. A question owns K rows of the generator's decode state, one
 per passage (K = 1 for a plain prompt); each step the K next-token distributions of
 a question are mixed with its prior (:func:`~mixrag.mixture.rag_token_next_logprobs`,
-Lewis et al. 2020 §2.4) and the argmax token is appended to all K rows, so every
+Lewis et al. 2020 §2.5) and the argmax token is appended to all K rows, so every
 passage conditions on the same prefix y_<i. With K = 1 and log prior 0 the mixture is
 the generator's own distribution, bit for bit, so plain greedy is the K = 1 case.
 """
@@ -11,6 +11,7 @@ the generator's own distribution, bit for bit, so plain greedy is the K = 1 case
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from mixrag.decoding.base import (
 )
 from mixrag.generator.base import StepGenerator
 from mixrag.mixture.marginal import rag_token_next_logprobs
+
+if TYPE_CHECKING:
+    from mixrag.generator.hf import TransformersGenerator
 
 
 def greedy(
@@ -67,7 +71,7 @@ def rag_token_greedy(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """RAG-Token greedy decoding (§2.4): y_i = argmax_v Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
+    """RAG-Token greedy decoding (§2.5): y_i = argmax_v Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
     prompts:   [B][K] rendered prompts, prompts[b][j] = question b with passage j;
                the B*K of them run as one batch of rows.
@@ -152,3 +156,26 @@ def _greedy(
             )
         )
     return out
+
+
+def greedy_answers(
+    generator: TransformersGenerator, prompts: Sequence[str], max_new_tokens: int | None = None
+) -> list[str]:
+    """Greedy answers to rendered ``prompts``, cut at EOS or a newline and cleaned
+    (``generator.prompts.clean_answer``): a convenience over :func:`greedy`.
+
+    ``max_new_tokens`` defaults to the generator's config.
+    """
+    from mixrag.generator.prompts import clean_answer, is_finished
+
+    if not prompts:
+        return []
+    limit = generator.config.max_new_tokens if max_new_tokens is None else max_new_tokens
+    results = greedy(
+        generator,
+        list(prompts),
+        DecodingConfig(max_new_tokens=limit, num_beams=1),
+        eos_ids=generator.eos_ids,
+        stop=lambda ids: is_finished(generator.decode(list(ids))),
+    )
+    return [clean_answer(generator.decode(list(r.token_ids))) for r in results]

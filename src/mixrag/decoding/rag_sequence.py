@@ -1,4 +1,4 @@
-"""RAG-Sequence decoding, "thorough" and "fast" (Lewis et al. 2020 §2.4).
+"""RAG-Sequence decoding, "thorough" and "fast" (Lewis et al. 2020 §2.5).
 
 RAG-Sequence's likelihood p(y|x) = Σ_j p_eta(z_j|x) p_phi(y|x,z_j) does not factor
 into per-token transitions, so it cannot be beam-searched directly. Both variants
@@ -58,7 +58,7 @@ def rag_sequence_thorough(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """RAG-Sequence "thorough" decoding (§2.4): per-passage beams, union scored exactly.
+    """RAG-Sequence "thorough" decoding (§2.5): per-passage beams, union scored exactly.
 
     prompts:   [B][K] rendered prompts, prompts[b][j] = question b with passage j.
     log_prior: [B, K] log p_eta(z_j|x); -inf on padding slots (no beam runs under them).
@@ -96,7 +96,7 @@ def rag_sequence_fast(
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
 ) -> list[DecodeResult]:
-    """RAG-Sequence "fast" decoding (§2.4): per-passage beams, no extra forward pass.
+    """RAG-Sequence "fast" decoding (§2.5): per-passage beams, no extra forward pass.
 
     Same search as :func:`rag_sequence_thorough`, but a hypothesis y is scored by
     logsumexp_{j : y ∈ Y_j} [log p_eta(z_j|x) + beam log p_phi(y|x,z_j)], taking

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,13 +63,11 @@ class SentenceTransformerEncoder:
     def load(self) -> Any:
         if self._model is None:
             target, local = resolve_model(self.config.model)
-            if local:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             try:
                 with quiet_progress():
-                    model = SentenceTransformer(target, device="cpu")
+                    model = SentenceTransformer(target, device="cpu", local_files_only=local)
             except Exception as e:  # the library raises many types for a bad folder or name
                 raise ModelLoadError(f"cannot load encoder {self.config.model!r}: {e}") from e
             if self.config.max_tokens:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mixrag.atomic import atomic_path, atomic_write
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -87,7 +89,7 @@ def write_report(results: Mapping[str, Any], out: str | Path) -> ReportFiles:
 
     results_path = out / RESULTS
     text = json.dumps(results, indent=1, ensure_ascii=False, default=_json_default)
-    _write_text_atomic(results_path, text + "\n")
+    atomic_write(results_path, text + "\n")
 
     skipped = skipped_plots(results)
     plots: dict[str, Path] = {}
@@ -101,7 +103,7 @@ def write_report(results: Mapping[str, Any], out: str | Path) -> ReportFiles:
         plots[name] = path
 
     summary_path = out / SUMMARY
-    _write_text_atomic(summary_path, summary_markdown(results))
+    atomic_write(summary_path, summary_markdown(results))
     log.info("wrote report to %s", out)
     return ReportFiles(out, results_path, summary_path, plots, skipped)
 
@@ -682,13 +684,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store: {value!r}")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _save_figure_atomic(fig: Figure, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)

@@ -23,6 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from mixrag.mixture.marginal import sequence_logprobs
+
 
 @dataclass(frozen=True)
 class TokenLogprobs:
@@ -43,8 +45,9 @@ class TokenLogprobs:
         assert self.mask.shape == (b, t), (self.logprobs.shape, self.mask.shape)
 
     def sequence_logprobs(self) -> torch.Tensor:
-        """[B, K]: sum_i log p_phi(y_i | x, z_j, y_<i) over the real tokens."""
-        return (self.logprobs * self.mask[:, None, :]).sum(-1)
+        """[B, K]: sum_i log p_phi(y_i | x, z_j, y_<i) over the real tokens
+        (:func:`mixrag.mixture.sequence_logprobs`, which masks rather than multiplies)."""
+        return sequence_logprobs(self.logprobs, self.mask)
 
 
 @runtime_checkable

@@ -7,12 +7,11 @@ token per row, after re-ordering or duplicating rows for beam search.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from mixrag.generator.hf import TransformersGenerator
 
 
 class HFDecodeState:
@@ -20,13 +19,15 @@ class HFDecodeState:
 
     def __init__(
         self,
-        generator: TransformersGenerator,
+        model: Any,
+        grad_context: Callable[[], AbstractContextManager[Any]],
         cache: Any,
         attention_mask: torch.Tensor,
         next_positions: torch.Tensor,
         logprobs: torch.Tensor,
     ) -> None:
-        self._gen = generator
+        self._model = model
+        self._grad_context = grad_context  # no_grad, or enable_grad when training
         self._cache = cache
         self._attn = attention_mask
         self._pos = next_positions
@@ -42,7 +43,7 @@ class HFDecodeState:
 
     def advance(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Append ``tokens`` [N'] after re-ordering rows (new row r continues old ``rows[r]``)."""
-        model = self._gen.model
+        model = self._model
         device = self._attn.device
         if rows is not None:
             rows = torch.as_tensor(rows, dtype=torch.long, device=device)
@@ -60,7 +61,7 @@ class HFDecodeState:
                 f"need one token per row ({self.num_rows}), got shape {tuple(tokens.shape)}"
             )
         self._attn = torch.cat([self._attn, self._attn.new_ones(self.num_rows, 1)], dim=1)
-        with self._gen._grad_context():
+        with self._grad_context():
             out = model(
                 input_ids=tokens[:, None],
                 attention_mask=self._attn,

@@ -36,8 +36,6 @@ from mixrag.generator.passage_cache import PassageCache
 from mixrag.generator.prompts import (
     Message,
     Prompt,
-    clean_answer,
-    is_finished,
     passage_segment,
 )
 from mixrag.generator.scoring import Scorer
@@ -354,7 +352,7 @@ class TransformersGenerator:
     ) -> TokenLogprobs:
         """log p_phi(y_b,i | x_b, z_b,j, y_b,<i) as ``TokenLogprobs`` [B, K, T] (float32).
 
-        Lewis et al. (2020) §2.2: the per-token generator term that both RAG-Sequence
+        Lewis et al. (2020) §2.3: the per-token generator term that both RAG-Sequence
         and RAG-Token combine with the retriever prior. 0.0 on padded answer positions.
         ``smoothing`` also returns the mean log-probability over the vocabulary at each
         answer position (``TokenLogprobs.smooth``), for label-smoothed training.
@@ -433,28 +431,10 @@ class TransformersGenerator:
             else:
                 cache = concat_rows([c.cache(config) for c in contexts], config)
         return HFDecodeState(
-            self,
+            self.model,
+            self._grad_context,
             cache,
             torch.cat([c.attn for c in contexts]),
             torch.cat([c.next_pos for c in contexts]),
             torch.cat(logprobs),
         )
-
-    def generate(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers, cut at EOS/newline and cleaned with ``prompts.clean_answer``.
-
-        A convenience over :func:`mixrag.decoding.greedy`, the one greedy decoder.
-        """
-        from mixrag.decoding import DecodingConfig, greedy
-
-        if not prompts:
-            return []
-        limit = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
-        results = greedy(
-            self,
-            list(prompts),
-            DecodingConfig(max_new_tokens=limit, num_beams=1),
-            eos_ids=self.eos_ids,
-            stop=lambda ids: is_finished(self.decode(list(ids))),
-        )
-        return [clean_answer(self.decode(list(r.token_ids))) for r in results]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from mixrag.atomic import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +45,6 @@ def space_name(fingerprint: str, head: Sequence[int]) -> str:
     h.update(b"|")
     h.update(",".join(str(int(t)) for t in head).encode())
     return h.hexdigest()[:16]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class KVStore:
@@ -113,11 +103,8 @@ class KVStore:
                 if space not in self._spaces:
                     self._write_manifest(space, manifest)
                     self._spaces.add(space)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            save_file({"kv": block.detach().to("cpu").contiguous()}, str(tmp), {"key": key})
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                save_file({"kv": block.detach().to("cpu").contiguous()}, str(tmp), {"key": key})
         except FileNotFoundError:
             # the space was pruned meanwhile (its passages left the index): nothing to keep
             logger.debug("passage KV block %s not kept: its folder went away", path)
@@ -131,13 +118,8 @@ class KVStore:
         path = folder / MANIFEST
         if path.exists():
             return
-        tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
         data = {**manifest, "space": space, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(folder)
+        atomic_write_json(path, data)
 
     def spaces(self) -> list[str]:
         if not self.root.is_dir():

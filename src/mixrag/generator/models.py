@@ -149,13 +149,6 @@ def cached_folder(name: str, sha256: str, cache_dir: str | os.PathLike[str] | No
     return cache_root(cache_dir) / f"{name}-{sha256[:12]}"
 
 
-def _set_offline() -> None:
-    # Bundled and local models never need the hub; without these a missing file would
-    # turn into a slow network retry instead of an immediate error.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 def _remove_stale_tmp(root: Path, name: str) -> None:
     now = time.time()
     for tmp in root.glob(f".tmp-{name}-*"):
@@ -245,11 +238,12 @@ def resolve(model: str, cache_dir: str | os.PathLike[str] | None = None) -> tupl
 
     Returns (name or folder, local_only). Bundled names and ``.gguf`` files become
     their cache folder (converted on first use); an existing folder is used as is;
-    anything else is passed on as a hub id.
+    anything else is passed on as a hub id. ``local_only`` goes to ``from_pretrained``
+    as ``local_files_only``: a local model never touches the hub, so a missing file is
+    an immediate error, not a network retry (no process-wide ``HF_HUB_OFFLINE``).
     """
     if model in BUNDLED:
         spec = BUNDLED[model]
-        _set_offline()
         folder = cached_folder(spec.name, spec.sha256, cache_dir)
         if (folder / _MARKER).is_file():
             return str(folder), True
@@ -258,7 +252,6 @@ def resolve(model: str, cache_dir: str | os.PathLike[str] | None = None) -> tupl
         return str(convert_gguf(parts, spec.name, spec.sha256, cache_dir)), True
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        _set_offline()
         sha = sha256_of([path])
         folder = cached_folder(path.stem, sha, cache_dir)
         if (folder / _MARKER).is_file():

@@ -4,7 +4,7 @@ Builders return chat messages (``[{"role": ..., "content": ...}]``); the generat
 ``render`` applies its model's chat template. Three layouts:
 
 * :meth:`PromptFormat.passage`: question x with ONE passage z, the title and text
-  concatenated with the question as in Lewis et al. (2020, §2.4): RAG-Sequence and
+  concatenated with the question as in Lewis et al. (2020, §2.3): RAG-Sequence and
   RAG-Token score/decode y under each of these K prompts.
 * :meth:`PromptFormat.concat`: x with K numbered passages ``[1]..[K]`` in one prompt
   (the "stuff everything into the context" baseline).

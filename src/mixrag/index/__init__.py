@@ -1,31 +1,21 @@
-"""Vector indexes (FAISS) over d(z), and the index folder that ties store, vectors and manifest."""
+"""Indexes over d(z): FAISS vector indexes, the index folder, a PostgreSQL store as an index.
 
-from mixrag.index.config import VectorIndexConfig
+``open_index`` opens either kind from a folder path or a ``postgresql://`` URL.
+"""
+
+from mixrag.index.config import IndexConfig, VectorIndexConfig
+from mixrag.index.folder import Index
+from mixrag.index.opening import AnyIndex, open_index
+from mixrag.index.postgres import PgIndex
 from mixrag.index.vectors import FaissVectorIndex, VectorIndex
 
 __all__ = [
+    "AnyIndex",
     "FaissVectorIndex",
     "Index",
+    "IndexConfig",
     "PgIndex",
     "VectorIndex",
     "VectorIndexConfig",
     "open_index",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # Index pulls in the store, encoders and config; import it on demand so that
-    # mixrag.config can import VectorIndexConfig from here without a cycle.
-    if name == "Index":
-        from mixrag.index.folder import Index
-
-        return Index
-    if name == "PgIndex":
-        from mixrag.index.postgres import PgIndex
-
-        return PgIndex
-    if name == "open_index":
-        from mixrag.index.opening import open_index
-
-        return open_index
-    raise AttributeError(name)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from mixrag.config import IndexConfig
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexMismatchError, MixragError
+from mixrag.index.config import IndexConfig
+from mixrag.retriever.retriever import Retriever, RetrieverConfig, VectorSearch
+from mixrag.store.base import PassageStore
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
-    from mixrag.retriever.retriever import Retriever, RetrieverConfig
 
 
 def checked_encoder(
@@ -65,16 +66,10 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
     return out
 
 
-class _Store(Protocol):
-    def close(self) -> None: ...
-
-    def files_under(self, path: str) -> list[str]: ...
-
-
 class IndexBase:
     """Shared by :class:`~mixrag.index.folder.Index` and :class:`~mixrag.index.postgres.PgIndex`."""
 
-    store: _Store
+    store: PassageStore
     config: IndexConfig
     manifest: dict[str, Any]
     _given_encoder: SentenceTransformerEncoder | None
@@ -83,6 +78,11 @@ class IndexBase:
     @property
     def location(self) -> str:
         """Where the index lives, for messages."""
+        raise NotImplementedError
+
+    @property
+    def vectors(self) -> VectorSearch:
+        """The nearest-neighbour search over the stored d(z) (FAISS, or pgvector)."""
         raise NotImplementedError
 
     def _check_asked(self, asked: IndexConfig) -> None:
@@ -163,11 +163,9 @@ class IndexBase:
         ``query_encoder`` replaces the index's encoder for questions only (a trained
         q(x)); passages keep their stored d(z).
         """
-        from mixrag.retriever.retriever import Retriever, RetrieverConfig
-
         cfg = config or RetrieverConfig()
         if overrides:
             import dataclasses
 
             cfg = dataclasses.replace(cfg, **overrides)
-        return Retriever(self, cfg, query_encoder=query_encoder)  # type: ignore[arg-type]
+        return Retriever(self, cfg, query_encoder=query_encoder)

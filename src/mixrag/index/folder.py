@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixrag.config import IndexConfig
+from mixrag.atomic import atomic_write_json
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexLockedError, IndexMismatchError, NotAnIndexError
 from mixrag.index.base import IndexBase, encoder_record
+from mixrag.index.config import IndexConfig
 from mixrag.index.vectors import FaissVectorIndex, sample_rows
-from mixrag.store.sqlite import PassageStore
+from mixrag.store.sqlite import SqlitePassageStore
 
 if TYPE_CHECKING:
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
@@ -58,32 +59,16 @@ PASSAGE_KV = "passage-kv"
 RETRAIN_GROWTH = 2
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file, fsync it, rename it over ``path``, fsync the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class Index(IndexBase):
     """A persistent passage index. Open with :meth:`open`; cheap until it is used."""
 
-    store: PassageStore
+    store: SqlitePassageStore
 
     def __init__(
         self,
         path: Path,
         manifest: dict[str, Any],
-        store: PassageStore,
+        store: SqlitePassageStore,
         encoder: SentenceTransformerEncoder | None = None,
     ) -> None:
         self.path = path
@@ -138,7 +123,7 @@ class Index(IndexBase):
             raise IndexMismatchError(
                 f"{p}: index format version {version!r}, this mixrag reads {FORMAT_VERSION}"
             )
-        index = cls(p, manifest, PassageStore(p / STORE), encoder)
+        index = cls(p, manifest, SqlitePassageStore(p / STORE), encoder)
         if config is not None:
             index.check_config(config)
         return index
@@ -158,8 +143,9 @@ class Index(IndexBase):
             "config": config.to_dict(),
             "encoder": {"model": config.encoder.model},
         }
-        store = PassageStore(path / STORE)
-        write_json_atomic(path / MANIFEST, manifest)  # last: only now is it an index
+        store = SqlitePassageStore(path / STORE)
+        # last: only now is it an index
+        atomic_write_json(path / MANIFEST, manifest, sort_keys=True)
         log.info("created index %s", path)
         return cls(path, manifest, store, encoder)
 
@@ -272,7 +258,7 @@ class Index(IndexBase):
     def _write_manifest(self) -> None:
         self.manifest["counts"] = self.store.counts()
         self.manifest["updated"] = time.time()
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        atomic_write_json(self.path / MANIFEST, self.manifest, sort_keys=True)
 
     # -- writing -------------------------------------------------------------------
 

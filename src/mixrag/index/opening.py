@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from mixrag.config import IndexConfig
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import Index
 from mixrag.store.postgres import is_postgres_url, split_schema
 

@@ -5,7 +5,7 @@ The same interface as the folder :class:`~mixrag.index.folder.Index` (``add``,
 index / search / ask / score / serve / rm / info --store postgresql://...`` and the
 Python API work unchanged. What differs:
 
-* the manifest (format version, :class:`~mixrag.config.IndexConfig`, encoder identity)
+* the manifest (format version, :class:`~mixrag.index.config.IndexConfig`, encoder identity)
   is a row of the store's ``meta`` table, not a file;
 * pgvector's HNSW index, maintained by PostgreSQL in the same transaction as the
   passages, replaces the FAISS file: there is no cache to rebuild, and readers in any
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixrag.config import IndexConfig
 from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, NotAnIndexError
 from mixrag.index.base import IndexBase, encoder_record
+from mixrag.index.config import IndexConfig
 from mixrag.index.folder import FORMAT_VERSION
 from mixrag.store.postgres import PgPassageStore, redact
 

@@ -25,13 +25,13 @@ reader has mapped stays valid until it lets go.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mixrag.atomic import atomic_path
 from mixrag.errors import MixragError
 from mixrag.index.config import MIN_POINTS_PER_CENTROID, VectorIndexConfig
 
@@ -253,17 +253,14 @@ class FaissVectorIndex:
         return {}
 
     def save(self, path: Path) -> None:
-        """Write atomically: a temporary file, fsync, then rename over ``path``."""
+        """Write to ``path`` atomically (:func:`mixrag.atomic.atomic_path`)."""
         import faiss
 
         if self.mapped:
             # A mapped IVF would be written as a reference to the file it maps.
             raise RuntimeError("a memory-mapped index cannot be saved; load it without mmap")
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
 
     @classmethod
     def load(

@@ -25,12 +25,11 @@ from mixrag.errors import LoadError, MixragError
 from mixrag.ingest.chunking import ChunkConfig, chunk_document, split_to_fit
 from mixrag.ingest.documents import LoadedFile, document_id
 from mixrag.ingest.loaders import discover, load_file, read_file
-from mixrag.store.sqlite import FileUpdate, NewPassage, PassageStore
+from mixrag.store.base import FileUpdate, NewPassage, PassageStore
 from mixrag.types import Passage
 
 if TYPE_CHECKING:
     from mixrag.encoders.sentence import SentenceTransformerEncoder
-    from mixrag.store.postgres import PgPassageStore
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class _Pending:
 
 
 def ingest(
-    store: PassageStore | PgPassageStore,
+    store: PassageStore,
     encoder: SentenceTransformerEncoder,
     chunking: ChunkConfig,
     paths: Sequence[str | Path],

@@ -10,10 +10,10 @@ retriever produces scores ``[B, K]``, and these functions combine them.
 
 * :mod:`~mixrag.mixture.prior` — the passage prior p_eta(z|x) (§2.1).
 * :mod:`~mixrag.mixture.marginal` — RAG-Sequence and RAG-Token marginals and the
-  RAG-Token next-token mixture used for decoding (§2.1, §2.4).
+  RAG-Token next-token mixture used for decoding (§2.1, §2.5).
 * :mod:`~mixrag.mixture.posterior` — passage posteriors p(z|x,y), sequence- and
   token-level.
-* :mod:`~mixrag.mixture.loss` — negative marginal log-likelihood for training (§2.3),
+* :mod:`~mixrag.mixture.loss` — negative marginal log-likelihood for training (§2.4),
   with optional label smoothing.
 """
 

@@ -1,6 +1,6 @@
-"""Training losses: the negative marginal log-likelihood of RAG (§2.3), optionally label-smoothed.
+"""Training losses: the negative marginal log-likelihood of RAG (§2.4), optionally label-smoothed.
 
-Lewis et al. (2020) §2.3 train retriever and generator jointly by minimising
+Lewis et al. (2020) §2.4 train retriever and generator jointly by minimising
 Σ_b -log p(y_b|x_b) with the passage marginalised, for either model. These losses are
 the marginals of :mod:`mixrag.mixture.marginal` negated and averaged over the batch;
 no mixture math is repeated here.
@@ -69,7 +69,7 @@ def rag_sequence_nll(
     smooth_logprobs: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean over the batch of -log p_RAG-Sequence(y|x) (§2.3), label-smoothed per passage.
+    """Mean over the batch of -log p_RAG-Sequence(y|x) (§2.4), label-smoothed per passage.
 
     = -(1/B) Σ_b logsumexp_j [log p_eta(z_j|x_b) + Σ_i s_phi(y_b,i|x_b,z_j,y_b,<i)], where
     s_phi is the label-smoothed log-likelihood of the module docstring (log p_phi at eps 0).
@@ -91,7 +91,7 @@ def rag_token_nll(
     smooth_logprobs: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean over the batch of -log p_RAG-Token(y|x) (§2.3), label-smoothed per passage.
+    """Mean over the batch of -log p_RAG-Token(y|x) (§2.4), label-smoothed per passage.
 
     = -(1/B) Σ_b Σ_i logsumexp_j [log p_eta(z_j|x_b) + s_phi(y_b,i|x_b,z_j,y_b,<i)], where
     s_phi is the label-smoothed log-likelihood of the module docstring (log p_phi at eps 0).

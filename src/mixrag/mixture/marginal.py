@@ -117,7 +117,7 @@ def rag_token_next_logprobs(log_prior: torch.Tensor, next_logprobs: torch.Tensor
 
         log p'(v|x,y_<i) = log Σ_j p_eta(z_j|x) p_phi(v|x,z_j,y_<i).
 
-    Lewis et al. (2020) §2.4: RAG-Token decodes as a standard autoregressive model
+    Lewis et al. (2020) §2.5: RAG-Token decodes as a standard autoregressive model
     whose transition probability is this mixture; it is a normalised distribution
     over the vocabulary whenever each p_phi(·|x,z_j,y_<i) is.
 

@@ -19,17 +19,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
+from mixrag.encoders.base import Encoder
 from mixrag.errors import MixragError
 from mixrag.retriever.prior import reciprocal_rank_fusion, softmax_prior
+from mixrag.store.base import PassageReader
 from mixrag.types import Hit
-
-if TYPE_CHECKING:
-    from mixrag.encoders.base import Encoder
-    from mixrag.index.opening import AnyIndex
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +88,37 @@ def parse_k(value: str | int) -> K:
     return k
 
 
+class VectorSearch(Protocol):
+    """Maximum inner product search over the stored d(z) (FAISS, or pgvector)."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(D [B, k] float32 inner products, I [B, k] int64 row ids, -1 = none), best first."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """What the retriever reads of an index: its passages, its nearest-neighbour search,
+    its encoder and vector size. An index folder and a PostgreSQL store both are one;
+    the retriever knows nothing else of them."""
+
+    @property
+    def store(self) -> PassageReader: ...
+
+    @property
+    def vectors(self) -> VectorSearch: ...
+
+    @property
+    def encoder(self) -> Encoder: ...
+
+    @property
+    def dim(self) -> int: ...
+
+
 class Retriever:
     """Retrieves from an index folder or a PostgreSQL store (see the module docstring)."""
 
     def __init__(
-        self, index: AnyIndex, config: RetrieverConfig, query_encoder: Encoder | None = None
+        self, index: SearchIndex, config: RetrieverConfig, query_encoder: Encoder | None = None
     ) -> None:
         self.index = index
         self.config = config

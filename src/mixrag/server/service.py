@@ -111,40 +111,28 @@ class Service:
         generator: TransformersGenerator | None = None,
     ) -> Service:
         """Open (or create) the index and load both models now, not on the first request."""
-        from mixrag.generator.config import GeneratorConfig
-        from mixrag.generator.hf import TransformersGenerator
-        from mixrag.rag import use_index_kv
-        from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
+        from mixrag.runs import load_run
 
         if not index_exists(config.index):
             log.warning("no index at %s: creating an empty one", redact(str(config.index)))
         index = open_index(config.index, create=True, encoder=encoder)
         query_encoder = None
-        found = find_checkpoint(config.model) if config.model and generator is None else None
-        if found is not None:
-            # a training run: its generator, and its query encoder for the questions
-            ckpt = read_checkpoint(found)
-            ckpt.check_index(index)
-            if config.tau is None:  # the prior the run was trained with
-                config = dataclasses.replace(config, tau=ckpt.train_config.tau)
-            generator = ckpt.load_generator(
-                device=config.device,
-                dtype=config.dtype,
-                passage_cache_mb=config.passage_cache_mb,
+        if generator is None:
+            # a bundled model, a model folder, or a training run (its generator, its q(x)
+            # and, unless --tau is given, the prior temperature it was trained with)
+            run = load_run(
+                config.model,
+                index,
+                tau=config.tau,
+                generator_options={
+                    "device": config.device,
+                    "dtype": config.dtype,
+                    "passage_cache_mb": config.passage_cache_mb,
+                },
             )
-            query_encoder = ckpt.load_query_encoder()
-            use_index_kv(generator, index)
-        elif generator is None:
-            gen_cfg = GeneratorConfig(model=config.model) if config.model else GeneratorConfig()
-            gen_cfg = dataclasses.replace(
-                gen_cfg,
-                device=config.device,
-                dtype=config.dtype,
-                passage_cache_mb=config.passage_cache_mb,
-            )
-            generator = TransformersGenerator(gen_cfg)
-            # the passage KV blocks `mixrag warm` wrote, filled further as questions come
-            use_index_kv(generator, index)
+            assert run.generator is not None
+            generator, query_encoder = run.generator, run.query_encoder
+            config = dataclasses.replace(config, tau=run.tau)
         generator.load()
         service = cls(config, index, generator, query_encoder)
         service.load()

@@ -18,11 +18,11 @@ import logging
 import os
 import re
 import unicodedata
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mixrag.atomic import atomic_path
 from mixrag.errors import MixragError
 from mixrag.ingest.loaders import format_of
 
@@ -114,17 +114,13 @@ class UploadStore:
         """Write ``data`` as ``uploads/<name>`` atomically; an existing file moves to backup."""
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.path_for(name)
-        tmp = self.root / f".incoming-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         backup = None
-        if target.exists():
-            self._backups.mkdir(exist_ok=True)
-            backup = self._backups / target.name
-            os.replace(target, backup)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+            if target.exists():
+                self._backups.mkdir(exist_ok=True)
+                backup = self._backups / target.name
+                os.replace(target, backup)
         return Placed(target, backup)
 
     def commit(self, placed: Placed) -> None:
@@ -152,7 +148,7 @@ class UploadStore:
         """
         if not self.root.is_dir():
             return
-        for tmp in self.root.glob(".incoming-*"):
+        for tmp in self.root.glob(".*.tmp"):  # writes cut short (mixrag.atomic)
             tmp.unlink(missing_ok=True)
         if self._backups.is_dir():
             for backup in self._backups.iterdir():

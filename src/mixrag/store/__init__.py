@@ -1,5 +1,16 @@
-"""The passage store (SQLite): files, documents, passages with vectors, BM25 over FTS5."""
+"""Passage stores: files, documents, passages with vectors, BM25 (SQLite; PostgreSQL).
 
-from mixrag.store.sqlite import FileRecord, FileUpdate, NewPassage, PassageStore
+``store.base`` holds the protocols and row types both stores share.
+"""
 
-__all__ = ["FileRecord", "FileUpdate", "NewPassage", "PassageStore"]
+from mixrag.store.base import FileRecord, FileUpdate, NewPassage, PassageReader, PassageStore
+from mixrag.store.sqlite import SqlitePassageStore
+
+__all__ = [
+    "FileRecord",
+    "FileUpdate",
+    "NewPassage",
+    "PassageReader",
+    "PassageStore",
+    "SqlitePassageStore",
+]

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from mixrag.errors import MissingDependencyError, MixragError
+from mixrag.store.base import FileRecord, FileUpdate
 from mixrag.store.fts import query_terms
-from mixrag.store.sqlite import FileRecord, FileUpdate
 from mixrag.types import Passage
 
 SCHEMA_VERSION = 1
@@ -121,7 +121,7 @@ def _check_schema_name(schema: str) -> str:
 class PgPassageStore:
     """Passages, vectors and full-text postings in one PostgreSQL schema.
 
-    Method for method the :class:`~mixrag.store.sqlite.PassageStore` interface the
+    Method for method the :class:`~mixrag.store.base.PassageStore` protocol the
     ingest pipeline and the retriever use, plus :meth:`nearest` (pgvector search) and
     :meth:`ensure_vectors` (creates the passage table once the dimension is known).
     """

@@ -18,12 +18,12 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mixrag.store.base import FileRecord, FileUpdate
 from mixrag.store.fts import match_expression
 from mixrag.types import Passage
 
@@ -71,38 +71,7 @@ END;
 """
 
 
-@dataclass(frozen=True)
-class NewPassage:
-    """A passage to insert, with its vector d(z)."""
-
-    passage: Passage
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    indexed_at: float
-    documents: int = 0
-    passages: int = 0
-
-
-@dataclass(frozen=True)
-class FileUpdate:
-    """Everything to write for one file: its identity, documents and passages."""
-
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    documents: Sequence[tuple[str, str, str, dict[str, Any]]]  # (id, key, title, metadata)
-    passages: Sequence[NewPassage]
-
-
-class PassageStore:
+class SqlitePassageStore:
     """One SQLite database file. Readers may share it; writes go through one connection."""
 
     def __init__(self, path: Path) -> None:

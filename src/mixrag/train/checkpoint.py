@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mixrag.atomic import fsync_dir
 from mixrag.errors import IndexMismatchError, MixragError
 from mixrag.train.config import TrainConfig
 
@@ -192,6 +193,7 @@ def write_checkpoint(
             json.dump({"format_version": FORMAT_VERSION, **manifest}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -199,5 +201,6 @@ def write_checkpoint(
     if p.exists():
         os.rename(p, old)
     os.rename(tmp, p)
+    fsync_dir(p.parent)
     if old.exists():
         shutil.rmtree(old)

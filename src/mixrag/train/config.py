@@ -76,7 +76,9 @@ class TrainConfig:
     checkpoint_every: optimiser steps between checkpoints (and at the end).
     retriever_patience: early stopping of q(x) on the dev set: every dev evaluation
                      (``eval_every``, and one before the first step) compares dev
-                     recall@k (k = ``k``, the passages the generator reads) with the best
+                     recall@k (k = ``k``, the passages the generator reads), or
+                     answer-in-top-k for dev questions without gold passages (the log
+                     and the run's ``retriever_best.metric`` say which), with the best
                      so far; after this many evaluations without a strictly higher one,
                      q(x) goes back to its best weights (the untrained encoder if none
                      beat it) and stays fixed, while the generator trains on; a run that

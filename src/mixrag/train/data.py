@@ -14,11 +14,11 @@ passages of an index built from the whole file.
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from mixrag.atomic import atomic_write
 from mixrag.errors import MixragError
 from mixrag.eval.datasets import Question, load_dataset, load_squad
 
@@ -32,18 +32,17 @@ def load_pairs(path: str | Path, format: str | None = None) -> list[Question]:
 def write_jsonl(path: str | Path, questions: Sequence[Question]) -> None:
     """Write questions as the JSONL that ``load_dataset`` reads back (atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for q in questions:
-            rec = {
-                "id": q.id,
-                "question": q.question,
-                "answers": list(q.answers),
-                "gold_doc": list(q.gold_doc_keys),
-                "title": q.metadata.get("title", ""),
-            }
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    lines = []
+    for q in questions:
+        rec = {
+            "id": q.id,
+            "question": q.question,
+            "answers": list(q.answers),
+            "gold_doc": list(q.gold_doc_keys),
+            "title": q.metadata.get("title", ""),
+        }
+        lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+    atomic_write(path, "".join(lines))
 
 
 def split_by_article(

@@ -42,7 +42,7 @@ class QueryEncoder:
 
         try:
             with quiet_progress():
-                model = SentenceTransformer(str(path), device="cpu")
+                model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as e:  # the library raises many types for a bad folder
             raise MixragError(f"cannot load the trained query encoder from {path}: {e}") from e
         model.eval()

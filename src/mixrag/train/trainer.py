@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mixrag.atomic import atomic_path, atomic_write
 from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset, Question
 from mixrag.generator.base import TokenLogprobs
@@ -341,10 +342,12 @@ class Trainer:
 
     def _early_stop(self, dev: dict[str, float]) -> None:
         """One dev evaluation of q(x) under ``retriever_patience``: keep the best weights;
-        after ``patience`` evaluations without a higher recall@k, go back to them and stop."""
+        after ``patience`` evaluations without a higher value of the stopping metric
+        (:meth:`_stop_metric`), go back to them and stop."""
         best = self.retriever_best
         assert best is not None and self.query is not None
-        value = dev[f"recall@{self.config.k}"]
+        metric = best.get("metric", f"recall@{self.config.k}")  # runs saved before "metric"
+        value = dev[metric]
         if best["value"] is None or value > best["value"]:
             best.update(value=value, step=self.step, bad=0)
             self._best_query = {
@@ -358,9 +361,9 @@ class Trainer:
             self.retriever_stopped_at = self.step
             self._best_query = None
             log.info(
-                "q(x): dev recall@%d %.4f at step %d not beaten in %d evaluations; "
+                "q(x): dev %s %.4f at step %d not beaten in %d evaluations; "
                 "back to those weights, fixed from step %d on",
-                self.config.k,
+                metric,
                 best["value"],
                 best["step"],
                 best["bad"],
@@ -381,13 +384,34 @@ class Trainer:
             self._best_query = None
             best = self.retriever_best or {}
             log.info(
-                "end of run: q(x) back to its best dev recall@%d (%s, step %s)",
-                self.config.k,
+                "end of run: q(x) back to its best dev %s (%s, step %s)",
+                best.get("metric", f"recall@{self.config.k}"),
                 best.get("value"),
                 best.get("step"),
             )
         if self.history:
             self.history[-1]["retriever_best"] = dict(self.retriever_best or {})
+
+    def _stop_metric(self, dev: dict[str, float]) -> str:
+        """What early stopping of q(x) compares: dev recall@K of the gold passages, or,
+        for a dev set of plain (question, answers) pairs with no gold passage, DPR's
+        answer-in-top-K (a retrieved passage holds an answer string)."""
+        k = self.config.k
+        if dev.get(f"recall@{k}") is not None:
+            return f"recall@{k}"
+        if dev.get(f"answer@{k}") is not None:
+            log.info(
+                "early stopping of q(x) on dev answer@%d (an answer in the top %d): the dev "
+                "questions name no gold passage, so recall@%d cannot be measured",
+                k,
+                k,
+                k,
+            )
+            return f"answer@{k}"
+        raise MixragError(
+            f"early stopping of q(x) needs dev recall@{k} or answer@{k}; the dev "
+            f"evaluation measured only {', '.join(sorted(dev)) or 'nothing'}"
+        )
 
     def _nothing_trains(self) -> bool:
         """q(x) has stopped (retriever_steps, retriever_patience) and the generator is frozen."""
@@ -432,8 +456,9 @@ class Trainer:
             self.dev_start = self.evaluate(dev)  # the untrained models: the baseline
         patience = cfg.retriever_patience is not None and self.query is not None
         if patience and self.retriever_best is None:  # the untrained q(x): first to beat
-            self.retriever_best = {"value": None, "step": 0, "bad": 0}
             assert self.dev_start is not None
+            metric = self._stop_metric(self.dev_start)
+            self.retriever_best = {"metric": metric, "value": None, "step": 0, "bad": 0}
             self._early_stop(self.dev_start)
         started = time.perf_counter() - self.elapsed_s
         budget_s = None if cfg.max_minutes is None else 60 * cfg.max_minutes
@@ -526,9 +551,11 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, dev: Dataset, limit: int | None = None) -> dict[str, float]:
-        """Dense recall@1/5/20/K and MRR of the current q(x) on every ``dev`` question, and
-        RAG-Sequence EM / F1 of the current models on a seeded sample of ``limit`` of them
-        (default ``eval_limit``; 0 = recall only)."""
+        """Dense retrieval of the current q(x) on every ``dev`` question: answer@1/5/20/K
+        (a retrieved passage holds an answer), and recall@1/5/20/K and MRR of the gold
+        passages where the questions name them; RAG-Sequence EM / F1 of the current
+        models on a seeded sample of ``limit`` of them (default ``eval_limit``; 0 =
+        retrieval only). A figure that cannot be measured is absent, never None."""
         from mixrag.eval.runner import EvalConfig, evaluate
         from mixrag.generator.hf import TransformersGenerator
         from mixrag.rag import RAG, RAGConfig
@@ -543,9 +570,11 @@ class Trainer:
                 self.index, dev, retrieval, out / "retrieval", fresh=True, query_encoder=self.query
             )["retrieval"]["dense"]
             result = {
-                **{f"recall@{k}": v for k, v in dense["recall"].items()},
-                "mrr": dense["mrr"],
+                **{f"recall@{k}": v for k, v in dense["recall"].items() if v is not None},
+                **{f"answer@{k}": v for k, v in dense["answer_in_topk"].items() if v is not None},
             }
+            if dense["mrr"] is not None:
+                result["mrr"] = dense["mrr"]
             if limit > 0:
                 gen = TransformersGenerator(
                     dataclasses.replace(self.generator.config, track_grad=False),
@@ -617,9 +646,9 @@ class Trainer:
 
         write_checkpoint(path, manifest, parts)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp_hist = self.run_dir / "history.jsonl.tmp"
-        tmp_hist.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        tmp_hist.replace(self.run_dir / "history.jsonl")
+        atomic_write(
+            self.run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history)
+        )
         if self.history:
             plot_loss(self.history, self.run_dir / "loss.png", self.dev_start)
         return path
@@ -670,7 +699,6 @@ def plot_loss(
     questions, which the few answers found in no passage do not dominate); dev EM and
     recall@5 where measured, from ``dev_start`` (the untrained models' evaluation) at
     step 0 when given."""
-    import os
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -712,18 +740,23 @@ def plot_loss(
     handles, labels = ax.get_legend_handles_labels()
     if dev:
         ax2 = ax.twinx()
-        for key, label, color in (("em", "dev EM", "#d94801"), ("recall@5", "dev R@5", "#238b45")):
-            points = [(s, 100 * d[key] if key != "em" else d[key]) for s, d in dev if key in d]
+        gold = any(d.get("recall@5") is not None for _s, d in dev)
+        top5 = ("recall@5", "dev R@5") if gold else ("answer@5", "dev answer@5")
+        for key, label, color in (("em", "dev EM", "#d94801"), (*top5, "#238b45")):
+            points = [
+                (s, 100 * d[key] if key != "em" else d[key])
+                for s, d in dev
+                if d.get(key) is not None
+            ]
             if points:
                 ax2.plot(
                     [s for s, _ in points], [v for _, v in points], "o-", color=color, label=label
                 )
-        ax2.set_ylabel("dev EM / recall@5 (%)")
+        ax2.set_ylabel(f"dev EM / {top5[0]} (%)")
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="upper right")
     ax.set_title("Joint RAG training: negative marginal log-likelihood")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

@@ -1,0 +1,104 @@
+"""What ``--model`` names, loaded one way: a bundled model, a model folder, or a training run.
+
+``ask``, ``score``, ``eval``, ``serve`` (and the Python API's ``RAG.open``) take a
+model that is either a generator (bundled name or transformers folder), answered with
+the index's own encoder for the questions, or a ``mixrag train`` run, which brings its
+trained generator, its trained query encoder q(x) and the prior temperature it was
+trained with. :func:`load_run` is the one place that tells them apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mixrag.retriever.retriever import DEFAULT_TAU
+
+if TYPE_CHECKING:
+    from mixrag.encoders.base import Encoder
+    from mixrag.generator.hf import TransformersGenerator
+    from mixrag.index.opening import AnyIndex
+
+
+@dataclass
+class Run:
+    """The models a ``--model`` stands for, ready to answer over one index.
+
+    generator:     the generator (not loaded yet: ``load()`` or first use does it);
+                   None when :func:`load_run` was asked for retrieval only.
+    query_encoder: a training run's q(x), or None (the index's encoder encodes questions).
+    tau:           the prior's temperature: the one asked for, else the run's, else
+                   ``DEFAULT_TAU``.
+    origin:        a training run's ``Checkpoint.identity`` (folder, step), else None.
+    """
+
+    generator: TransformersGenerator | None
+    query_encoder: Encoder | None
+    tau: float
+    origin: dict[str, Any] | None = None
+
+
+def load_run(
+    model: str | None,
+    index: AnyIndex,
+    *,
+    tau: float | None = None,
+    generator_options: Mapping[str, Any] | None = None,
+    with_generator: bool = True,
+) -> Run:
+    """Resolve ``model`` for answering over ``index``.
+
+    model:             a bundled name, a model folder, a training run (its folder or its
+                       ``checkpoint/``), or None for the default generator.
+    tau:               the prior's temperature; None means "not given": a training run's
+                       own, else ``DEFAULT_TAU``.
+    generator_options: GeneratorConfig fields to set (``device``, ``dtype``,
+                       ``passage_cache_mb``, ...).
+    with_generator:    False for retrieval only: no generator is built.
+
+    A training run is checked against the index first (its q(x) was trained against
+    these passage vectors; :class:`~mixrag.errors.IndexMismatchError` otherwise). The
+    generator reads and fills the index folder's passage KV blocks (``mixrag warm``).
+    """
+    from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
+
+    options = dict(generator_options or {})
+    found = find_checkpoint(model) if model else None
+    if found is not None:
+        ckpt = read_checkpoint(found)
+        ckpt.check_index(index)
+        generator = ckpt.load_generator(**options) if with_generator else None
+        run = Run(
+            generator,
+            ckpt.load_query_encoder(),
+            ckpt.train_config.tau if tau is None else tau,
+            ckpt.identity,
+        )
+    else:
+        generator = None
+        if with_generator:
+            from mixrag.generator.config import GeneratorConfig
+            from mixrag.generator.hf import TransformersGenerator
+
+            config = GeneratorConfig(model=model) if model else GeneratorConfig()
+            generator = TransformersGenerator(dataclasses.replace(config, **options))
+        run = Run(generator, None, DEFAULT_TAU if tau is None else tau)
+    if run.generator is not None:
+        use_index_kv(run.generator, index)
+    return run
+
+
+def use_index_kv(generator: TransformersGenerator, index: Any) -> None:
+    """Let ``generator`` read and fill the passage KV blocks kept in an index folder.
+
+    Only folder indexes have a place for them; a generator without a passage cache
+    keeps nothing.
+    """
+    path = getattr(index, "passage_kv_path", None)
+    if path is None or generator.passage_cache is None:
+        return
+    from mixrag.generator.kv_store import KVStore
+
+    generator.use_kv_store(KVStore(path))

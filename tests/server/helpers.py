@@ -1,0 +1,61 @@
+"""Settings, builders and parsers shared by the server tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import make_docs
+
+from mixrag.index.folder import Index
+from mixrag.server import ServerConfig
+
+MILL_QUESTION = "In which year was the Riverside Mill founded?"
+TOKEN = "s3cret-token"
+
+
+def small_config(index: Path, **overrides: Any) -> ServerConfig:
+    settings: dict[str, Any] = {
+        "index": index,
+        "model": "smollm2-135m",
+        "max_question_chars": 200,
+        "max_k": 5,
+        "k": 3,
+        "max_upload_bytes": 64 * 1024,
+        "max_new_tokens": 12,
+        "max_waiting": 16,
+    }
+    settings.update(overrides)
+    return ServerConfig(**settings)
+
+
+def build_index(root: Path, encoder: object) -> Path:
+    index = Index.open(root / "idx", create=True, encoder=encoder)  # type: ignore[arg-type]
+    report = index.add([make_docs(root / "docs")])
+    assert report.ok
+    index.close()
+    return root / "idx"
+
+
+@dataclass
+class Served:
+    client: Any  # fastapi.testclient.TestClient
+    index: Path
+    config: ServerConfig
+
+
+def sse_events(text: str) -> list[tuple[str, Any]]:
+    """(event, data) of a Server-Sent Events body; comments skipped."""
+    out = []
+    for block in text.split("\n\n"):
+        name, data = "message", []
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data:
+            out.append((name, json.loads("\n".join(data))))
+    return out

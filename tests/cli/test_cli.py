@@ -18,7 +18,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def built(tmp_path_factory: pytest.TempPathFactory, encoder: object) -> tuple[Path, Path]:
+    # ``encoder``: the CLI loads the same bundled encoder itself; asking for the fixture
+    # marks every test of this index slow (tests/conftest.py)
     root = tmp_path_factory.mktemp("cli")
     docs = make_docs(root / "docs")
     result = runner.invoke(app, ["index", str(docs), "--index", str(root / "idx"), "--no-progress"])
@@ -116,6 +118,7 @@ def test_user_mistakes_are_one_line_and_exit_2(
     assert message in lines[0]
 
 
+@pytest.mark.slow  # indexes with the real encoder
 def test_bad_file_is_named_and_exit_1(tmp_path: Path) -> None:
     docs = make_docs(tmp_path / "d")
     (docs / "broken.jsonl").write_text("{nope\n")
@@ -124,6 +127,7 @@ def test_bad_file_is_named_and_exit_1(tmp_path: Path) -> None:
     assert "broken.jsonl" in proc.stdout and "3 new" in proc.stdout
 
 
+@pytest.mark.slow  # indexes with the real encoder
 def test_eval_builds_the_index_from_the_dataset_and_reports(tmp_path: Path) -> None:
     from tests.tiny_squad import SQUAD
 

@@ -349,7 +349,8 @@ def test_retriever_steps_stops_q_and_dev_recall_is_measured_without_answers(
     assert history[1]["lr"][1] > 0  # the generator's rate is not
     assert not all(torch.equal(a, b) for a, b in zip(gen_before, lora(), strict=True))
     for h in history:
-        assert set(h["dev"]) == {"recall@1", "recall@2", "recall@5", "recall@20", "mrr"}
+        measured = {f"{m}@{k}" for m in ("recall", "answer") for k in (1, 2, 5, 20)}
+        assert set(h["dev"]) == {*measured, "mrr"}
         assert 0.0 <= h["dev"]["recall@1"] <= h["dev"]["recall@5"] <= 1.0
     # the untrained models were evaluated once before step 1: the curve's step 0
     untrained = _trainer(index, tmp_path / "untrained", eval_limit=0)

@@ -148,6 +148,22 @@ def ranking_score(logprob: float, length: int, length_penalty: float) -> float:
     return logprob / math.pow(length, length_penalty)
 
 
+def search_is_over(
+    finished: Sequence[Hypothesis], best_live: float, config: DecodingConfig
+) -> bool:
+    """Whether a beam search can stop: it holds ``config.n_best`` finished hypotheses and
+    its best live log-prob ``best_live`` can no longer beat the worst of them.
+
+    A live hypothesis scores at best ``best_live / max_new_tokens ** length_penalty``
+    (log-probs only fall as tokens are added; see the module docstring), so stopping
+    here never changes the result.
+    """
+    if len(finished) < config.n_best:
+        return False
+    bound = best_live / math.pow(config.max_new_tokens, config.length_penalty)
+    return bound <= rank(finished, config.n_best)[-1].score
+
+
 def rank(hypotheses: Sequence[Hypothesis], n: int) -> tuple[Hypothesis, ...]:
     """The n best by score, best first; ties keep their order (deterministic output)."""
     return tuple(sorted(hypotheses, key=lambda h: -h.score)[:n])

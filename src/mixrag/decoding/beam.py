@@ -20,7 +20,6 @@ until the beam holds ``num_beams`` hypotheses. A question stops once it has
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from mixrag.decoding.base import (
     finish_reason,
     rank,
     ranking_score,
+    search_is_over,
 )
 from mixrag.generator.base import StepGenerator
 from mixrag.mixture.marginal import rag_token_next_logprobs
@@ -161,8 +161,6 @@ def _beam_search(
         return []
     eos = frozenset(eos_ids)
     beams, alpha, limit = config.num_beams, config.length_penalty, config.max_new_tokens
-    # An unfinished hypothesis with log-prob lp can at best end with score lp / limit**alpha.
-    bound_scale = math.pow(limit, alpha)
     # Live hypotheses, grouped by question in question order; live hypothesis h owns
     # state rows h*K .. h*K+K-1 (one per passage).
     state = generator.start([p for row in prompts for p in row])
@@ -227,10 +225,7 @@ def _beam_search(
             q = live_q[selected[s].parent]
             best_live[q] = max(best_live.get(q, float("-inf")), selected[s].logprob)
         done = {
-            q
-            for q, lp_best in best_live.items()
-            if len(finished[q]) >= config.n_best
-            and lp_best / bound_scale <= rank(finished[q], config.n_best)[-1].score
+            q for q, lp_best in best_live.items() if search_is_over(finished[q], lp_best, config)
         }
         going_on = [s for s in going_on if live_q[selected[s].parent] not in done]
         if not going_on:

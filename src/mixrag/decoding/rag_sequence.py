@@ -18,7 +18,6 @@ passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -34,6 +33,7 @@ from mixrag.decoding.base import (
     check_passage_prompts,
     rank,
     ranking_score,
+    search_is_over,
 )
 from mixrag.decoding.beam import beam_search, select_candidates
 from mixrag.generator.base import StepGenerator
@@ -230,7 +230,6 @@ def _prefix_tree_search(
     eos = frozenset(eos_ids)
     beams, alpha, limit = config.num_beams, config.length_penalty, config.max_new_tokens
     per_passage = replace(config, num_return=beams)
-    bound_scale = math.pow(limit, alpha)  # see mixrag.decoding.beam
     searches = [
         (b, j) for b in range(n_questions) for j in range(k) if log_prior[b, j] > float("-inf")
     ]
@@ -280,10 +279,8 @@ def _prefix_tree_search(
                     tokens.append(c.token)
                 going_on.append((c.logprob, children[key]))
             # A search is done once nothing live can enter its n-best.
-            done = not going_on or (
-                len(finished[b, j]) >= per_passage.n_best
-                and max(lp_ for lp_, _ in going_on) / bound_scale
-                <= rank(finished[b, j], per_passage.n_best)[-1].score
+            done = not going_on or search_is_over(
+                finished[b, j], max(lp_ for lp_, _ in going_on), per_passage
             )
             if not done:
                 next_live[b, j] = [n for _, n in going_on]

@@ -54,6 +54,7 @@ from mixrag.mixture import log_prior as mixture_log_prior
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
+    from mixrag.generator.base import StepGenerator
     from mixrag.generator.hf import TransformersGenerator
     from mixrag.index.opening import AnyIndex
     from mixrag.retriever.retriever import Retriever
@@ -199,9 +200,13 @@ class RAG:
         config: RAGConfig | None = None,
         *,
         origin: dict[str, Any] | None = None,
+        steps: StepGenerator | None = None,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
+        #: what runs the forward passes (decoding, scoring): the generator itself, or a
+        #: session of a :class:`~mixrag.generator.engine.StepEngine` shared with others
+        self.steps: StepGenerator = generator if steps is None else steps
         self.config = config or RAGConfig()
         self.prompts = generator.config.prompt_format
         #: the training checkpoint the models come from (``Checkpoint.identity``), if any
@@ -333,7 +338,7 @@ class RAG:
                     else rag_sequence_fast
                 )
             results = fn(
-                self.generator,
+                self.steps,
                 prompts,
                 log_prior,
                 dcfg,
@@ -346,7 +351,7 @@ class RAG:
                 self._single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
             ]
             fn2 = greedy if cfg.num_beams == 1 else beam_search
-            results = fn2(self.generator, single, dcfg, eos_ids=eos, stop=stop, on_prefix=on_prefix)
+            results = fn2(self.steps, single, dcfg, eos_ids=eos, stop=stop, on_prefix=on_prefix)
         t_decode = time.perf_counter() - t1
 
         t2 = time.perf_counter()
@@ -439,7 +444,7 @@ class RAG:
             )  # [B, K]
         else:
             prompts = passage_prompts(self.generator, questions, hits, k)
-            tl = self.generator.logprobs(prompts, [list(a) for a in answer_ids])
+            tl = self.steps.logprobs(prompts, [list(a) for a in answer_ids])
             per_token, mask = tl.logprobs.float(), tl.mask  # [B, K, T], [B, T]
             seq = sequence_logprobs(per_token, mask)  # [B, K]
         # p(z_j|x,y) ∝ p_eta(z_j|x) p_phi(y|x,z_j): the sequence posterior, y as one "token".
@@ -460,7 +465,7 @@ class RAG:
                 [self._single_prompt(q, hs, cfg.mode)]
                 for q, hs in zip(questions, hits, strict=True)
             ]
-            tl1 = self.generator.logprobs(single, [list(a) for a in answer_ids])
+            tl1 = self.steps.logprobs(single, [list(a) for a in answer_ids])
             mode_lp = tl1.sequence_logprobs()[:, 0]
 
         tok_post = None

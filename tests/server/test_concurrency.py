@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from tests.server.helpers import MILL_QUESTION, Served
 
-from mixrag.server.concurrency import BusyError, ReadWriteLock, SerialWorker
+from mixrag.generator.engine import StepEngine
+from mixrag.rag import RAGConfig
+from mixrag.server.batching import AskBatcher
+from mixrag.server.concurrency import BusyError, ReadWriteLock
 from mixrag.server.streaming import AnswerStream
 
 NEW_DOC = "The Gullrock lighthouse was built in 1873 on a granite reef off the northern cape."
@@ -80,8 +83,7 @@ def _hits(served: Served, q: str) -> list[dict[str, Any]]:
 def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
     monkeypatch.setattr(service.batcher, "max_waiting", 0)
-    release = threading.Event()
-    busy = service.worker.submit(release.wait, 10)
+    release, busy = _hold_the_generator(service)
     params = service.params(MILL_QUESTION, mode="rag-token")
     waiting = service.submit_answer(params, service.retrieve(params))  # one ask waits
     try:
@@ -149,55 +151,61 @@ def test_read_write_lock_excludes_writers_from_readers() -> None:
     assert log.index("w-in") > 1
 
 
-def test_the_serial_worker_runs_in_order_on_one_thread_and_bounds_its_queue() -> None:
-    worker = SerialWorker(max_waiting=1)
+def test_the_batcher_runs_batches_side_by_side_and_bounds_its_queue() -> None:
+    inside = threading.Semaphore(0)
     release = threading.Event()
-    threads: list[int] = []
+    seen: list[tuple[str, ...]] = []
+    threads: set[int] = set()
 
-    def job(name: str) -> str:
-        threads.append(threading.get_ident())
-        if name == "first":
-            release.wait(5)
-        return name
+    def answer_batch(config: Any, questions: Any, hits: Any, on_prefix: Any) -> list[Any]:
+        seen.append(tuple(questions))
+        threads.add(threading.get_ident())
+        inside.release()
+        release.wait(5)
+        return [f"answer to {q}" for q in questions]
 
-    first = worker.submit(job, "first")
-    second = worker.submit(job, "second")
-    assert worker.pending == 2 and worker.full
+    batcher = AskBatcher(answer_batch, max_batch=8, max_waiting=4, max_running=2)
+    cfg, other = RAGConfig(mode="rag-token"), RAGConfig(mode="concat")
+    first = batcher.submit(cfg, "q1", [])
+    second = batcher.submit(other, "q2", [])
+    assert inside.acquire(timeout=5) and inside.acquire(timeout=5)  # two batches at once
+    waiting = [batcher.submit(cfg, q, []) for q in ("q3", "q4")]
+    dropped = batcher.submit(cfg, "q5", [])
+    assert dropped.cancel() and batcher.pending == 4 and not batcher.full
+    batcher.submit(other, "q6", [])
+    assert batcher.full
     with pytest.raises(BusyError):
-        worker.submit(job, "third")
+        batcher.submit(cfg, "q7", [])
     release.set()
-    assert [first.result(5), second.result(5)] == ["first", "second"]
-    assert len(set(threads)) == 1 and threading.get_ident() not in threads
-    assert worker.run(job, "again") == "again" and worker.pending == 0
-    # a call cancelled while queued leaves the queue
-    release.clear()
-    blocker = worker.submit(job, "first")
-    queued = worker.submit(job, "queued")
-    assert queued.cancel() and worker.pending == 1
-    release.set()
-    blocker.result(5)
-    worker.shutdown()
-    with pytest.raises(BusyError):
-        worker.submit(job, "late")
+    assert [f.result(5) for f in (first, second, *waiting)] == [
+        f"answer to {q}" for q in ("q1", "q2", "q3", "q4")
+    ]
+    assert ("q3", "q4") in seen and not any("q5" in b for b in seen)  # waited together
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    batcher.shutdown()
+    with pytest.raises(BusyError, match="shutting down"):
+        batcher.submit(cfg, "late", [])
+    assert batcher.pending == 0
 
 
-def test_worker_returns_free_heap_pages_after_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_engine_returns_free_heap_pages_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     from mixrag.server import concurrency
 
     trims: list[int] = []
     monkeypatch.setattr(concurrency, "_MALLOC_TRIM", lambda pad: trims.append(pad) or 1)
-    worker = SerialWorker(max_waiting=2)
+    engine = StepEngine(None, on_idle=concurrency.release_free_memory)  # type: ignore[arg-type]
     try:
-        assert worker.run(lambda x: x * 2, 21) == 42
+        assert engine.run(lambda x: x * 2, 21) == 42
         with pytest.raises(ValueError, match="bad"):
-            worker.run(lambda: (_ for _ in ()).throw(ValueError("bad")))
+            engine.run(lambda: (_ for _ in ()).throw(ValueError("bad")))
+        deadline = time.time() + 5
+        while len(trims) < 2 and time.time() < deadline:
+            time.sleep(0.01)
         assert trims == [0, 0]  # after the call that failed too
-        off = SerialWorker(max_waiting=2, trim_memory=False)
-        off.run(lambda: None)
-        off.shutdown()
-        assert trims == [0, 0]
+        time.sleep(0.05)
+        assert trims == [0, 0]  # not again while idle
     finally:
-        worker.shutdown()
+        engine.close()
     monkeypatch.setattr(concurrency, "_MALLOC_TRIM", None)
     assert concurrency.release_free_memory() is False
 
@@ -206,8 +214,20 @@ QUESTIONS = (MILL_QUESTION, "What did Nikola Tesla design?", "What does the Amaz
 
 
 def _hold_the_generator(service: Any) -> tuple[threading.Event, Any]:
+    """Occupy every batch thread, so asks submitted now wait (and batch) until released."""
     release = threading.Event()
-    return release, service.worker.submit(release.wait, 30)
+    threads = service.batcher.threads
+    held = [threads.submit(release.wait, 30) for _ in range(service.batcher.max_running)]
+    return release, _All(held)
+
+
+class _All:
+    def __init__(self, futures: list[Any]) -> None:
+        self.futures = futures
+
+    def result(self, timeout: float | None = None) -> None:
+        for f in self.futures:
+            f.result(timeout)
 
 
 @pytest.mark.parametrize("mode", ["rag-token", "rag-sequence", "concat"])
@@ -279,6 +299,6 @@ def test_many_asks_answered_in_batches_leave_no_stale_count(served: Served) -> N
         blocker.result(5)
         assert len({f.result(120).text for f in futures}) == 1
         deadline = time.time() + 10
-        while (service.batcher.pending or service.worker.pending) and time.time() < deadline:
+        while service.batcher.pending and time.time() < deadline:
             time.sleep(0.02)
-        assert service.batcher.pending == 0 and service.worker.pending == 0
+        assert service.batcher.pending == 0

@@ -12,6 +12,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+
+from mixrag.generator.kv import layers_of, make_cache
 
 
 class HFDecodeState:
@@ -73,6 +76,51 @@ class HFDecodeState:
             self._cache = out.cache
             self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         self._pos = self._pos + 1
+
+    def extend(self, other: HFDecodeState) -> None:
+        """Append ``other``'s rows after this state's (continuous batching).
+
+        The narrower of the two is left-padded to the wider's width: padding is masked
+        and position ids are explicit, so every row's next distributions are the ones it
+        gives alone. Both states must run the same model.
+        """
+        if other._model is not self._model:
+            raise ValueError("cannot merge decode states of two different models")
+        width = max(self._attn.shape[1], other._attn.shape[1])
+        mine, theirs = _padded_layers(self, width), _padded_layers(other, width)
+        layers = [
+            (torch.cat([k0, k1]), torch.cat([v0, v1]))
+            for (k0, v0), (k1, v1) in zip(mine, theirs, strict=True)
+        ]
+        self._cache = make_cache(layers, self._model.config)
+        self._attn = torch.cat([_left_pad(self._attn, width), _left_pad(other._attn, width)])
+        self._pos = torch.cat([self._pos, other._pos])
+        self._logprobs = torch.cat([self._logprobs, other._logprobs])
+
+    def trim(self) -> int:
+        """Drop the leading columns no row attends to (left after rows were dropped);
+        returns how many. The cache keeps views: the next step's update copies anyway."""
+        used = self._attn.any(dim=0).nonzero()
+        cut = int(used[0]) if used.numel() else int(self._attn.shape[1])
+        if cut:
+            layers = [(k[:, :, cut:], v[:, :, cut:]) for k, v in layers_of(self._cache)]
+            self._cache = make_cache(layers, self._model.config)
+            self._attn = self._attn[:, cut:]
+        return cut
+
+
+def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    """[N, S] mask left-padded with zeros to [N, width]."""
+    return F.pad(x, (width - x.shape[1], 0))
+
+
+def _padded_layers(state: HFDecodeState, width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The state's per-layer (keys, values) left-padded with zeros to ``width`` columns."""
+    pad = width - int(state._attn.shape[1])
+    layers = layers_of(state._cache)
+    if not pad:
+        return layers
+    return [(F.pad(k, (0, 0, pad, 0)), F.pad(v, (0, 0, pad, 0))) for k, v in layers]
 
 
 def _is_identity(rows: torch.Tensor, n: int) -> bool:

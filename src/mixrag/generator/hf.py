@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,9 @@ class TransformersGenerator:
         self._contexts: ContextBuilder | None = None
         self._kv_store: KVStore | None = None
         self._setup_done = False
+        # A fast tokenizer is one Rust object: threads sharing it (the server's asks
+        # rendering and streaming while the engine thread encodes) take turns.
+        self._tokenizer_lock = threading.Lock()
 
     # ---------------------------------------------------------------- loading
 
@@ -224,7 +228,10 @@ class TransformersGenerator:
         return self._encode(prompt).ids
 
     def _tokens(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False).input_ids) if text else []
+        if not text:
+            return []
+        with self._tokenizer_lock:
+            return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _encode(self, prompt: str) -> Encoded:
         """A prompt's token ids; a :class:`Prompt` is tokenised segment by segment.
@@ -261,12 +268,13 @@ class TransformersGenerator:
     def encode_answer(self, text: str) -> list[int]:
         """Token ids of answer ``text`` as it continues a rendered prompt (no special tokens)."""
         self._ready()
-        ids = self.tokenizer(self._answer_prefix + text, add_special_tokens=False).input_ids
-        return list(ids)
+        return self._tokens(self._answer_prefix + text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of answer token ids, special tokens dropped."""
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True)).lstrip(" ")
+        with self._tokenizer_lock:
+            text = self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        return str(text).lstrip(" ")
 
     def _grad_context(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.config.track_grad else torch.inference_mode()

@@ -1,20 +1,20 @@
-"""Asks that wait for the generator are answered together, each with its own answer and stream.
+"""Asks decoded at once: each with its own answer and stream, sharing every forward pass.
 
-The generator answers on one worker thread (:class:`~mixrag.server.concurrency.SerialWorker`).
-While it is busy, new asks queue up; when it is free it takes the oldest ask and every
-other waiting ask with the same answering settings (mode, K, beams, decoding, length),
-up to ``max_batch``, and answers them in one ``RAG.ask_batch``: one batched decode over
-all their passage prompts instead of one after another. A batch costs little more than
-its longest member on a CPU, where every forward pass reads all the weights once.
+The generator's forward passes all run on the :class:`~mixrag.generator.engine.StepEngine`
+thread, which merges the decodes under way into one batch per step (continuous
+batching): an ask that arrives while others decode joins them at their next step
+instead of waiting for them to finish. This module decides which asks decode, on up
+to ``max_running`` threads: a free thread takes the oldest waiting ask and every other
+waiting ask with the same answering settings (mode, K, beams, decoding, length), up to
+``max_batch``, and answers them in one ``RAG.ask_batch`` (one prefill and one search
+for all of them); asks only wait here while ``max_running`` batches are decoding.
 
 Each ask keeps its own :class:`~concurrent.futures.Future` and its own streaming
 callback: the batch's ``on_prefix`` dispatches question i's tokens to ask i, and a
 callback that raises (a client that went away) only stops that ask's stream; decoding
 stops early only when every ask of the batch is gone. An ask cancelled while queued is
 dropped. The queue is bounded in asks: beyond ``max_waiting`` asks running or waiting a
-new one is refused at once (:class:`~mixrag.server.concurrency.BusyError`). At most one
-drain call waits on the worker at a time (a batch takes asks that had their own calls
-queued: counting calls instead of asks refused asks while few waited, measured).
+new one is refused at once (:class:`~mixrag.server.concurrency.BusyError`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mixrag.decoding import PrefixFn
 from mixrag.rag import Answer, RAGConfig
-from mixrag.server.concurrency import BusyError, SerialWorker
+from mixrag.server.concurrency import BusyError
 from mixrag.types import Hit
 
 log = logging.getLogger(__name__)
@@ -53,29 +53,35 @@ class PendingAsk:
 
 
 class AskBatcher:
-    """Queues asks and answers compatible ones together on ``worker`` (module docstring).
+    """Queues asks and answers compatible ones together, ``max_running`` batches at once
+    (module docstring).
 
-    ``answer_batch(config, questions, hits, on_prefix)`` answers one batch (the service
-    builds a ``RAG`` with ``config`` and calls ``ask_batch``).
+    ``answer_batch(config, questions, hits, on_prefix)`` answers one batch on the calling
+    thread (the service runs ``RAG.ask_batch`` in a session of its engine).
     """
 
     def __init__(
         self,
-        worker: SerialWorker,
         answer_batch: AnswerBatch,
         max_batch: int,
         max_waiting: int,
+        max_running: int = 1,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.worker = worker
+        if max_running < 1:
+            raise ValueError(f"max_running must be >= 1, got {max_running}")
         self.max_batch = max_batch
         self.max_waiting = max_waiting
+        self.max_running = max_running
+        #: the threads batches decode on (tests occupy them to make asks wait)
+        self.threads = ThreadPoolExecutor(max_running, thread_name_prefix="mixrag-ask")
         self._answer_batch = answer_batch
         self._pending: collections.deque[PendingAsk] = collections.deque()
         self._lock = threading.Lock()
         self._outstanding = 0  # asks running or waiting
-        self._scheduled = False  # a drain call waits on the worker
+        self._draining = 0  # threads taking batches
+        self._closed = False
         #: how many batches of each size were answered (for /v1/info and the benchmark)
         self.batch_sizes: collections.Counter[int] = collections.Counter()
 
@@ -99,38 +105,48 @@ class AskBatcher:
         """Queue an ask; its future completes with its own answer. Raises BusyError when full."""
         ask = PendingAsk(config, question, hits, on_prefix)
         with self._lock:
+            if self._closed:
+                raise BusyError("the server is shutting down")
             if self._outstanding > self.max_waiting:
                 raise BusyError(
                     f"{self._outstanding} answers are running or queued; try again shortly"
                 )
             self._outstanding += 1
             self._pending.append(ask)
-            schedule = not self._scheduled
-            self._scheduled = True
+            drain = self._draining < self.max_running
+            self._draining += drain
         ask.future.add_done_callback(self._finished)
-        if schedule:
+        if drain:
             try:
-                self.worker.submit(self._drain)
-            except BusyError:  # shutting down
+                self.threads.submit(self._drain)
+            except RuntimeError:  # shut down since: shutdown() has failed the ask
                 with self._lock:
-                    self._scheduled = False
-                    if ask in self._pending:
-                        self._pending.remove(ask)
-                ask.future.cancel()
-                raise
+                    self._draining -= 1
         return ask.future
+
+    def shutdown(self) -> None:
+        """Refuse new asks, fail the waiting ones, let the batches under way finish."""
+        with self._lock:
+            self._closed = True
+            left, self._pending = list(self._pending), collections.deque()
+        for a in left:
+            if a.future.set_running_or_notify_cancel():
+                a.future.set_exception(BusyError("the server is shutting down"))
+        self.threads.shutdown(wait=True)
 
     def _finished(self, future: Future[Answer]) -> None:
         with self._lock:
             self._outstanding -= 1
 
-    def _take(self) -> list[PendingAsk]:
-        """The oldest live ask and the waiting asks that can share its batch."""
+    def _take(self) -> list[PendingAsk] | None:
+        """The oldest ask and the waiting asks that can share its batch; None (and this
+        drain ends) when none waits."""
         with self._lock:
             while self._pending and self._pending[0].future.cancelled():
                 self._pending.popleft()
             if not self._pending:
-                return []
+                self._draining -= 1
+                return None
             first = self._pending.popleft()
             batch = [first]
             for ask in list(self._pending):
@@ -139,32 +155,16 @@ class AskBatcher:
                 if ask.config == first.config and not ask.future.cancelled():
                     batch.append(ask)
                     self._pending.remove(ask)
+        # outside the lock: a cancelled ask's callbacks (``_finished``) take it
         return [a for a in batch if a.future.set_running_or_notify_cancel()]
 
     def _drain(self) -> None:
-        """On the worker thread: answer one batch, then queue the next drain if asks wait."""
-        with self._lock:
-            self._scheduled = False
-        try:
-            self._answer_one_batch()
-        finally:
-            with self._lock:
-                again = bool(self._pending) and not self._scheduled
-                self._scheduled = self._scheduled or again
-            if again:
-                try:
-                    self.worker.submit(self._drain)
-                except BusyError as exc:  # shutting down: the waiting asks end now
-                    with self._lock:
-                        left, self._pending = list(self._pending), collections.deque()
-                    for a in left:
-                        if a.future.set_running_or_notify_cancel():
-                            a.future.set_exception(exc)
+        """On a batch thread: answer batches until no ask waits."""
+        while (batch := self._take()) is not None:
+            if batch:
+                self._answer_one_batch(batch)
 
-    def _answer_one_batch(self) -> None:
-        batch = self._take()
-        if not batch:
-            return
+    def _answer_one_batch(self, batch: list[PendingAsk]) -> None:
         self.batch_sizes[len(batch)] += 1
 
         def on_prefix(i: int, ids: tuple[int, ...]) -> None:

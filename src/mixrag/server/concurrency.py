@@ -4,15 +4,15 @@
   a document upload or removal writes it alone, so a reader sees the index before
   a write or after it, never in between (the store's connection would otherwise show
   a write's uncommitted rows, and FAISS would be searched while it changes).
-* :class:`SerialWorker` runs the generator, which keeps decoding state (KV caches)
-  on itself: one dedicated thread takes answers one at a time in arrival order,
-  with a bounded queue and a clear refusal beyond it instead of a pile-up of
-  blocked requests. One thread rather than a lock also keeps the model's large,
-  short-lived tensors in one malloc arena: with a lock, every request thread that
-  once ran the model kept its own arena at peak size (resident memory tripled in
-  a 30-second load test). After each call the worker hands the heap's free pages
-  back to the system (glibc's ``malloc_trim``): requests of new shapes leave freed
-  blocks behind that would otherwise stay resident, so memory tracks what is in use.
+* the generator runs on one thread, its :class:`~mixrag.generator.engine.StepEngine`'s.
+  One thread rather than a lock keeps the model's large, short-lived tensors in one
+  malloc arena: with a lock, every request thread that once ran the model kept its own
+  arena at peak size (resident memory tripled in a 30-second load test). Whenever the
+  engine runs out of work it hands the heap's free pages back to the system
+  (:func:`release_free_memory`, glibc's ``malloc_trim``): requests of new shapes leave
+  freed blocks behind that would otherwise stay resident, so memory tracks what is in
+  use. :class:`BusyError` is the clear refusal of an ask beyond the bounded queue
+  (:mod:`mixrag.server.batching`) instead of a pile-up of blocked requests.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ import ctypes
 import ctypes.util
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-T = TypeVar("T")
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
@@ -98,59 +94,3 @@ class ReadWriteLock:
 
 class BusyError(Exception):
     """More requests wait for the generator than the server queues."""
-
-
-class SerialWorker:
-    """One thread that runs submitted calls in order; at most ``max_waiting`` wait their turn."""
-
-    def __init__(
-        self, max_waiting: int, name: str = "mixrag-generator", trim_memory: bool = True
-    ) -> None:
-        self.max_waiting = max_waiting
-        self.trim_memory = trim_memory
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._count = threading.Lock()
-        self._inside = 0  # running or waiting
-
-    @property
-    def pending(self) -> int:
-        """Calls running or waiting."""
-        return self._inside
-
-    @property
-    def full(self) -> bool:
-        """True when a call submitted now would be refused."""
-        return self._inside > self.max_waiting
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Queue ``fn(*args)``; raises :class:`BusyError` at once if the queue is full."""
-        with self._count:
-            if self._inside > self.max_waiting:
-                raise BusyError(f"{self._inside} answers are running or queued; try again shortly")
-            self._inside += 1
-        try:
-            future = self._executor.submit(self._call, fn, *args)
-        except RuntimeError:  # shut down
-            self._done(None)
-            raise BusyError("the server is shutting down") from None
-        future.add_done_callback(self._done)  # also when cancelled while queued
-        return future
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return fn(*args)
-        finally:
-            if self.trim_memory:
-                release_free_memory()
-
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the worker thread, waiting for it (and for the calls before it)."""
-        return self.submit(fn, *args).result()
-
-    def _done(self, future: Future[Any] | None) -> None:
-        with self._count:
-            self._inside -= 1
-
-    def shutdown(self) -> None:
-        """Finish the running call, drop the queued ones, stop the thread."""
-        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -39,6 +39,8 @@ class ServerConfig:
                         ones are refused with 503.
     max_batch:          most asks answered together in one batch (those that waited
                         while the generator was busy, with the same mode, K and decoding).
+    max_running:        batches decoding at once, their forward passes shared step by
+                        step (continuous batching); 1 = one batch after another.
     mode, k, method:    defaults of requests that leave them out.
     tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
                         training run's own (``model``), else ``DEFAULT_TAU``.
@@ -60,6 +62,7 @@ class ServerConfig:
     max_beams: int = 4
     max_waiting: int = 8
     max_batch: int = 8
+    max_running: int = 4
     mode: str = "rag-sequence"
     k: int = 5
     method: str = "dense"
@@ -78,6 +81,7 @@ class ServerConfig:
             "max_new_tokens": self.max_new_tokens,
             "max_beams": self.max_beams,
             "max_batch": self.max_batch,
+            "max_running": self.max_running,
         }
         for name, value in positive.items():
             if value < 1:

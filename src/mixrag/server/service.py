@@ -6,9 +6,11 @@ HTTP. Concurrency (see :mod:`mixrag.server.concurrency`):
 * retrieval holds the index's read lock; question encoding additionally holds an
   encoder mutex (a fast tokenizer refuses concurrent calls), FAISS and SQLite reads
   then run side by side;
-* answering retrieves first, then decodes from the retrieved passages alone on the
-  generator's one worker thread, holding no index lock: a long generation never
-  blocks an upload, and an upload never changes the passages of an answer under way;
+* answering retrieves first, then decodes from the retrieved passages alone, holding
+  no index lock: a long generation never blocks an upload, and an upload never
+  changes the passages of an answer under way. Up to ``max_running`` batches of asks
+  decode at once (:mod:`mixrag.server.batching`), their forward passes merged step
+  by step on the generator's one engine thread (:mod:`mixrag.generator.engine`);
 * uploads and removals hold the write lock for the whole ``Index.add``/``remove``,
   so readers see the index before or after a change.
 """
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixrag.decoding import PrefixFn
+from mixrag.generator.engine import StepEngine
 from mixrag.generator.prompts import clean_answer
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import DEFAULT_TAU, METHODS
 from mixrag.server.batching import AskBatcher
-from mixrag.server.concurrency import ReadWriteLock, SerialWorker
+from mixrag.server.concurrency import ReadWriteLock, release_free_memory
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
@@ -93,10 +96,11 @@ class Service:
             query_encoder=query_encoder,
         )
         self.uploads = UploadStore(index.path)
-        # the batcher bounds the asks (max_waiting) and keeps at most 2 calls on the worker
-        self.worker = SerialWorker(max(2, config.max_waiting))
+        # every forward pass runs on the engine's thread, decodes merged step by step;
+        # the batcher bounds the asks (max_waiting) and runs max_running batches at once
+        self.engine = StepEngine(generator, on_idle=release_free_memory)
         self.batcher = AskBatcher(
-            self.worker, self._answer_batch, config.max_batch, config.max_waiting
+            self._answer_batch, config.max_batch, config.max_waiting, config.max_running
         )
         self._index_lock = ReadWriteLock()
         self._encoder_lock = threading.Lock()
@@ -146,9 +150,11 @@ class Service:
             self.uploads.recover({f.path: f.sha256 for f in self.index.store.files()})
 
     def close(self) -> None:
-        """Stop the generator's worker (the answer under way finishes) and close the index
-        once no request uses it (an ingest in flight commits first)."""
-        self.worker.shutdown()
+        """Stop answering (the answers under way finish, waiting asks are refused), then
+        the generator's engine, and close the index once no request uses it (an ingest
+        in flight commits first)."""
+        self.batcher.shutdown()
+        self.engine.close()
         with self._index_lock.write():
             self.index.close()
 
@@ -251,8 +257,9 @@ class Service:
         on_prefix: PrefixFn,
     ) -> list[Answer]:
         """Asks that wait together, answered in one batch (:mod:`mixrag.server.batching`)."""
-        rag = RAG(self.retriever, self.generator, config)
-        return rag.ask_batch(list(questions), hits=list(hits), on_prefix=on_prefix)
+        with self.engine.session() as steps:
+            rag = RAG(self.retriever, self.generator, config, steps=steps)
+            return rag.ask_batch(list(questions), hits=list(hits), on_prefix=on_prefix)
 
     def answer(self, params: AskParams, hits: list[Hit]) -> Answer:
         """Decode an answer, waiting for it (see :meth:`submit_answer`)."""
@@ -299,6 +306,7 @@ class Service:
                 "device": self.generator.config.device,
                 "passage_cache": cache.stats().to_dict() if cache is not None else None,
                 "batches": {str(n): c for n, c in sorted(self.batcher.batch_sizes.items())},
+                "engine": self.engine.stats.as_dict(),
             },
             "encoder": index.get("encoder", {}),
             "modes": list(MODES),

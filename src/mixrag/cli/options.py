@@ -63,7 +63,7 @@ CacheOpt = Annotated[
 
 def target(index: Path | None, store: str | None) -> str | Path:
     """The index an option pair names: a folder (--index) or a PostgreSQL store (--store)."""
-    from mixrag.store.postgres import is_postgres_url
+    from mixrag.store.pg_url import is_postgres_url
 
     if index is not None and store is not None:
         raise MixragError("give --index FOLDER or --store postgresql://..., not both")

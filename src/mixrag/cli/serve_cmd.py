@@ -58,7 +58,7 @@ def serve_cmd(
 
     from mixrag.server import ServerConfig, create_app
     from mixrag.server.config import MiB, read_token_file
-    from mixrag.store.postgres import redact
+    from mixrag.store.pg_url import redact
 
     location = target(index, store)
     config = ServerConfig(

@@ -11,7 +11,8 @@ import pytest
 from mixrag.errors import MixragError
 from mixrag.store import FileUpdate, NewPassage, PassageStore, SqlitePassageStore
 from mixrag.store.fts import match_expression, query_terms
-from mixrag.store.postgres import PgPassageStore, split_schema
+from mixrag.store.pg_url import is_postgres_url, redact, split_schema
+from mixrag.store.postgres import PgPassageStore
 from mixrag.types import Passage
 
 DIM = 4
@@ -133,3 +134,10 @@ def test_schema_names_are_checked() -> None:
     assert split_schema("postgresql://h/db#Mine_2") == ("postgresql://h/db", "mine_2")
     with pytest.raises(MixragError, match="schema name"):
         split_schema("postgresql://h/db#x; DROP TABLE y")
+
+
+def test_store_urls_are_told_apart_and_redacted() -> None:
+    assert is_postgres_url("postgres://h/db") and is_postgres_url("postgresql://h/db#s")
+    assert not is_postgres_url("idx") and not is_postgres_url(None)
+    assert redact("postgresql://me:secret@h:5433/db#s") == "postgresql://me:***@h:5433/db#s"
+    assert redact("postgresql://me@h/db") == "postgresql://me@h/db"

@@ -35,7 +35,8 @@ from mixrag.errors import IndexLockedError, IndexMismatchError, MixragError, Not
 from mixrag.index.base import IndexBase, encoder_record
 from mixrag.index.config import IndexConfig
 from mixrag.index.folder import FORMAT_VERSION
-from mixrag.store.postgres import PgPassageStore, redact
+from mixrag.store.pg_url import redact
+from mixrag.store.postgres import PgPassageStore
 
 if TYPE_CHECKING:
     from mixrag.encoders.sentence import SentenceTransformerEncoder

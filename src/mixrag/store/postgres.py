@@ -2,120 +2,34 @@
 
 Install with ``pip install mixrag[postgres]``; the server needs the ``vector`` extension
 (pgvector >= 0.5 for HNSW). One PostgreSQL *schema* (``mixrag`` by default) holds one
-index, so a database can hold several:
-
-    meta(key, value)                         manifest JSON, generation counter
-    files(path, sha256, size, mtime, ...)    as in the SQLite store
-    documents(id, file, key, title, metadata jsonb)
-    passages(rowid bigserial, id, doc_id, position, title, text, metadata jsonb,
-             embedding vector(D), tsv tsvector GENERATED from title and text)
-      + HNSW index on embedding (vector_ip_ops: inner product, d(z)ᵀq(x))
-      + GIN index on tsv (full-text search)
-
-The schema is created on first use (under an advisory lock, so two processes opening
-the same new store do not race). Every write is one transaction: a failed or
+index, so a database can hold several. Every write is one transaction: a failed or
 interrupted write leaves the store as it was. Connections come from a
 ``psycopg_pool.ConnectionPool``, so a server's concurrent requests each get their own.
 
-Keyword ranking: PostgreSQL's own ``ts_rank_cd`` found the gold paragraph first for 44%
-of SQuAD dev questions against FTS5 BM25's 79%, so ``bm25`` computes Okapi BM25 in SQL
-over the English-stemmed ``tsvector`` (see :meth:`PgPassageStore.bm25`), with the
-corpus totals it needs kept in ``meta`` by every write; docs/BENCHMARKS.md compares it
-with FTS5.
+Beside this module: ``store.pg_url`` (a store's ``postgresql://...#schema`` name),
+``store.pg_schema`` (its tables, created on first use) and ``store.pg_bm25`` (BM25
+ranking in SQL).
 """
 
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from mixrag.errors import MissingDependencyError, MixragError
+from mixrag.store import pg_bm25, pg_schema
 from mixrag.store.base import FileRecord, FileUpdate
 from mixrag.store.fts import query_terms
+from mixrag.store.pg_url import check_schema_name, is_postgres_url, redact, split_schema
 from mixrag.types import Passage
 
-SCHEMA_VERSION = 1
-
-_BASE_TABLES = """
-CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    path text PRIMARY KEY,
-    sha256 text NOT NULL,
-    size bigint NOT NULL,
-    mtime double precision NOT NULL,
-    indexed_at double precision NOT NULL
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id text PRIMARY KEY,
-    file text NOT NULL REFERENCES files(path),
-    key text NOT NULL,
-    title text NOT NULL,
-    metadata jsonb NOT NULL
-);
-CREATE INDEX IF NOT EXISTS documents_file ON documents(file);
-"""
-
-_PASSAGES = """
-CREATE TABLE IF NOT EXISTS passages (
-    rowid bigserial PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    doc_id text NOT NULL REFERENCES documents(id),
-    position integer NOT NULL,
-    title text NOT NULL,
-    text text NOT NULL,
-    metadata jsonb NOT NULL,
-    embedding vector({dim}) NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || text)) STORED
-);
-ALTER TABLE passages ALTER COLUMN embedding SET STORAGE {storage};
-CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_id);
-CREATE INDEX IF NOT EXISTS passages_tsv ON passages USING gin(tsv);
-"""
-
-#: Vectors up to this many bytes are stored inline in the row (STORAGE PLAIN); larger
-#: ones out of line, uncompressed (EXTERNAL). PostgreSQL's default (EXTENDED) moved the
-#: 1.5 kB MiniLM vectors to the TOAST table, and every exact scan then fetched 3,526 of
-#: them one by one: 23 ms a query on SQuAD dev (docs/BENCHMARKS.md).
-INLINE_VECTOR_BYTES = 6000
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def is_postgres_url(target: object) -> bool:
-    """True for ``postgresql://...`` / ``postgres://...`` (a store, not an index folder)."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-def split_schema(url: str, default: str = "mixrag") -> tuple[str, str]:
-    """(connection URL, schema) of ``postgresql://...#schema``; the schema defaults to
-    ``default`` when the URL has no ``#fragment``."""
-    base, _, fragment = url.partition("#")
-    return base, _check_schema_name(fragment or default)
-
-
-def _check_schema_name(schema: str) -> str:
-    if not schema or not schema.replace("_", "a").isalnum() or schema[0].isdigit():
-        raise MixragError(
-            f"PostgreSQL schema name must be letters, digits and _ (not first a digit), "
-            f"got {schema!r}"
-        )
-    return schema.lower()
+# is_postgres_url, redact and split_schema are also imported from here (index.opening,
+# server.service): they name a store, and live in store.pg_url.
+__all__ = ["PgPassageStore", "is_postgres_url", "redact", "split_schema"]
 
 
 class PgPassageStore:
@@ -136,7 +50,7 @@ class PgPassageStore:
                 f"a PostgreSQL store needs {e.name}: pip install 'mixrag[postgres]'"
             ) from None
         self.url = url
-        self.schema = _check_schema_name(schema)
+        self.schema = check_schema_name(schema)
         self._psycopg = psycopg
         self._bootstrap()
 
@@ -162,46 +76,18 @@ class PgPassageStore:
     # -- set-up ----------------------------------------------------------------------
 
     def _bootstrap(self) -> None:
-        """Extension, schema and base tables, created once under an advisory lock."""
+        """Extension, schema and base tables, created once (``pg_schema.create_base``)."""
         psycopg = self._psycopg
         try:
             conn = psycopg.connect(self.url, connect_timeout=10)
         except psycopg.Error as e:
             raise MixragError(f"cannot connect to PostgreSQL at {redact(self.url)}: {e}") from None
         with conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("mixrag-schema"),))
-            have = conn.execute("SELECT 1 FROM pg_extension WHERE extname='vector'").fetchone()
-            if have is None:
-                try:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                except psycopg.Error as e:
-                    raise MixragError(
-                        f"{redact(self.url)}: the pgvector extension is not available "
-                        f"({str(e).strip()}); install pgvector on the server "
-                        "(scripts/setup.sh builds it) or have an administrator run "
-                        "CREATE EXTENSION vector"
-                    ) from None
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            conn.execute(f"SET LOCAL search_path TO {self.schema}, public")
-            conn.execute(_BASE_TABLES)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', %s), ('generation', '0'), "
-                "('fts_docs', '0'), ('fts_len', '0') ON CONFLICT (key) DO NOTHING",
-                (str(SCHEMA_VERSION),),
-            )
+            pg_schema.create_base(conn, self.schema, redact(self.url))
 
     def _table_dim(self) -> int | None:
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "JOIN pg_class c ON a.attrelid = c.oid "
-                "JOIN pg_namespace n ON c.relnamespace = n.oid "
-                "WHERE n.nspname = %s AND c.relname = 'passages' AND a.attname = 'embedding'",
-                (self.schema,),
-            ).fetchone()
-        if row is None:
-            return None
-        return int(row[0].split("(")[1].rstrip(")"))
+            return pg_schema.table_dim(conn, self.schema)
 
     def ensure_vectors(self, dim: int, hnsw: tuple[int, int] | None) -> None:
         """Create the passage table for ``dim``-dimensional vectors, and its HNSW index
@@ -212,28 +98,12 @@ class PgPassageStore:
                 f"the encoder gives {dim}"
             )
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
-            if self.dim is None:  # new here (IF NOT EXISTS: another process may have won)
-                storage = "PLAIN" if 4 * dim <= INLINE_VECTOR_BYTES else "EXTERNAL"
-                conn.execute(_PASSAGES.format(dim=int(dim), storage=storage))
-            if hnsw is not None:
-                m, ef = hnsw
-                conn.execute(
-                    "CREATE INDEX IF NOT EXISTS passages_hnsw ON passages "
-                    f"USING hnsw (embedding vector_ip_ops) WITH (m = {int(m)}, "
-                    f"ef_construction = {int(ef)})"
-                )
-            else:
-                conn.execute("DROP INDEX IF EXISTS passages_hnsw")
+            pg_schema.create_passages(conn, self.schema, dim, hnsw, new=self.dim is None)
         self.dim = dim
 
     def has_hnsw(self) -> bool:
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'passages_hnsw'",
-                (self.schema,),
-            ).fetchone()
-        return row is not None
+            return pg_schema.has_hnsw(conn, self.schema)
 
     def close(self) -> None:
         self.pool.close()
@@ -246,7 +116,7 @@ class PgPassageStore:
         """Hold the store's writer lock (a session advisory lock) while inside; yields
         False without waiting if another process holds it."""
         with self.pool.connection() as conn:
-            key = _lock_key(self.schema + ":writer")
+            key = pg_schema.lock_key(self.schema + ":writer")
             got = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
             conn.commit()
             try:
@@ -304,7 +174,7 @@ class PgPassageStore:
                 (path,),
             ).fetchall()
             rowids = [int(r[0]) for r in rows]
-            _add_fts_stats(conn, -len(rows), -sum(int(r[1]) for r in rows))
+            pg_bm25.add_fts_stats(conn, -len(rows), -sum(int(r[1]) for r in rows))
         conn.execute("DELETE FROM documents WHERE file = %s", (path,))
         conn.execute("DELETE FROM files WHERE path = %s", (path,))
         return rowids
@@ -375,7 +245,7 @@ class PgPassageStore:
                     "SELECT COALESCE(SUM(length(tsv)), 0) FROM passages WHERE id = ANY(%s)",
                     (ids,),
                 ).fetchone()
-                _add_fts_stats(conn, len(ids), int(total[0]))
+                pg_bm25.add_fts_stats(conn, len(ids), int(total[0]))
             conn.execute(
                 "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
             )
@@ -541,19 +411,14 @@ class PgPassageStore:
     def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
         """Top-n (row id, BM25 score) for ``question``; higher is better.
 
-        Okapi BM25 with FTS5's constants (k1 = 1.2, b = 0.75) computed in SQL: the
-        question's terms (stop words dropped as for SQLite) stemmed by PostgreSQL's
-        English configuration, any of them matching (GIN index); idf from each term's
-        document count; term frequency from the tsvector's positions; document length
-        and its average from the store's running totals (``meta``). Lengths count
-        distinct lexemes, not tokens: the one difference from FTS5's formula.
+        Okapi BM25 computed in SQL (:func:`mixrag.store.pg_bm25.bm25`) over the
+        question's terms, stop words dropped as for SQLite.
         """
         terms = query_terms(question)
         if not terms or n < 1 or self.dim is None:
             return []
         with self.pool.connection() as conn:
-            rows = conn.execute(_BM25_SQL, {"text": " ".join(terms), "n": n}).fetchall()
-        return [(int(r), float(s)) for r, s in rows]
+            return pg_bm25.bm25(conn, terms, n)
 
     def size_bytes(self) -> int:
         """Bytes on disk of the store's tables and their indexes."""
@@ -573,54 +438,8 @@ class PgPassageStore:
         self.dim = None
 
 
-_BM25_SQL = """
-WITH q AS (
-    SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(text)s))
-), df AS (
-    SELECT lexeme,
-           (SELECT count(*) FROM passages p WHERE p.tsv @@ quote_literal(lexeme)::tsquery) AS n
-    FROM q
-), st AS (
-    SELECT GREATEST((SELECT value::float8 FROM meta WHERE key = 'fts_docs'), 1) AS docs,
-           GREATEST((SELECT value::float8 FROM meta WHERE key = 'fts_len'), 1) AS len
-), cand AS (
-    SELECT p.rowid, p.tsv FROM passages p
-    WHERE p.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM q)
-)
-SELECT c.rowid,
-       SUM(ln(1 + (st.docs - df.n + 0.5) / (df.n + 0.5))
-           * t.tf * 2.2
-           / (t.tf + 1.2 * (0.25 + 0.75 * length(c.tsv) / (st.len / st.docs)))) AS s
-FROM cand c
-CROSS JOIN LATERAL (
-    SELECT u.lexeme, COALESCE(array_length(u.positions, 1), 1) AS tf FROM unnest(c.tsv) u
-) t
-JOIN df ON df.lexeme = t.lexeme
-CROSS JOIN st
-GROUP BY c.rowid
-ORDER BY s DESC, c.rowid
-LIMIT %(n)s
-"""
-
-
-def _add_fts_stats(conn: Any, docs: int, length: int) -> None:
-    """Keep BM25's corpus totals (passages, summed lengths) in step with a write."""
-    if docs or length:
-        conn.execute(
-            "UPDATE meta SET value = (value::bigint + %s)::text WHERE key = 'fts_docs'", (docs,)
-        )
-        conn.execute(
-            "UPDATE meta SET value = (value::bigint + %s)::text WHERE key = 'fts_len'", (length,)
-        )
-
-
 def _array(value: Any) -> np.ndarray:
     """A pgvector value (numpy array or pgvector.Vector) as float32 numpy."""
     if isinstance(value, np.ndarray):
         return value.astype(np.float32, copy=False)
     return np.asarray(value.to_numpy(), dtype=np.float32)
-
-
-def _lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``name``."""
-    return zlib.crc32(name.encode()) - (1 << 31)

@@ -1,0 +1,161 @@
+"""``mixrag eval``: retrieval and answer quality on a question set, as a report folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixrag.cli.options import (
+    CacheOpt,
+    DeviceOpt,
+    DtypeOpt,
+    IndexOpt,
+    JsonOpt,
+    ModelOpt,
+    ProgressOpt,
+    StoreOpt,
+    TauOpt,
+    echo_json,
+    generator_options,
+    target,
+)
+from mixrag.errors import MixragError
+
+
+def _csv(value: str, name: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise MixragError(f"{name} needs at least one value, got {value!r}")
+    return items
+
+
+def _csv_ints(value: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _csv(value, name))
+    except ValueError:
+        raise MixragError(f"{name} must be comma-separated integers, got {value!r}") from None
+
+
+def eval_cmd(
+    dataset: Annotated[
+        Path,
+        typer.Option(help="Questions: SQuAD .json[.gz], .jsonl or NQ-open .tsv (see docs)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder (resumes the run it holds).")],
+    index: IndexOpt = None,
+    store: StoreOpt = None,
+    build_index: Annotated[
+        Path | None,
+        typer.Option(help="Index the dataset's own paragraphs into this folder first."),
+    ] = None,
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated answer modes, or 'none' for retrieval only.")
+    ] = "closed-book,concat,rag-sequence,rag-token",
+    k: Annotated[str, typer.Option("-k", help="Passages K per answer; several: 1,5,10.")] = "5",
+    limit: Annotated[int | None, typer.Option(help="Seeded sample of this many questions.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
+    method: Annotated[str, typer.Option(help="Retrieval feeding the generator.")] = "dense",
+    retrieval: Annotated[
+        str | None,
+        typer.Option(help="Retrieval methods to measure, e.g. dense,bm25,hybrid [--method]."),
+    ] = None,
+    recall_k: Annotated[str, typer.Option(help="k of recall@k and answer-in-top-k.")] = "1,5,20",
+    model: ModelOpt = None,
+    tau: TauOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Questions answered per batch.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
+    posteriors: Annotated[
+        bool, typer.Option(help="Also score concat / closed-book answers per passage.")
+    ] = False,
+    fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
+    format: Annotated[
+        str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
+    ] = None,
+    progress: ProgressOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    passage_cache_mb: CacheOpt = 2048,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate retrieval and answering on a question set; write a report folder.
+
+    The folder gets results.json (every question), summary.md (one table per mode and
+    per retrieval method) and plots/*.png. An interrupted run resumes on the next call.
+    """
+    import shlex
+    import signal
+
+    from mixrag.cli.progress import EvalBar
+    from mixrag.eval.datasets import load_dataset
+    from mixrag.eval.report import summary_markdown
+    from mixrag.eval.runner import EvalConfig, evaluate
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
+
+    signal.signal(signal.SIGTERM, stop)
+
+    mode_list = [] if modes.strip().lower() == "none" else _csv(modes, "--modes")
+    config = EvalConfig(
+        modes=tuple(mode_list),
+        ks=_csv_ints(k, "-k"),
+        limit=limit,
+        seed=seed,
+        method=method,
+        retrieval=tuple(_csv(retrieval, "--retrieval")) if retrieval else (method,),
+        recall_ks=_csv_ints(recall_k, "--recall-k"),
+        batch_size=batch_size,
+        posteriors=posteriors,
+    )
+    data = load_dataset(dataset, format=format)
+    if build_index is not None:
+        if index is not None and index.resolve() != build_index.resolve():
+            raise MixragError(f"--index {index} and --build-index {build_index} differ; give one")
+        from mixrag.cli.progress import IngestBar
+        from mixrag.eval.corpus import index_dataset
+
+        with IngestBar(progress) as ingest_bar:
+            index = index_dataset(data, build_index, progress=ingest_bar)
+    if index is None and store is None:
+        raise MixragError("give --index (an index folder), --store or --build-index")
+    from mixrag.index.opening import open_index
+    from mixrag.rag import RAG, RAGConfig
+    from mixrag.runs import load_run
+
+    with open_index(target(index, store)) as idx, EvalBar(progress) as bar:
+        rag = None
+        query_encoder = None
+        if config.modes:
+            rag_cfg = RAGConfig(k=max(config.ks), max_new_tokens=max_new_tokens)
+            rag = RAG.open(
+                idx,
+                model=model,
+                config=rag_cfg,
+                method=method,
+                tau=tau,
+                generator_options=generator_options(device, dtype, passage_cache_mb),
+            )
+        elif model is not None:  # retrieval only: a training run's q(x), no generator
+            query_encoder = load_run(model, idx, with_generator=False).query_encoder
+        results = evaluate(
+            idx,
+            data,
+            config,
+            out,
+            rag,
+            progress=bar,
+            fresh=fresh,
+            command="mixrag " + shlex.join(sys.argv[1:]),
+            query_encoder=query_encoder,
+        )
+    if as_json:
+        echo_json({k: v for k, v in results.items() if k != "questions"})
+    else:
+        typer.echo(summary_markdown(results))
+        typer.echo(f"report: {out}/summary.md, results.json, plots/")
+    if "partial" in results:
+        typer.echo("interrupted: run the same command to resume", err=True)
+        raise typer.Exit(130)

@@ -1,0 +1,97 @@
+"""Options several commands share, and the checks that turn them into library arguments.
+
+The ``Annotated`` aliases keep one spelling and help text per option across commands;
+the helpers raise :class:`~mixrag.errors.MixragError` for a bad value, which
+:func:`mixrag.cli.main.main` prints as one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mixrag.errors import MixragError
+from mixrag.retriever.retriever import DEFAULT_TAU
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="A PostgreSQL store instead of an index folder: postgresql://user@host/db"
+        "[#schema] (needs mixrag[postgres] and pgvector on the server).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress")]
+
+TauOpt = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Prior temperature: softmax(score / tau) [{DEFAULT_TAU}, or a training run's own]."
+    ),
+]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", "-m", help="rag-sequence, rag-token, concat or closed-book.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Generator: smollm2-135m, qwen2.5-0.5b, or a model folder."),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(help="Generator device: cpu, cuda, cuda:N, mps, or auto (the first present)."),
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        help="Generator dtype: float32 (exact log-probs), bfloat16 (2-3x faster on CPUs "
+        "with AMX), float16, or auto (bfloat16 where it is fast)."
+    ),
+]
+CacheOpt = Annotated[
+    int,
+    typer.Option(
+        help="Memory for the passage KV cache, MiB (0: off); blocks beyond it are read "
+        "from the index folder's passage-kv/ (mixrag warm) or computed again."
+    ),
+]
+
+
+def target(index: Path | None, store: str | None) -> str | Path:
+    """The index an option pair names: a folder (--index) or a PostgreSQL store (--store)."""
+    from mixrag.store.pg_url import is_postgres_url
+
+    if index is not None and store is not None:
+        raise MixragError("give --index FOLDER or --store postgresql://..., not both")
+    if store is not None:
+        if not is_postgres_url(store):
+            raise MixragError(f"--store must be a postgresql:// URL, got {store!r}")
+        return store
+    if index is None:
+        raise MixragError("give --index FOLDER (or --store postgresql://...)")
+    return index
+
+
+def generator_options(device: str, dtype: str, cache_mb: int | None = None) -> dict[str, Any]:
+    """GeneratorConfig fields from --device / --dtype / --passage-cache-mb, checked now."""
+    from mixrag.generator.config import GeneratorConfig
+    from mixrag.generator.models import resolve_device
+
+    options: dict[str, Any] = {"device": device, "dtype": dtype}
+    if cache_mb is not None:
+        options["passage_cache_mb"] = cache_mb
+    try:
+        GeneratorConfig(**options)
+    except ValueError as exc:
+        raise MixragError(str(exc)) from exc
+    resolve_device(device)  # absent device: ModelLoadError, one line
+    return options
+
+
+def echo_json(obj: Any) -> None:
+    """What --json prints: ``obj`` as indented JSON, non-ASCII text kept as is."""
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))

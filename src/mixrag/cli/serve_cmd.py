@@ -1,0 +1,97 @@
+"""``mixrag serve``: the index over HTTP (the JSON API and the web page)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixrag.cli.options import (
+    CacheOpt,
+    DeviceOpt,
+    DtypeOpt,
+    IndexOpt,
+    ModelOpt,
+    ModeOpt,
+    StoreOpt,
+    TauOpt,
+    generator_options,
+    target,
+)
+
+
+def serve_cmd(
+    index: IndexOpt = None,
+    store: StoreOpt = None,
+    model: ModelOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [127.0.0.1: this machine only].")
+    ] = None,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the bearer token every /v1 endpoint then requires."),
+    ] = None,
+    mode: ModeOpt = "rag-sequence",
+    k: Annotated[int, typer.Option("-k", help="Default K of requests that give none.")] = 5,
+    method: Annotated[
+        str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
+    ] = "dense",
+    tau: TauOpt = None,
+    max_k: Annotated[int, typer.Option(help="Largest K a request may ask for.")] = 20,
+    max_question_chars: Annotated[int, typer.Option(help="Longest question accepted.")] = 2000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest uploaded document, MB.")] = 10.0,
+    max_waiting: Annotated[
+        int, typer.Option(help="Asks queued for the generator before 503 Busy.")
+    ] = 8,
+    max_batch: Annotated[
+        int, typer.Option(help="Most waiting asks answered together in one batch.")
+    ] = 8,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    passage_cache_mb: CacheOpt = 2048,
+) -> None:
+    """Serve the index over HTTP: the JSON API (streaming answers) and a web page at /."""
+    import uvicorn
+
+    from mixrag.server import ServerConfig, create_app
+    from mixrag.server.config import MiB, read_token_file
+    from mixrag.store.pg_url import redact
+
+    location = target(index, store)
+    config = ServerConfig(
+        index=location,
+        model=model,
+        host=host or "127.0.0.1",
+        port=port,
+        token=read_token_file(token_file) if token_file is not None else None,
+        max_question_chars=max_question_chars,
+        max_k=max_k,
+        max_upload_bytes=int(max_upload_mb * MiB),
+        max_waiting=max_waiting,
+        max_batch=max_batch,
+        mode=mode,
+        k=k,
+        method=method,
+        tau=tau,
+        **generator_options(device, dtype, passage_cache_mb),
+    )
+    log = logging.getLogger("mixrag.server")
+    if config.is_open:
+        where = "this machine" if config.is_loopback else f"anyone who can reach {config.host}"
+        log.warning(
+            "no --token-file: the API is open to %s (read, upload and delete documents)", where
+        )
+    logging.getLogger("mixrag").setLevel(logging.INFO)
+    application = create_app(config)
+    where = redact(str(location)) if store is not None else str(location)
+    typer.echo(f"mixrag: serving {where} on http://{config.host}:{config.port}/", err=True)
+    uvicorn.run(
+        application,
+        host=config.host,
+        port=config.port,
+        timeout_graceful_shutdown=config.shutdown_timeout,
+        log_level="info",
+    )

@@ -32,7 +32,7 @@ def index_cmd(
         typer.Option(
             "--ray",
             help="Encode on a Ray cluster: auto (the running one), ray://host:port, or "
-            "local (start one here). Needs mixrag[ray].",
+            "local (start one here). Needs mixrag\\[ray].",
         ),
     ] = None,
     ray_workers: Annotated[int, typer.Option(help="--ray: encoder actors (one model each).")] = 2,

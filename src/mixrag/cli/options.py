@@ -22,7 +22,7 @@ StoreOpt = Annotated[
     typer.Option(
         "--store",
         help="A PostgreSQL store instead of an index folder: postgresql://user@host/db"
-        "[#schema] (needs mixrag[postgres] and pgvector on the server).",
+        "\\[#schema] (needs mixrag\\[postgres] and pgvector on the server).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]

@@ -49,6 +49,13 @@ def serve_cmd(
     max_batch: Annotated[
         int, typer.Option(help="Most waiting asks answered together in one batch.")
     ] = 8,
+    max_running: Annotated[
+        int,
+        typer.Option(
+            help="Batches of asks decoding at once; each forward pass serves all of them "
+            "(continuous batching). 1: one batch after another."
+        ),
+    ] = 4,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
@@ -72,6 +79,7 @@ def serve_cmd(
         max_upload_bytes=int(max_upload_mb * MiB),
         max_waiting=max_waiting,
         max_batch=max_batch,
+        max_running=max_running,
         mode=mode,
         k=k,
         method=method,

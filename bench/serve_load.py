@@ -315,9 +315,12 @@ def main() -> None:
             "server_threads": args.threads,
             "index_passages": info["index"]["passages"],
             "serve_args": args.serve_args,
-            "generator": {k: v for k, v in info["generator"].items() if k != "batches"},
+            "generator": {
+                k: v for k, v in info["generator"].items() if k not in ("batches", "engine")
+            },
         },
         "batches": info_end["generator"].get("batches"),
+        "engine": info_end["generator"].get("engine"),
         "passage_cache_end": info_end["generator"].get("passage_cache"),
         "startup_s": round(startup_s, 1),
         "elapsed_s": round(elapsed, 1),

@@ -133,8 +133,8 @@ class _Call:
 class StepEngine:
     """Runs a generator's forward passes on one thread, merging concurrent decodes.
 
-    ``generator`` must be loaded. ``on_idle`` is called on the engine thread whenever it
-    runs out of work (e.g. to hand freed memory back to the system).
+    ``on_idle`` is called on the engine thread whenever it runs out of work, and every
+    ``idle_every`` steps while it does not (e.g. to hand freed memory back to the system).
     """
 
     def __init__(
@@ -142,19 +142,24 @@ class StepEngine:
         generator: TransformersGenerator,
         *,
         on_idle: Callable[[], Any] | None = None,
+        idle_every: int = 200,
         name: str = "mixrag-engine",
     ) -> None:
         self.generator = generator
         self.stats = EngineStats()
         self._on_idle = on_idle
+        self._idle_every = idle_every
         self._cond = threading.Condition(threading.Lock())
         self._calls: collections.deque[_Call] = collections.deque()
         self._decodes: list[_Decode] = []  # in the merged state's row order
         self._state: HFDecodeState | None = None
         self._closed = False
         self._worked = False  # since the last on_idle
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._threads = torch.get_num_threads()  # the constructing thread's, for the model
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(started,), name=name, daemon=True)
         self._thread.start()
+        started.wait()
 
     # ------------------------------------------------------------------ public
 
@@ -222,7 +227,13 @@ class StepEngine:
         live = [d for d in self._decodes if d.alive]
         return bool(live) and all(d.posted is not None for d in live)
 
-    def _loop(self) -> None:
+    def _loop(self, started: threading.Event) -> None:
+        # OpenMP's thread count is per thread, taken from torch's process-wide setting
+        # when a thread first asks; fix this one's now, whatever others set later
+        # (decoding threads set 1: :func:`decoding_thread_setup`).
+        torch.get_num_threads()
+        torch.set_num_threads(self._threads)
+        started.set()
         while True:
             with self._cond:
                 while not (self._calls or self._ready()):
@@ -292,6 +303,8 @@ class StepEngine:
         self.stats.steps += 1
         self.stats.rows += int(lp.shape[0])
         self.stats.decodes_per_step[len(kept)] += 1
+        if self._on_idle is not None and self.stats.steps % self._idle_every == 0:
+            self._on_idle()
         with self._cond:
             self._decodes = [d for d, _ in kept]
         at = 0
@@ -309,6 +322,16 @@ class StepEngine:
         self._state = None
         while self._calls:
             self._calls.popleft().future.set_exception(error)
+
+
+def decoding_thread_setup() -> None:
+    """For the threads that run decoders against an engine: one OpenMP thread each.
+
+    Their own tensor work (candidate selection, the mixture of a step's distributions)
+    is small; with the process's thread count every one of them would start its own
+    OpenMP team beside the engine's forward pass and oversubscribe the cores.
+    """
+    torch.set_num_threads(1)
 
 
 class EngineSession:

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mixrag.decoding import PrefixFn
+from mixrag.generator.engine import decoding_thread_setup
 from mixrag.rag import Answer, RAGConfig
 from mixrag.server.concurrency import BusyError
 from mixrag.types import Hit
@@ -75,7 +76,9 @@ class AskBatcher:
         self.max_waiting = max_waiting
         self.max_running = max_running
         #: the threads batches decode on (tests occupy them to make asks wait)
-        self.threads = ThreadPoolExecutor(max_running, thread_name_prefix="mixrag-ask")
+        self.threads = ThreadPoolExecutor(
+            max_running, thread_name_prefix="mixrag-ask", initializer=decoding_thread_setup
+        )
         self._answer_batch = answer_batch
         self._pending: collections.deque[PendingAsk] = collections.deque()
         self._lock = threading.Lock()

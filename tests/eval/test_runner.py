@@ -1,103 +1,21 @@
-"""The evaluation runner: summary arithmetic by hand, the resume cache, and a tiny real run."""
+"""The evaluation runner: the resume cache, and a tiny real run."""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mixrag.errors import MixragError
 from mixrag.eval.cache import ResultCache
-from mixrag.eval.datasets import Question, load_dataset
+from mixrag.eval.datasets import load_dataset
 from mixrag.eval.metrics import exact_match
-from mixrag.eval.runner import EvalConfig, evaluate, run_key, summarize
+from mixrag.eval.runner import EvalConfig, evaluate
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
-
-
-def _q(qid: str, answers: tuple[str, ...], gold: str = "0:0") -> Question:
-    return Question(id=qid, question=f"question {qid}?", answers=answers, gold_doc_keys=(gold,))
-
-
-# ---------------------------------------------------------------- summary, by hand
-
-
-def test_summary_arithmetic_by_hand() -> None:
-    questions = [_q("a", ("x",)), _q("b", ("y",)), _q("c", ("z",)), _q("d", ("w",))]
-    cfg = EvalConfig(modes=("concat",), ks=(2,), retrieval=("dense",), recall_ks=(1, 3), ece_bins=2)
-    retrieval = {
-        "dense": {
-            "a": {"ids": ["p1"], "gold_rank": 1, "answer_rank": 1, "latency": 0.1},
-            "b": {"ids": ["p1"], "gold_rank": 3, "answer_rank": None, "latency": 0.2},
-            "c": {"ids": ["p1"], "gold_rank": None, "answer_rank": 2, "latency": 0.3},
-            # "d" not retrieved yet: a partial run counts only what it finished
-        }
-    }
-
-    def rec(em: int, p: float, gold: bool, cited: bool | None) -> dict[str, Any]:
-        return {
-            "prediction": "p",
-            "em": em,
-            "f1": 0.5 if em == 0 else 1.0,
-            "logprob": math.log(p),
-            "probability": p,
-            "passage_ids": ["p1", "p2"],
-            "gold_in_passages": gold,
-            "answer_in_passages": gold,
-            "cited": "p1",
-            "cited_gold": cited,
-            "timings": {"total": 1.0},
-        }
-
-    answers = {
-        "concat@2": {
-            "a": rec(1, 0.9, True, True),
-            "b": rec(0, 0.8, False, False),
-            "c": rec(1, 0.2, True, None),
-            "d": rec(0, 0.1, False, True),
-        }
-    }
-    out = summarize(questions, retrieval, answers, cfg)
-    dense = out["retrieval"]["dense"]
-    assert dense["n"] == 3
-    assert dense["recall"] == {"1": pytest.approx(1 / 3), "3": pytest.approx(2 / 3)}
-    assert dense["mrr"] == pytest.approx((1 + 1 / 3 + 0) / 3)
-    assert dense["answer_in_topk"] == {"1": pytest.approx(1 / 3), "3": pytest.approx(2 / 3)}
-    assert dense["curve"] == [
-        [1, pytest.approx(1 / 3)],
-        [2, pytest.approx(1 / 3)],
-        [3, pytest.approx(2 / 3)],
-    ]
-    run = out["answers"]["concat@2"]
-    assert run["n"] == 4 and run["em"] == pytest.approx(50.0) and run["f1"] == pytest.approx(75.0)
-    # bins [0, .5): conf .2, .1 -> mean .15, acc .5; [.5, 1]: conf .9, .8 -> .85, acc .5
-    # ECE = 2/4 * |.5 - .15| + 2/4 * |.5 - .85| = .35
-    assert run["ece"] == pytest.approx(0.35)
-    assert [b["count"] for b in run["reliability"]] == [2, 2]
-    assert run["recall"] == pytest.approx(0.5) and run["answer_in_topk"] == pytest.approx(0.5)
-    assert run["cited_gold"] == pytest.approx(2 / 3)
-    assert [q["id"] for q in out["questions"]] == ["a", "b", "c", "d"]
-    assert "dense" not in out["questions"][3]["retrieval"]
-
-
-def test_config_rejects_bad_values() -> None:
-    with pytest.raises(MixragError, match="'rag-seq'"):
-        EvalConfig(modes=("rag-seq",))
-    with pytest.raises(MixragError, match="'sparse'"):
-        EvalConfig(retrieval=("sparse",))
-    with pytest.raises(MixragError, match="ks"):
-        EvalConfig(ks=(0,))
-    assert EvalConfig(modes=("rag-token", "closed-book"), ks=(5, 1)).runs == [
-        ("rag-token", 1),
-        ("rag-token", 5),
-        ("closed-book", 0),
-    ]
-    assert run_key("closed-book", 0) == "closed-book@0"
-
 
 # ---------------------------------------------------------------- resume cache
 

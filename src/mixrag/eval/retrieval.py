@@ -61,3 +61,8 @@ def is_gold(passage: Passage, question: Question) -> bool:
     return doc_key(passage.doc_id) in question.gold_doc_keys or (
         passage.id in question.gold_passage_ids
     )
+
+
+def has_gold(question: Question) -> bool:
+    """Whether ``question`` names any gold document or passage (recall needs one)."""
+    return bool(question.gold_doc_keys or question.gold_passage_ids)

@@ -11,8 +11,9 @@ A run has two phases over the same seeded question sample:
 Each finished (run, question) is stored in ``cache.sqlite`` of the report folder, so a
 killed run resumes where it stopped. The answer phase goes batch-outer, run-inner: at
 any moment every run has answered the same questions, so a partial report already
-compares the modes on equal terms. :func:`summarize` turns the records into the
-results dict that :func:`mixrag.eval.report.write_report` renders.
+compares the modes on equal terms. :mod:`mixrag.eval.summary` turns the records into
+the tables of an :class:`~mixrag.eval.results.EvalResults`, which
+:func:`mixrag.eval.report.write_report` writes out.
 """
 
 from __future__ import annotations
@@ -26,97 +27,42 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mixrag.errors import MixragError
 from mixrag.eval.cache import ResultCache
+from mixrag.eval.config import ANSWER_MODES, RETRIEVAL_METHODS, EvalConfig, run_key
 from mixrag.eval.datasets import Dataset, Question, sample
-from mixrag.eval.metrics import exact_match, expected_calibration_error, f1_score, reliability_bins
-from mixrag.eval.retrieval import answer_in_passages, is_gold, mean_reciprocal_rank
+from mixrag.eval.metrics import exact_match, f1_score
+from mixrag.eval.records import AnswerRecord, RetrievalRecord
+from mixrag.eval.report import write_report
+from mixrag.eval.results import DatasetSummary, EvalResults, Partial, ResultsConfig
+from mixrag.eval.retrieval import answer_in_passages, has_gold, is_gold
+from mixrag.eval.summary import question_results, summarize_answers, summarize_retrieval
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
     from mixrag.index.opening import AnyIndex
     from mixrag.rag import RAG
 
+# EvalConfig and run_key lived here; they stay importable from this module.
+__all__ = [
+    "ANSWER_MODES",
+    "RETRIEVAL_METHODS",
+    "EvalConfig",
+    "EvalProgress",
+    "ProgressFn",
+    "evaluate",
+    "fingerprint",
+    "run_evaluation",
+    "run_key",
+]
+
 log = logging.getLogger(__name__)
 
-ANSWER_MODES = ("closed-book", "concat", "rag-sequence", "rag-token")
-RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
 RETRIEVAL_BATCH = 64
 
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What one evaluation measures.
-
-    modes:      answer modes to run (any of ``ANSWER_MODES``); empty = retrieval only.
-    ks:         passages per question K for the passage modes; closed-book runs once.
-    limit:      evaluate a seeded random sample of this many questions (None = all).
-    seed:       the sample's seed.
-    method:     retrieval method feeding the generator.
-    retrieval:  methods whose recall / MRR / answer-in-top-k are measured.
-    recall_ks:  the k of recall@k and answer-in-top-k; the deepest sets the search depth.
-    batch_size: questions answered per batch.
-    ece_bins:   equal-width confidence bins of the calibration error.
-    posteriors: also score concat / closed-book answers under each passage, for their
-                citations (K extra prompt passes per question).
-    """
-
-    modes: tuple[str, ...] = ANSWER_MODES
-    ks: tuple[int, ...] = (5,)
-    limit: int | None = None
-    seed: int = 0
-    method: str = "dense"
-    retrieval: tuple[str, ...] = ("dense",)
-    recall_ks: tuple[int, ...] = (1, 5, 20)
-    batch_size: int = 8
-    ece_bins: int = 10
-    posteriors: bool = False
-
-    def __post_init__(self) -> None:
-        for m in self.modes:
-            if m not in ANSWER_MODES:
-                raise MixragError(f"mode {m!r} is not one of {', '.join(ANSWER_MODES)}")
-        for m in (*self.retrieval, self.method):
-            if m not in RETRIEVAL_METHODS:
-                raise MixragError(
-                    f"retrieval method {m!r} is not one of {', '.join(RETRIEVAL_METHODS)}"
-                )
-        if len(set(self.modes)) != len(self.modes):
-            raise MixragError(f"modes repeat: {', '.join(self.modes)}")
-        for name in ("ks", "recall_ks"):
-            values = getattr(self, name)
-            if not values or any(not isinstance(v, int) or v < 1 for v in values):
-                raise MixragError(f"{name} must be positive integers, got {list(values)}")
-        if self.limit is not None and self.limit < 1:
-            raise MixragError(f"limit must be >= 1, got {self.limit}")
-        if self.batch_size < 1 or self.ece_bins < 1:
-            raise MixragError(
-                f"batch_size and ece_bins must be >= 1, got {self.batch_size}, {self.ece_bins}"
-            )
-
-    @property
-    def runs(self) -> list[tuple[str, int]]:
-        """(mode, K) pairs, in the order they run; closed-book is (closed-book, 0)."""
-        out: list[tuple[str, int]] = []
-        for mode in self.modes:
-            if mode == "closed-book":
-                out.append((mode, 0))
-            else:
-                out += [(mode, k) for k in sorted(set(self.ks))]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def run_key(mode: str, k: int) -> str:
-    """``mode@K`` names one answer run in records and reports."""
-    return f"{mode}@{k}"
+R = TypeVar("R", RetrievalRecord, AnswerRecord)
 
 
 @dataclass(frozen=True)
@@ -130,10 +76,6 @@ class EvalProgress:
 
 
 ProgressFn = Callable[[EvalProgress], None]
-
-
-def _has_gold(question: Question) -> bool:
-    return bool(question.gold_doc_keys or question.gold_passage_ids)
 
 
 def _batches(items: Sequence[Question], size: int) -> Iterator[list[Question]]:
@@ -206,6 +148,14 @@ def fingerprint(
 # ---------------------------------------------------------------------------- phases
 
 
+def _cached(cache: ResultCache, run: str, record: type[R]) -> dict[str, R]:
+    """Question id -> record of every question of ``run`` the cache holds."""
+    return {
+        qid: record.from_dict(rec, f"{cache.path} {run} {qid}")
+        for qid, rec in cache.records(run).items()
+    }
+
+
 def _retrieval_phase(
     index: AnyIndex,
     questions: Sequence[Question],
@@ -213,14 +163,14 @@ def _retrieval_phase(
     cache: ResultCache,
     progress: ProgressFn | None,
     query_encoder: Encoder | None = None,
-) -> dict[str, dict[str, dict[str, Any]]]:
+) -> dict[str, dict[str, RetrievalRecord]]:
     depth = max(config.recall_ks)
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+    out: dict[str, dict[str, RetrievalRecord]] = {}
     total = len(questions) * len(config.retrieval)
     done = 0
     for method in config.retrieval:
         retriever = index.retriever(method=method, query_encoder=query_encoder)
-        records = cache.records(f"retrieval:{method}")
+        records = _cached(cache, f"retrieval:{method}", RetrievalRecord)
         pending = [q for q in questions if q.id not in records]
         done += len(questions) - len(pending)
         for batch in _batches(pending, RETRIEVAL_BATCH):
@@ -232,14 +182,14 @@ def _retrieval_phase(
                 golds = [i for i, h in enumerate(hs, 1) if is_gold(h.passage, q)]
                 texts = [h.passage.text for h in hs]
                 found = [i for i, t in enumerate(texts, 1) if answer_in_passages(q.answers, [t])]
-                rec = {
-                    "ids": [h.passage.id for h in hs],
-                    "gold_rank": golds[0] if golds else None,
-                    "answer_rank": found[0] if found else None,
-                    "latency": per_q,
-                }
+                rec = RetrievalRecord(
+                    ids=tuple(h.passage.id for h in hs),
+                    gold_rank=golds[0] if golds else None,
+                    answer_rank=found[0] if found else None,
+                    latency=per_q,
+                )
                 records[q.id] = rec
-                new.append((q.id, rec))
+                new.append((q.id, rec.to_dict()))
             cache.put(f"retrieval:{method}", new)
             done += len(batch)
             if progress is not None:
@@ -248,7 +198,7 @@ def _retrieval_phase(
     return out
 
 
-def _answer_record(question: Question, answer: Any, retrieve_s: float) -> dict[str, Any]:
+def _answer_record(question: Question, answer: Any, retrieve_s: float) -> AnswerRecord:
     passages = [c.hit.passage for c in answer.citations]
     # the passage the answer came from: highest posterior p(z_j|x,y), when scored
     with_post = [c for c in answer.citations if c.posterior is not None]
@@ -256,23 +206,20 @@ def _answer_record(question: Question, answer: Any, retrieve_s: float) -> dict[s
     timings = dict(answer.timings)
     timings["retrieve"] = retrieve_s
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    return {
-        "prediction": answer.text,
-        "em": exact_match(answer.text, question.answers),
-        "f1": f1_score(answer.text, question.answers),
-        "logprob": answer.logprob,
-        "probability": math.exp(answer.logprob),
-        "passage_ids": [p.id for p in passages],
-        "gold_in_passages": any(is_gold(p, question) for p in passages)
-        if _has_gold(question)
-        else None,
-        "answer_in_passages": answer_in_passages(question.answers, [p.text for p in passages]),
-        "cited": cited.id if cited is not None else None,
-        "cited_gold": is_gold(cited, question)
-        if cited is not None and _has_gold(question)
-        else None,
-        "timings": timings,
-    }
+    gold = has_gold(question)
+    return AnswerRecord(
+        prediction=answer.text,
+        em=exact_match(answer.text, question.answers),
+        f1=f1_score(answer.text, question.answers),
+        logprob=answer.logprob,
+        probability=math.exp(answer.logprob),
+        passage_ids=tuple(p.id for p in passages),
+        gold_in_passages=any(is_gold(p, question) for p in passages) if gold else None,
+        answer_in_passages=answer_in_passages(question.answers, [p.text for p in passages]),
+        cited=cited.id if cited is not None else None,
+        cited_gold=is_gold(cited, question) if cited is not None and gold else None,
+        timings=timings,
+    )
 
 
 def _answer_phase(
@@ -281,9 +228,9 @@ def _answer_phase(
     config: EvalConfig,
     cache: ResultCache,
     progress: ProgressFn | None,
-) -> dict[str, dict[str, dict[str, Any]]]:
+) -> dict[str, dict[str, AnswerRecord]]:
     runs = [(run_key(m, k), m, k) for m, k in config.runs]
-    records = {key: cache.records(key) for key, _m, _k in runs}
+    records = {key: _cached(cache, key, AnswerRecord) for key, _m, _k in runs}
     depth = max(config.ks)
     total = len(questions) * len(runs)
     done = sum(1 for key, _m, _k in runs for q in questions if q.id in records[key])
@@ -291,7 +238,7 @@ def _answer_phase(
 
     def running_em() -> dict[str, float]:
         return {
-            key: 100.0 * sum(r["em"] for r in recs.values()) / len(recs)
+            key: 100.0 * sum(r.em for r in recs.values()) / len(recs)
             for key, recs in records.items()
             if recs
         }
@@ -317,7 +264,7 @@ def _answer_phase(
             for i, a in zip(todo, answers, strict=True):
                 rec = _answer_record(batch[i], a, retrieve_s)
                 records[key][batch[i].id] = rec
-                new.append((batch[i].id, rec))
+                new.append((batch[i].id, rec.to_dict()))
             cache.put(key, new)
             done += len(todo)
             if progress is not None:
@@ -325,108 +272,10 @@ def _answer_phase(
     return records
 
 
-# ---------------------------------------------------------------------------- summary
+# ---------------------------------------------------------------------------- entry points
 
 
-def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    arr = np.asarray(values, dtype=np.float64)
-    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(sum(values) / len(values)) if values else None
-
-
-def summarize(
-    questions: Sequence[Question],
-    retrieval: dict[str, dict[str, dict[str, Any]]],
-    answers: dict[str, dict[str, dict[str, Any]]],
-    config: EvalConfig,
-) -> dict[str, Any]:
-    """The results dict (schema in docs/DESIGN.md, "Evaluation") from per-question records.
-
-    Only questions with records count; a partial run summarises what it finished.
-    """
-    depth = max(config.recall_ks)
-    retrieval_out: dict[str, Any] = {}
-    for method, recs in retrieval.items():
-        done = [q for q in questions if q.id in recs]
-        rows = [recs[q.id] for q in done]
-        ranks = [recs[q.id]["gold_rank"] for q in done if _has_gold(q)]
-        answer_ranks = [r["answer_rank"] for r in rows]
-        n_gold = len(ranks)
-        retrieval_out[method] = {
-            "n": len(rows),
-            "n_with_gold": n_gold,
-            "recall": {
-                str(k): (sum(r is not None and r <= k for r in ranks) / n_gold if n_gold else None)
-                for k in config.recall_ks
-            },
-            "curve": [
-                [k, sum(r is not None and r <= k for r in ranks) / n_gold]
-                for k in range(1, depth + 1)
-            ]
-            if n_gold
-            else [],
-            "mrr": mean_reciprocal_rank(ranks, depth) if n_gold else None,  # MRR@depth
-            "answer_in_topk": {
-                str(k): _mean([float(r is not None and r <= k) for r in answer_ranks])
-                for k in config.recall_ks
-            },
-            "latency_s": _percentiles([r["latency"] for r in rows]),
-        }
-
-    answers_out: dict[str, Any] = {}
-    for mode, k in config.runs:
-        key = run_key(mode, k)
-        recs = answers.get(key, {})
-        rows = [recs[q.id] for q in questions if q.id in recs]
-        if not rows:
-            continue
-        conf = [min(1.0, max(0.0, r["probability"])) for r in rows]
-        correct = [float(r["em"]) for r in rows]
-        golds = [float(r["gold_in_passages"]) for r in rows if r["gold_in_passages"] is not None]
-        cited = [r["cited_gold"] for r in rows if r["cited_gold"] is not None]
-        answers_out[key] = {
-            "mode": mode,
-            "k": k,
-            "n": len(rows),
-            "em": 100.0 * sum(correct) / len(rows),
-            "f1": 100.0 * sum(r["f1"] for r in rows) / len(rows),
-            "ece": expected_calibration_error(conf, correct, bins=config.ece_bins),
-            "reliability": [
-                dataclasses.asdict(b) for b in reliability_bins(conf, correct, config.ece_bins)
-            ],
-            "mean_probability": _mean(conf),
-            "answer_in_topk": None
-            if mode == "closed-book"
-            else _mean([float(r["answer_in_passages"]) for r in rows]),
-            "recall": None if mode == "closed-book" else _mean(golds),
-            "cited_gold": _mean([float(c) for c in cited]) if cited else None,
-            "latency_s": _percentiles([r["timings"]["total"] for r in rows]),
-        }
-
-    per_question = []
-    for q in questions:
-        entry: dict[str, Any] = {
-            "id": q.id,
-            "question": q.question,
-            "references": list(q.answers),
-            "gold": [*q.gold_doc_keys, *q.gold_passage_ids],
-            "retrieval": {m: recs[q.id] for m, recs in retrieval.items() if q.id in recs},
-            "answers": {key: recs[q.id] for key, recs in answers.items() if q.id in recs},
-        }
-        if entry["retrieval"] or entry["answers"]:
-            per_question.append(entry)
-    return {"retrieval": retrieval_out, "answers": answers_out, "questions": per_question}
-
-
-# ---------------------------------------------------------------------------- entry point
-
-
-def evaluate(
+def run_evaluation(
     index: AnyIndex,
     dataset: Dataset,
     config: EvalConfig,
@@ -437,8 +286,8 @@ def evaluate(
     fresh: bool = False,
     command: str | None = None,
     query_encoder: Encoder | None = None,
-) -> dict[str, Any]:
-    """Run (or resume) an evaluation and write its report folder; returns the results dict.
+) -> EvalResults:
+    """Run (or resume) an evaluation and write its report folder; returns its results.
 
     ``rag`` answers the questions; it may be None only when ``config.modes`` is empty.
     Its retriever's method must be ``config.method``. ``query_encoder`` is the q(x) of
@@ -446,12 +295,10 @@ def evaluate(
     own encoder), so recall@k measures the same question encoder that answers.
 
     Interrupted while answering (KeyboardInterrupt: Ctrl-C, or SIGTERM as the CLI maps
-    it), it still writes the report, with ``results["partial"]`` set and the answer
-    runs summarised over the questions every run finished, so the modes are compared on
-    the same questions; the same call later resumes from the cache.
+    it), it still writes the report, with ``partial`` set and the answer runs summarised
+    over the questions every run finished, so the modes are compared on the same
+    questions; the same call later resumes from the cache.
     """
-    from mixrag.eval.report import write_report
-
     if config.modes and rag is None:
         raise MixragError("answer modes were asked but no generator was given")
     if rag is not None and rag.retriever.config.method != config.method:
@@ -466,39 +313,73 @@ def evaluate(
     fp = fingerprint(index, dataset, config, rag if config.modes else None, query_encoder)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
         retrieval = _retrieval_phase(index, questions, config, cache, progress, query_encoder)
-        answers: dict[str, dict[str, dict[str, Any]]] = {}
+        answers: dict[str, dict[str, AnswerRecord]] = {}
         interrupted = False
         if config.modes and rag is not None:
             try:
                 answers = _answer_phase(rag, questions, config, cache, progress)
             except KeyboardInterrupt:
                 interrupted = True  # every finished batch is in the cache
-                answers = {run_key(m, k): cache.records(run_key(m, k)) for m, k in config.runs}
-    summary = summarize(questions, retrieval, answers, config)
+                answers = {
+                    run_key(m, k): _cached(cache, run_key(m, k), AnswerRecord)
+                    for m, k in config.runs
+                }
+    answered = questions
     partial = None
     if interrupted:
-        common = [q for q in questions if all(q.id in recs for recs in answers.values())]
-        summary["answers"] = summarize(common, {}, answers, config)["answers"]
-        partial = {"answered": len(common), "of": len(questions)}
+        answered = [q for q in questions if all(q.id in recs for recs in answers.values())]
+        partial = Partial(answered=len(answered), of=len(questions))
         log.warning(
             "interrupted: answers summarised over %d of %d questions; the same command resumes",
-            len(common),
+            len(answered),
             len(questions),
         )
-    results: dict[str, Any] = {
-        "version": 1,
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": {**config.to_dict(), "dataset": dataset.path, "index": index.location},
-        "dataset": {**dataset.to_dict(), "evaluated": len(questions)},
-        "index": index.info(),
-        "generator": rag.generator.config.to_dict() if rag is not None and config.modes else None,
-        "trained": rag.origin if rag is not None else None,
-        "query_encoder": fp.get("query_encoder"),
-        **summary,
-    }
-    if partial is not None:
-        results["partial"] = partial
-    if command:
-        results["command"] = command
+    results = EvalResults(
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        config=ResultsConfig.of(config, dataset.path, index.location),
+        dataset=DatasetSummary(
+            path=dataset.path,
+            format=dataset.format,
+            total=len(dataset.questions),
+            skipped=tuple(dataset.skipped),
+            evaluated=len(questions),
+        ),
+        index=index.info(),
+        generator=rag.generator.config.to_dict() if rag is not None and config.modes else None,
+        trained=rag.origin if rag is not None else None,
+        query_encoder=fp.get("query_encoder"),
+        retrieval=summarize_retrieval(questions, retrieval, config),
+        answers=summarize_answers(answered, answers, config),
+        questions=question_results(questions, retrieval, answers),
+        partial=partial,
+        command=command or None,
+    )
     write_report(results, out)
     return results
+
+
+def evaluate(
+    index: AnyIndex,
+    dataset: Dataset,
+    config: EvalConfig,
+    out: str | Path,
+    rag: RAG | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    fresh: bool = False,
+    command: str | None = None,
+    query_encoder: Encoder | None = None,
+) -> dict[str, Any]:
+    """:func:`run_evaluation`, returning the results as the dict ``results.json`` holds
+    (``EvalResults.to_dict()``: ``["retrieval"]["dense"]["recall"]["5"]`` and so on)."""
+    return run_evaluation(
+        index,
+        dataset,
+        config,
+        out,
+        rag,
+        progress=progress,
+        fresh=fresh,
+        command=command,
+        query_encoder=query_encoder,
+    ).to_dict()

@@ -1,0 +1,84 @@
+"""What one evaluation measures: :class:`EvalConfig`, its modes and retrieval methods."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mixrag.errors import MixragError
+
+CLOSED_BOOK = "closed-book"
+ANSWER_MODES = (CLOSED_BOOK, "concat", "rag-sequence", "rag-token")
+RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What one evaluation measures.
+
+    modes:      answer modes to run (any of ``ANSWER_MODES``); empty = retrieval only.
+    ks:         passages per question K for the passage modes; closed-book runs once.
+    limit:      evaluate a seeded random sample of this many questions (None = all).
+    seed:       the sample's seed.
+    method:     retrieval method feeding the generator.
+    retrieval:  methods whose recall / MRR / answer-in-top-k are measured.
+    recall_ks:  the k of recall@k and answer-in-top-k; the deepest sets the search depth.
+    batch_size: questions answered per batch.
+    ece_bins:   equal-width confidence bins of the calibration error.
+    posteriors: also score concat / closed-book answers under each passage, for their
+                citations (K extra prompt passes per question).
+    """
+
+    modes: tuple[str, ...] = ANSWER_MODES
+    ks: tuple[int, ...] = (5,)
+    limit: int | None = None
+    seed: int = 0
+    method: str = "dense"
+    retrieval: tuple[str, ...] = ("dense",)
+    recall_ks: tuple[int, ...] = (1, 5, 20)
+    batch_size: int = 8
+    ece_bins: int = 10
+    posteriors: bool = False
+
+    def __post_init__(self) -> None:
+        for m in self.modes:
+            if m not in ANSWER_MODES:
+                raise MixragError(f"mode {m!r} is not one of {', '.join(ANSWER_MODES)}")
+        for m in (*self.retrieval, self.method):
+            if m not in RETRIEVAL_METHODS:
+                raise MixragError(
+                    f"retrieval method {m!r} is not one of {', '.join(RETRIEVAL_METHODS)}"
+                )
+        if len(set(self.modes)) != len(self.modes):
+            raise MixragError(f"modes repeat: {', '.join(self.modes)}")
+        for name in ("ks", "recall_ks"):
+            values = getattr(self, name)
+            if not values or any(not isinstance(v, int) or v < 1 for v in values):
+                raise MixragError(f"{name} must be positive integers, got {list(values)}")
+        if self.limit is not None and self.limit < 1:
+            raise MixragError(f"limit must be >= 1, got {self.limit}")
+        if self.batch_size < 1 or self.ece_bins < 1:
+            raise MixragError(
+                f"batch_size and ece_bins must be >= 1, got {self.batch_size}, {self.ece_bins}"
+            )
+
+    @property
+    def runs(self) -> list[tuple[str, int]]:
+        """(mode, K) pairs, in the order they run; closed-book is (closed-book, 0)."""
+        out: list[tuple[str, int]] = []
+        for mode in self.modes:
+            if mode == CLOSED_BOOK:
+                out.append((mode, 0))
+            else:
+                out += [(mode, k) for k in sorted(set(self.ks))]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def run_key(mode: str, k: int) -> str:
+    """``mode@K`` names one answer run in records and reports."""
+    return f"{mode}@{k}"

@@ -184,7 +184,7 @@ def _take_turns(lock: ReadWriteLock, stream: str, n: int) -> int:
 
 def test_back_to_back_writers_do_not_starve_a_reader() -> None:
     # Two clients uploading without a pause kept every search waiting until both
-    # stopped (bench/crash_loop.py: no search answered during 2.5 s of uploads).
+    # stopped (bench/crash_loop.py: no search answered in three cycles of uploads).
     assert _take_turns(ReadWriteLock(), "w", 100) <= 3
 
 

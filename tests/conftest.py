@@ -46,6 +46,17 @@ def smollm2():  # type: ignore[no-untyped-def]
     return _bundled("smollm2-135m")
 
 
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has exited and been reaped (as a killed writer's is)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 @pytest.fixture(scope="session")
 def tiny_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/tiny_squad.py's SQUAD written as a JSON file."""

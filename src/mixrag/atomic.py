@@ -6,13 +6,14 @@ write a temporary file beside the target, fsync it, rename it over the target (a
 on POSIX within one filesystem), then fsync the folder so the rename itself survives
 a power cut. The temporary name starts with a dot and ends in ``.tmp``, and holds the
 process and thread ids, so concurrent writers never share one and a sweeper can tell
-the leftovers of a crashed write (e.g. ``KVStore.prune``).
+the leftovers of a crashed write (:func:`sweep_temp_files`, ``KVStore.prune``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ def fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
 
 
 def temp_path(path: str | Path) -> Path:
@@ -75,3 +79,33 @@ def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -
 def atomic_write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> None:
     """Write ``data`` as indented JSON (and a final newline) to ``path``, atomically."""
     atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only checked
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def sweep_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (:func:`temp_path`) in ``folder`` whose writing process
+    is gone: writes a crash cut short. Returns the paths deleted.
+
+    A temporary file of this process, or of one still running, may be a write in
+    progress and is kept; subfolders are not looked into.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        m = _TEMP_NAME.match(path.name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -253,6 +253,23 @@ def test_crash_before_the_vector_file_is_written_rebuilds_it(
     assert again.retriever().search(q, k=1)[0].passage.source.endswith("mill.md")
 
 
+def test_the_next_write_deletes_what_a_killed_write_left(
+    index: Index, docs: Path, dead_pid: int
+) -> None:
+    # what SIGKILL in the middle of saving the FAISS file or the manifest leaves
+    # (bench/crash_loop.py found both)
+    left = [
+        index.path / f".vectors-1.faiss.{dead_pid}.1.tmp",
+        index.path / f".mixrag.json.{dead_pid}.1.tmp",
+    ]
+    for f in left:
+        f.write_bytes(b"half a file")
+    (docs / "new.txt").write_text("The lighthouse keeper founded a bakery in 1920.")
+    index.add([docs])
+    assert not any(f.exists() for f in left)
+    assert not list(index.path.glob(".*.tmp"))
+
+
 QUESTIONS = [
     "What did Tesla invent?",
     "Who won Super Bowl 50?",

@@ -151,6 +151,49 @@ def test_read_write_lock_excludes_writers_from_readers() -> None:
     assert log.index("w-in") > 1
 
 
+def _take_turns(lock: ReadWriteLock, stream: str, n: int) -> int:
+    """Two threads take ``stream``'s side of the lock back to back, ``n`` times each
+    (holding it 5 ms), while one thread of the other side asks once: how many holds
+    of the stream came between its asking and its getting the lock."""
+    log: list[str] = []
+    started = threading.Event()
+    asked = -1
+
+    def busy() -> None:
+        for _ in range(n):
+            with lock.write() if stream == "w" else lock.read():
+                log.append(stream)
+                started.set()
+                time.sleep(0.005)
+
+    def once() -> None:
+        nonlocal asked
+        asked = len(log)
+        with lock.read() if stream == "w" else lock.write():
+            log.append("once")
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    started.wait(5)
+    time.sleep(0.02)
+    threads.append(threading.Thread(target=once))
+    threads[-1].start()
+    for t in threads:
+        t.join(10)
+    return log.index("once") - asked
+
+
+def test_back_to_back_writers_do_not_starve_a_reader() -> None:
+    # Two clients uploading without a pause kept every search waiting until both
+    # stopped (bench/crash_loop.py: no search answered in three cycles of uploads).
+    assert _take_turns(ReadWriteLock(), "w", 100) <= 3
+
+
+def test_a_stream_of_readers_does_not_starve_a_writer() -> None:
+    assert _take_turns(ReadWriteLock(), "r", 100) <= 3
+
+
 def test_the_batcher_runs_batches_side_by_side_and_bounds_its_queue() -> None:
     inside = threading.Semaphore(0)
     release = threading.Event()

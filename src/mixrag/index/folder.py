@@ -11,7 +11,8 @@ Layout of ``<index>/``::
                          that left the index are deleted after every write
 
 Every write is atomic: SQLite transactions for the store, write-temp-then-rename for
-the manifest and the FAISS file. The FAISS file carries the store generation it was
+the manifest and the FAISS file (the next writer deletes the temporary files of a
+write a crash cut short). The FAISS file carries the store generation it was
 built from in its name; if the store moved on (a crash between the two), the index is
 rebuilt from the stored vectors when next opened, so a reader never mixes states.
 The manifest also records the parameters the FAISS file was built with; asking for
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixrag.atomic import atomic_write_json
+from mixrag.atomic import atomic_write_json, sweep_temp_files
 from mixrag.encoders.sentence import SentenceTransformerEncoder
 from mixrag.errors import IndexLockedError, IndexMismatchError, NotAnIndexError
 from mixrag.index.base import IndexBase, encoder_record
@@ -264,13 +265,19 @@ class Index(IndexBase):
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the folder's write lock (one writer at a time; readers are never blocked)."""
+        """Hold the folder's write lock (one writer at a time; readers are never blocked).
+
+        The first thing a writer does is delete what writes cut short by a crash left:
+        a temporary FAISS file is as large as the index.
+        """
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise IndexLockedError(f"{self.path} is being written by another process") from None
+            for tmp in sweep_temp_files(self.path):
+                log.warning("deleted %s, left by a write that a crash cut short", tmp.name)
             yield
         finally:
             os.close(fd)

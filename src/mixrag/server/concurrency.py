@@ -49,9 +49,13 @@ def release_free_memory() -> bool:
 
 
 class ReadWriteLock:
-    """Many readers or one writer; a waiting writer goes before readers that come later.
+    """Many readers or one writer, taking turns: neither side can starve the other.
 
-    Writer preference keeps a stream of searches from starving an upload.
+    A waiting writer goes before readers that come later, so a stream of searches
+    cannot starve an upload; and the readers that waited through a write go before
+    the next writer, so uploads sent back to back cannot starve searches (with only
+    the first rule, two clients uploading without a pause kept every search waiting
+    until both stopped).
     """
 
     def __init__(self) -> None:
@@ -59,12 +63,25 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._readers_waiting = 0
+        # readers let in ahead of waiting writers: as many as a write held up
+        # (never more than are waiting, so a waiting writer always gets its turn)
+        self._admit = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
+            self._readers_waiting += 1
+            try:
+                while self._writer or (self._writers_waiting and not self._admit):
+                    self._cond.wait()
+            except BaseException:  # interrupted while waiting: it may have been admitted
+                self._readers_waiting -= 1
+                self._admit = min(self._admit, self._readers_waiting)
+                self._cond.notify_all()
+                raise
+            self._readers_waiting -= 1
+            self._admit = max(0, self._admit - 1)
             self._readers += 1
         try:
             yield
@@ -79,7 +96,7 @@ class ReadWriteLock:
         with self._cond:
             self._writers_waiting += 1
             try:
-                while self._writer or self._readers:
+                while self._writer or self._readers or self._admit:
                     self._cond.wait()
             finally:
                 self._writers_waiting -= 1
@@ -89,6 +106,7 @@ class ReadWriteLock:
         finally:
             with self._cond:
                 self._writer = False
+                self._admit = self._readers_waiting
                 self._cond.notify_all()
 
 

@@ -18,6 +18,7 @@ passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -65,7 +66,10 @@ def rag_sequence_thorough(
     A beam search with ``config.num_beams`` beams runs under each passage, and every
     hypothesis is scored under all K passages as it grows (:func:`_prefix_tree_search`),
     so the union of a question's beams is ranked by the exact
-    logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)] with no second pass. Returns B
+    logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)] with no second pass. A passage's
+    search stops early once nothing it could still produce can enter the n-best of the
+    union (its prefixes bound the mixture score of every continuation), which changes
+    no result and drops its rows. Returns B
     results with the ``config.n_best`` best by log p_RAG-Sequence(y|x) (or its
     length-penalised score); ``logprob`` is exact and every ``passage_logprobs[j]`` known.
     Questions are searched in groups whose state holds at most ``ROW_BUDGET`` rows
@@ -240,6 +244,11 @@ def _prefix_tree_search(
     node_ids: list[tuple[int, ...]] = [() for _ in range(n_questions)]
     node_plp: torch.Tensor | None = None  # [N, K] log p_phi(prefix|x,z_k)
     live: dict[tuple[int, int], list[int]] = {s: [s[0]] for s in searches}  # search -> nodes
+    n_best = config.n_best
+
+    prior = log_prior.to(torch.float32)  # [B, K]
+    union: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_questions)]  # y -> score
+    cap = math.pow(limit, alpha)  # a live hypothesis scores at most bound / cap
 
     for step in range(1, limit + 1):
         lp = state.logprobs()  # [N*K, V]
@@ -249,6 +258,7 @@ def _prefix_tree_search(
         children: dict[tuple[int, tuple[int, ...]], int] = {}  # (b, ids) -> new node
         parents: list[int] = []
         tokens: list[int] = []
+        child_q: list[int] = []
         next_live: dict[tuple[int, int], list[int]] = {}
         for (b, j), nodes in live.items():
             index = torch.tensor(nodes, device=lp.device)
@@ -271,12 +281,15 @@ def _prefix_tree_search(
                             stop_reason=reason,
                         )
                     )
+                    mixture = float(torch.logsumexp(prior[b] + plp.float(), dim=0))
+                    union[b][c.token_ids] = ranking_score(mixture, len(c.token_ids), alpha)
                     continue
                 key = (b, c.token_ids)
                 if key not in children:
                     children[key] = len(parents)
                     parents.append(parent)
                     tokens.append(c.token)
+                    child_q.append(b)
                 going_on.append((c.logprob, children[key]))
             # A search is done once nothing live can enter its n-best.
             done = not going_on or search_is_over(
@@ -286,13 +299,29 @@ def _prefix_tree_search(
                 next_live[b, j] = [n for _, n in going_on]
         if not next_live:
             break
+        parents_t = torch.tensor(parents, device=lp.device)  # [C]
+        tokens_t = torch.tensor(tokens, device=lp.device)  # [C]
+        child_plp = node_plp[parents_t] + lp[parents_t, :, tokens_t]  # [C, K]
+        # Nor can a search go on to change the answer once every continuation of its live
+        # prefixes scores below the n-th best of the union found so far: a continuation y
+        # of y_<i has log p(y|x) = logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)]
+        # <= logsumexp_j [log p_eta(z_j|x) + log p_phi(y_<i|x,z_j)], so the result is
+        # unchanged and the search's rows leave the batch.
+        bound = torch.logsumexp(prior[child_q].to(child_plp) + child_plp, dim=1).tolist()  # [C]
+        for (b, j), nodes in list(next_live.items()):
+            if len(union[b]) >= n_best:
+                nth = sorted(union[b].values(), reverse=True)[n_best - 1]
+                if max(bound[n] for n in nodes) / cap <= nth:
+                    del next_live[b, j]
+        if not next_live:
+            break
         # Keep only the children some live search still extends; renumber them.
         used = sorted({n for nodes in next_live.values() for n in nodes})
         renumber = {n: i for i, n in enumerate(used)}
         live = {s: [renumber[n] for n in nodes] for s, nodes in next_live.items()}
-        keep_parents = torch.tensor([parents[n] for n in used], device=lp.device)  # [N']
-        keep_tokens = torch.tensor([tokens[n] for n in used], device=lp.device)  # [N']
-        node_plp = node_plp[keep_parents] + lp[keep_parents, :, keep_tokens]  # [N', K]
+        keep = torch.tensor(used, device=lp.device)  # [N']
+        keep_parents, keep_tokens = parents_t[keep], tokens_t[keep]  # [N']
+        node_plp = child_plp[keep]  # [N', K]
         by_child = {child: ids for (_b, ids), child in children.items()}
         node_ids = [by_child[n] for n in used]
         rows = (keep_parents[:, None] * k + torch.arange(k, device=lp.device)).flatten()

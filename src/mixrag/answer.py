@@ -1,0 +1,120 @@
+"""What an answer is: the answering settings (RAGConfig), the answer and its citations.
+
+The types :class:`~mixrag.rag.RAG` takes and returns, apart from the model that computes
+them, so the server, the CLI and the evaluation can use them without the model code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixrag.errors import MixragError
+from mixrag.types import Hit
+
+MODES = ("rag-sequence", "rag-token", "concat", "closed-book")
+SEQUENCE_DECODING = ("thorough", "fast")
+
+
+@dataclass(frozen=True)
+class RAGConfig:
+    """How questions are answered.
+
+    mode: one of ``MODES``.
+    k: passages per question (K).
+    num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
+    sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
+    max_new_tokens: answer length limit in tokens.
+    stop_at_newline: an answer ends at its first newline (short-answer QA).
+    """
+
+    mode: str = "rag-sequence"
+    k: int = 5
+    num_beams: int = 1
+    sequence_decoding: str = "thorough"
+    max_new_tokens: int = 32
+    stop_at_newline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.k < 1:
+            raise MixragError(f"k must be >= 1, got {self.k}")
+        if self.num_beams < 1:
+            raise MixragError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.sequence_decoding not in SEQUENCE_DECODING:
+            raise MixragError(
+                f"sequence_decoding must be one of {SEQUENCE_DECODING}, "
+                f"got {self.sequence_decoding!r}"
+            )
+        if self.max_new_tokens < 1:
+            raise MixragError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    @property
+    def prefix_is_final(self) -> bool:
+        """Whether decoding's running prefix (``ask_batch(on_prefix=...)``) is the answer's.
+
+        True for greedy RAG-Token, concat and closed-book: each step appends the answer's
+        next token. False for beam search and RAG-Sequence, whose running leader is
+        provisional until the beams (and for RAG-Sequence, the mixture's ranking) finish.
+        """
+        return self.num_beams == 1 and self.mode != "rag-sequence"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A retrieved passage and what the answer says about it.
+
+    prior: p_eta(z_j|x). posterior: p(z_j|x,y) ∝ p_phi(y|x,z_j) p_eta(z_j|x), None
+    when the answer was not scored per passage (``ask_batch(posteriors=False)``).
+    logprob: log p_phi(y|x,z_j), None where fast RAG-Sequence decoding left it unknown.
+    token_share: RAG-Token only, mean over answer tokens of p(z_j|x,y_i,y_<i).
+    """
+
+    hit: Hit
+    prior: float
+    posterior: float | None
+    logprob: float | None
+    token_share: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior,
+            "posterior": self.posterior,
+            "logprob": self.logprob,
+            "token_share": self.token_share,
+            **{k: v for k, v in self.hit.to_dict().items() if k not in ("prior",)},
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer y to question x under one mode, with its citations and timings (seconds)."""
+
+    question: str
+    mode: str
+    text: str
+    logprob: float
+    token_ids: tuple[int, ...]
+    citations: tuple[Citation, ...]
+    tokens: tuple[str, ...] = ()
+    token_posteriors: tuple[tuple[float, ...], ...] = ()  # [T][K], RAG-Token only
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "mode": self.mode,
+            "answer": self.text,
+            "logprob": self.logprob,
+            "probability": self.probability,
+            "tokens": list(self.tokens),
+            "token_posteriors": [list(t) for t in self.token_posteriors],
+            "passages": [c.to_dict() for c in self.citations],
+            "timings": self.timings,
+        }

@@ -7,7 +7,7 @@ One training step on a batch of (x, y) pairs, z latent:
    every step, so the trained encoder can reach passages it did not rank before), their
    stored vectors d(z_j) (fixed: the index is not re-encoded), and the scores
    s_j = d(z_j)ᵀq(x): the gradient reaches q(x) through these K inner products;
-3. log p_eta(z_j|x) = log softmax(s / tau) (:func:`mixrag.mixture.log_prior`);
+3. log p_eta(z_j|x) = log softmax(s / tau) (:func:`mixrag.retriever.prior.log_prior`);
 4. log p_phi(y_i|x,z_j,y_<i) for the K passage prompts, [B, K, T] with gradient
    (``TransformersGenerator.logprobs`` with ``track_grad``);
 5. loss = -log p_RAG(y|x) of the chosen mode (:mod:`mixrag.mixture.loss`), averaged.
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from mixrag.atomic import atomic_path, atomic_write
@@ -40,8 +41,8 @@ from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset, Question
 from mixrag.generator.base import TokenLogprobs
 from mixrag.mixture.loss import rag_sequence_nll, rag_token_nll
-from mixrag.mixture.prior import log_prior as mixture_log_prior
 from mixrag.rag import passage_prompts
+from mixrag.retriever.prior import inner_products, log_prior, pad_passages
 from mixrag.train.checkpoint import (
     index_identity,
     read_checkpoint,
@@ -252,22 +253,14 @@ class Trainer:
         xs = [item.question for item in batch]
         k = self.config.k
         hits = self.retriever.search_batch(xs, k=k, query_vectors=q.detach().numpy())
-        dim = q.shape[1]
+        prompts = passage_prompts(self.generator, xs, hits, k)  # names a question without hits
         store = self.index.store
-        flat = [h.passage.id for hs in hits for h in hs]
-        vecs = torch.from_numpy(store.vectors(store.rowids_for(flat), dim))  # fixed d(z)
-        d = torch.zeros(len(xs), k, dim)
-        mask = torch.zeros(len(xs), k, dtype=torch.bool)
-        row = 0
-        for b, hs in enumerate(hits):
-            if not hs:
-                raise MixragError(f"no passages retrieved for {xs[b]!r}: is the index empty?")
-            d[b, : len(hs)] = vecs[row : row + len(hs)]
-            mask[b, : len(hs)] = True
-            row += len(hs)
-        scores = torch.einsum("bkd,bd->bk", d, q)  # s_j = d(z_j)ᵀ q(x)
-        prior = mixture_log_prior(scores, self.config.tau, mask)
-        prompts = passage_prompts(self.generator, xs, hits, k)
+        ids = [h.passage.id for hs in hits for h in hs]
+        flat = store.vectors(store.rowids_for(ids), q.shape[1])  # [N, D], one read
+        rows = np.split(flat, np.cumsum([len(hs) for hs in hits])[:-1])  # B of [n_b, D]
+        d, mask = pad_passages(rows, k)  # [B, K, D] the fixed d(z_j), [B, K]
+        scores = inner_products(torch.from_numpy(d), q)  # [B, K] s_j, with gradient into q(x)
+        prior = log_prior(scores, self.config.tau, torch.from_numpy(mask))
         answers = [self.answer_ids(item.answers[0]) for item in batch]
         return _Batch(prior, prompts, answers)
 

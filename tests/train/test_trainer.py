@@ -20,8 +20,9 @@ from mixrag.eval.datasets import load_dataset
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
-from mixrag.train import TrainConfig, read_checkpoint, split_by_article
-from mixrag.train.trainer import Trainer, checkpoint_path
+from mixrag.train import TrainConfig, read_checkpoint
+from mixrag.train.checkpoint import checkpoint_path
+from mixrag.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -206,34 +207,6 @@ def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_pat
     manifest.write_text(json.dumps(m))
     with pytest.raises(IndexMismatchError, match="encoder_fingerprint"):
         RAG.open(index, model=str(tmp_path / "frozen-ret"))
-
-
-def test_split_by_article_keeps_articles_apart(tiny_squad: Path, tmp_path: Path) -> None:
-    train, dev, counts = split_by_article(tiny_squad, tmp_path, dev_fraction=0.5, seed=0)
-    tq, dq = load_dataset(train).questions, load_dataset(dev).questions
-    assert counts == {
-        "articles_train": 1,
-        "articles_dev": 1,
-        "questions_train": len(tq),
-        "questions_dev": len(dq),
-    }
-    assert len(tq) + len(dq) == 4
-    articles = lambda qs: {k.split(":")[0] for q in qs for k in q.gold_doc_keys}  # noqa: E731
-    assert articles(tq).isdisjoint(articles(dq))
-    with pytest.raises(MixragError, match="dev_fraction"):
-        split_by_article(tiny_squad, tmp_path, dev_fraction=1.0)
-
-
-def test_config_errors_name_the_value() -> None:
-    with pytest.raises(MixragError, match="'both'"):
-        TrainConfig(freeze="both")
-    with pytest.raises(MixragError, match="batch_size"):
-        TrainConfig(batch_size=0)
-    with pytest.raises(MixragError, match="'float8'"):
-        TrainConfig(autocast="float8")
-    assert TrainConfig.from_dict(CFG.to_dict()) == CFG
-    with pytest.raises(MixragError, match="unknown training settings: nope"):
-        TrainConfig.from_dict({"nope": 1})
 
 
 def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_path: Path) -> None:
@@ -441,17 +414,6 @@ def test_retriever_patience_goes_back_to_the_best_q_and_resumes(
         TrainConfig(retriever_patience=2)
     with pytest.raises(MixragError, match="needs a dev set"):
         _trainer(index, tmp_path / "no-dev", retriever_patience=1, eval_every=1).train(examples)
-
-
-def test_cpu_bfloat16_units_are_read_from_the_cpu_flags(tmp_path: Path) -> None:
-    from mixrag.train.trainer import cpu_has_bfloat16_units
-
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
-    assert cpu_has_bfloat16_units(info) is False
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
-    assert cpu_has_bfloat16_units(info) is True
-    assert cpu_has_bfloat16_units(tmp_path / "missing") is None
 
 
 def test_cli_trains_with_a_dev_set_of_plain_question_answer_pairs(

@@ -62,6 +62,23 @@ def test_q_group_decays_to_zero_at_retriever_steps() -> None:
     assert resumed.last_epoch == 4
 
 
+def test_a_resumed_schedule_with_another_total_sets_its_own_rate() -> None:
+    """A run with a budget of 1 step (rate 0 after it), resumed with a budget of 2: the
+    second step has the 2-step schedule's rate, not the saved optimizer's 0."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    cfg = TrainConfig(warmup_steps=0)
+    short = schedule(opt, 1, cfg, query_group=False)
+    opt.step()
+    short.step()
+    assert opt.param_groups[0]["lr"] == 0.0
+    saved_opt, saved_sched = opt.state_dict(), short.state_dict()
+    again = torch.optim.SGD([p], lr=1.0)
+    again.load_state_dict(saved_opt)
+    schedule(again, 2, cfg, query_group=False, state=saved_sched)
+    assert again.param_groups[0]["lr"] == pytest.approx(1 / 2)
+
+
 def _questions(n: int) -> list[Question]:
     return [Question(id=str(i), question=f"q{i}", answers=("a",)) for i in range(n)]
 

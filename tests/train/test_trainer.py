@@ -450,3 +450,39 @@ def test_cli_trains_with_a_dev_set_of_plain_question_answer_pairs(
     assert "dev EM" in result.output and "A@5" in result.output
     assert "answer@2" in result.output  # which figure kept q(x)
     assert (run / "loss.png").stat().st_size > 0
+
+
+def test_same_seed_same_run_and_the_callers_random_state_untouched(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    """Adapter initialisation and dropout draw from the run's own stream (mixrag.train.rng):
+    the same seed trains the same models, a resumed run continues the stream where the
+    checkpoint left it, another seed draws other dropout masks, and constructing or
+    running a Trainer leaves the process-wide random state as it was."""
+    import random
+
+    torch_state, py_state = torch.get_rng_state(), random.getstate()
+    np_state = np.random.get_state()
+    noisy = {"lora_dropout": 0.2, "query_dropout": True, "batch_size": 1, "max_steps": 2}
+    straight = _trainer(index, tmp_path / "straight", **noisy)
+    straight.train(examples[:2])
+    halted = _trainer(index, tmp_path / "halted", **{**noisy, "max_steps": 1})
+    halted.train(examples[:2])
+    resumed = Trainer(index, straight.config, tmp_path / "halted", resume=True)
+    resumed.train(examples[:2])
+    assert [h["step"] for h in resumed.history] == [1, 2]
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+    lora = lambda t: [p.detach() for n, p in t.model.named_parameters() if "lora_" in n]  # noqa: E731
+    for a, b in zip(lora(straight), lora(resumed), strict=True):
+        torch.testing.assert_close(a, b)
+    other = _trainer(index, tmp_path / "other", **{**noisy, "max_steps": 1, "seed": 1})
+    other.train(examples[:2])
+    assert other.history[0]["loss"] != pytest.approx(straight.history[0]["loss"], rel=1e-6)
+
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert random.getstate() == py_state
+    now = np.random.get_state()
+    assert now[0] == np_state[0] and np.array_equal(now[1], np_state[1]) and now[2:] == np_state[2:]

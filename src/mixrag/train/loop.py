@@ -95,6 +95,12 @@ def schedule(
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     if state:
         sched.load_state_dict(state)
+        # the optimizer's saved rates follow the saved run's schedule; a resume with
+        # another budget (max_steps, epochs) has another total: its rates from here on
+        for group, base, factor in zip(
+            optimizer.param_groups, sched.base_lrs, factors, strict=True
+        ):
+            group["lr"] = base * factor(sched.last_epoch)
     return sched
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mixrag.eval.datasets import load_dataset
 from mixrag.train import read_checkpoint, write_jsonl
-from mixrag.train.trainer import checkpoint_path, example_order
+from mixrag.train.checkpoint import checkpoint_path
+from mixrag.train.loop import example_order
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from mixrag.answer import MODES, SEQUENCE_DECODING, Answer, Citation, RAGConfig
@@ -51,7 +52,7 @@ from mixrag.mixture import (
     sequence_posterior,
     token_posterior,
 )
-from mixrag.mixture import log_prior as mixture_log_prior
+from mixrag.retriever.prior import first_k, log_prior, pad_passages
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -153,13 +154,10 @@ class RAG:
 
     def _log_prior(self, hits: Sequence[Sequence[Hit]], k: int) -> torch.Tensor:
         """[B, k] log p_eta(z_j|x) from the hits' scores; -inf on padding slots."""
-        scores = torch.zeros(len(hits), k, dtype=torch.float32)
-        mask = torch.zeros(len(hits), k, dtype=torch.bool)
-        for b, hs in enumerate(hits):
-            for j, h in enumerate(hs):
-                scores[b, j] = h.score
-                mask[b, j] = True
-        return mixture_log_prior(scores, self.retriever.config.tau, mask)
+        rows = [np.array([h.score for h in hs], dtype=np.float32) for hs in hits]
+        scores, mask = pad_passages(rows, k)  # [B, k], [B, k]
+        tau = self.retriever.config.tau
+        return log_prior(torch.from_numpy(scores), tau, torch.from_numpy(mask))
 
     def answer_ids(self, text: str, end: bool = True) -> list[int]:
         """Token ids of answer text y, with the end-of-answer token when ``end``."""
@@ -218,7 +216,8 @@ class RAG:
         else:
             if len(hits) != len(questions):
                 raise MixragError(f"{len(questions)} questions but {len(hits)} hit lists")
-            hits = [list(h[: cfg.k]) for h in hits]
+            # the first K, their prior renormalised over those K as the mixture's is
+            hits = [first_k(h, cfg.k, self.retriever.config.tau) for h in hits]
             for q, hs in zip(questions, hits, strict=True):
                 if not hs:
                     raise MixragError(f"no passages given for {q!r}")

@@ -40,8 +40,10 @@ class Hit:
 
     ``score`` is the dense inner product s_j = d(z_j)ᵀ q(x) whatever method found
     the passage; ``prior`` is p_eta(z_j|x) = softmax_j(s_j / tau) over the K hits
-    returned for the question; ``rank_score`` is what ranked it (the inner product
-    for dense, BM25 for bm25, the fused score for hybrid).
+    returned for the question, from ``mixrag.retriever.prior.log_prior``, the function
+    the mixture weights the passages with (``first_k`` renormalises hits cut to fewer);
+    ``rank_score`` is what ranked it (the inner product for dense, BM25 for bm25, the
+    fused score for hybrid).
     """
 
     passage: Passage

@@ -136,6 +136,10 @@ def test_given_hits_and_skipped_posteriors(rag: RAG) -> None:
     given = rag.ask_batch([QUESTION], mode="rag-sequence", k=2, hits=hits)[0]
     assert given.text == fresh.text and given.logprob == pytest.approx(fresh.logprob, abs=1e-5)
     assert [c.hit.rank for c in given.citations] == [1, 2]  # the first K of the given hits
+    # the hits show the prior the mixture used, over those K (not over the 3 retrieved)
+    shown = [c.hit.prior for c in given.citations]
+    assert shown == pytest.approx([c.prior for c in given.citations], rel=1e-6)
+    assert shown == pytest.approx([c.hit.prior for c in fresh.citations], rel=1e-6)
     full = rag.ask_batch([QUESTION], mode="concat", k=3, hits=hits)[0]
     bare = rag.ask_batch([QUESTION], mode="concat", k=3, hits=hits, posteriors=False)[0]
     assert bare.text == full.text and bare.logprob == pytest.approx(full.logprob, abs=1e-5)

@@ -74,6 +74,7 @@ def rerank_exact(
         vecs = stored(uniq)  # [U, D]
         rows, cols = np.nonzero(valid)
         at = np.searchsorted(uniq, I[rows, cols])
+        # the search kernel itself; a hit's score is retriever.prior.inner_products'
         S[rows, cols] = np.einsum("nd,nd->n", vecs[at], q[rows])
     order = np.argsort(-S, axis=1, kind="stable")[:, :k]  # [B, k]
     D = np.take_along_axis(S, order, axis=1)

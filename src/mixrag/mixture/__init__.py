@@ -8,7 +8,9 @@ Nothing here runs a model: a generator produces log p_phi(y_i|x,z_j,y_<i) as a
 ``[B, K, T]`` tensor (passage axis explicit, never folded into the batch), the
 retriever produces scores ``[B, K]``, and these functions combine them.
 
-* :mod:`~mixrag.mixture.prior` — the passage prior p_eta(z|x) (§2.1).
+* :func:`log_prior` — the passage prior p_eta(z|x) (§2.1), defined once in
+  :mod:`mixrag.retriever.prior` (it also gives the retriever's hits their prior) and
+  re-exported here.
 * :mod:`~mixrag.mixture.marginal` — RAG-Sequence and RAG-Token marginals and the
   RAG-Token next-token mixture used for decoding (§2.1, §2.5).
 * :mod:`~mixrag.mixture.posterior` — passage posteriors p(z|x,y), sequence- and
@@ -32,7 +34,7 @@ from mixrag.mixture.marginal import (
     sequence_logprobs,
 )
 from mixrag.mixture.posterior import rag_token_posterior, sequence_posterior, token_posterior
-from mixrag.mixture.prior import log_prior
+from mixrag.retriever.prior import log_prior
 
 __all__ = [
     "log_mixture",

@@ -1,6 +1,12 @@
 """The retriever p_eta(z|x) ∝ exp(d(z)ᵀq(x)): dense, BM25 and hybrid search, softmax prior."""
 
-from mixrag.retriever.prior import reciprocal_rank_fusion, softmax_prior
+from mixrag.retriever.prior import (
+    first_k,
+    inner_products,
+    log_prior,
+    pad_passages,
+    reciprocal_rank_fusion,
+)
 from mixrag.retriever.retriever import (
     DEFAULT_TAU,
     METHODS,
@@ -14,7 +20,10 @@ __all__ = [
     "METHODS",
     "Retriever",
     "RetrieverConfig",
+    "first_k",
+    "inner_products",
+    "log_prior",
+    "pad_passages",
     "parse_k",
     "reciprocal_rank_fusion",
-    "softmax_prior",
 ]

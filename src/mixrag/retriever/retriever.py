@@ -25,7 +25,7 @@ import numpy as np
 
 from mixrag.encoders.base import Encoder
 from mixrag.errors import MixragError
-from mixrag.retriever.prior import reciprocal_rank_fusion, softmax_prior
+from mixrag.retriever.prior import inner_products, log_prior, reciprocal_rank_fusion
 from mixrag.store.base import PassageReader
 from mixrag.types import Hit
 
@@ -212,9 +212,9 @@ class Retriever:
         if not ranked:
             return []
         rowids = [r for r, _ in ranked]
-        vecs = self.index.store.vectors(rowids, self.index.dim)
-        scores = vecs @ qv  # the exact inner product, whatever the ANN structure returned
-        prior = softmax_prior(scores, self.config.tau)
+        vecs = self.index.store.vectors(rowids, self.index.dim)  # [K, D]
+        scores = inner_products(vecs, qv)  # [K] exact, whatever the ANN structure returned
+        prior = np.exp(log_prior(scores[None, :], self.config.tau))[0]  # the mixture's prior
         passages = self.index.store.passages(rowids)
         return [
             Hit(passage=p, score=float(s), prior=float(pr), rank=i + 1, rank_score=float(rs))

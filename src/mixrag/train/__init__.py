@@ -2,9 +2,11 @@
 
 ``mixrag.train.trainer.Trainer`` minimises -log p_RAG(y|x) with the passage latent
 (Lewis et al. 2020, §2.4); ``TrainConfig`` says how; checkpoints are run folders usable
-as ``--model``. This package's top level holds what is cheap to import (no torch), so
-the CLI can take its option defaults from ``TrainConfig``; import ``Trainer`` from
-``mixrag.train.trainer``.
+as ``--model``. The run's setup, loop pieces, early stopping of q(x), dev figures, plots
+and randomness are the modules ``setup``, ``loop``, ``early_stopping``, ``dev``,
+``plots`` and ``rng``. This package's top level holds what is cheap to import (no
+torch), so the CLI can take its option defaults from ``TrainConfig``; import ``Trainer``
+from ``mixrag.train.trainer``.
 """
 
 from mixrag.train.checkpoint import Checkpoint, find_checkpoint, read_checkpoint

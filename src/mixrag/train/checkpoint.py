@@ -8,7 +8,7 @@ Layout::
       query_encoder/           trained q(x) (sentence-transformers folder), if trained
       query_encoder_best.pt    q(x)'s best weights so far under retriever_patience, if any
       generator/               LoRA adapters (peft) or full weights, if trained
-      trainer_state.pt         optimizer + scheduler state, RNG states (for --resume)
+      trainer_state.pt         optimizer + scheduler state, the run's RNG stream (--resume)
       history.jsonl, loss.png  one line per optimiser step; the loss curve
 
 A new checkpoint is written to a hidden sibling folder and swapped in with two renames,
@@ -39,7 +39,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "mixrag-checkpoint.json"
+CHECKPOINT_DIR = "checkpoint"  # a run folder's checkpoint, beside its history and plots
 FORMAT_VERSION = 1
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    """The checkpoint folder of a run folder (a run folder holds it, the history, plots)."""
+    return Path(run) / CHECKPOINT_DIR
 
 
 def index_identity(index: AnyIndex) -> dict[str, Any]:
@@ -60,7 +66,7 @@ def is_checkpoint(path: str | Path) -> bool:
 def find_checkpoint(path: str | Path) -> Path | None:
     """The checkpoint folder that ``path`` names: itself, or a run folder's ``checkpoint/``."""
     p = Path(path)
-    for candidate in (p, p / "checkpoint"):
+    for candidate in (p, checkpoint_path(p)):
         if is_checkpoint(candidate):
             return candidate
     return None

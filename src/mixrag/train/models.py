@@ -19,6 +19,7 @@ import torch
 from mixrag.encoders.base import weights_fingerprint
 from mixrag.errors import MissingDependencyError, MixragError
 from mixrag.train.config import TrainConfig
+from mixrag.train.rng import seeded
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ def prepare_generator(model: Any, config: TrainConfig) -> Any:
             from peft import LoraConfig, get_peft_model
         except ImportError:
             raise MissingDependencyError("LoRA training needs peft: pip install peft") from None
-        torch.manual_seed(config.seed)
         n_layers = len(_decoder_layers(model))
         top = None
         if config.train_layers is not None:
@@ -116,7 +116,11 @@ def prepare_generator(model: Any, config: TrainConfig) -> Any:
             layers_to_transform=top,
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, lora)
+        # peft initialises the adapters from torch's global generator (it takes no
+        # torch.Generator): seeded inside a fork, so the same seed gives the same
+        # adapters and the caller's random state is left alone
+        with seeded(config.seed):
+            return get_peft_model(model, lora)
     layers = _decoder_layers(model)
     trained = layers if config.train_layers is None else layers[-config.train_layers :]
     for layer in trained:

@@ -1,4 +1,4 @@
-"""log_prior: softmax of retriever scores over the top K, with a padding mask."""
+"""log_prior on torch tensors (the mixture and training): softmax over the top K, masked."""
 
 from __future__ import annotations
 

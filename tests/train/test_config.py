@@ -1,0 +1,21 @@
+"""TrainConfig: errors that name the value, and a JSON round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixrag.errors import MixragError
+from mixrag.train import TrainConfig
+
+
+def test_config_errors_name_the_value() -> None:
+    with pytest.raises(MixragError, match="'both'"):
+        TrainConfig(freeze="both")
+    with pytest.raises(MixragError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(MixragError, match="'float8'"):
+        TrainConfig(autocast="float8")
+    cfg = TrainConfig(k=2, batch_size=2, grad_accum=1, lr=2e-3, warmup_steps=0)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(MixragError, match="unknown training settings: nope"):
+        TrainConfig.from_dict({"nope": 1})

@@ -133,8 +133,9 @@ class _Call:
 class StepEngine:
     """Runs a generator's forward passes on one thread, merging concurrent decodes.
 
-    ``on_idle`` is called on the engine thread whenever it runs out of work, and every
-    ``idle_every`` steps while it does not (e.g. to hand freed memory back to the system).
+    ``on_idle`` is called on the engine thread whenever it runs out of work, after every
+    call (a prefill or a scoring pass: the large, short-lived tensors) and every
+    ``idle_every`` steps (e.g. to hand freed memory back to the system).
     """
 
     def __init__(
@@ -142,7 +143,7 @@ class StepEngine:
         generator: TransformersGenerator,
         *,
         on_idle: Callable[[], Any] | None = None,
-        idle_every: int = 200,
+        idle_every: int = 25,
         name: str = "mixrag-engine",
     ) -> None:
         self.generator = generator
@@ -245,13 +246,15 @@ class StepEngine:
                     self._cond.wait()
                 call = self._calls.popleft() if self._calls else None
                 batch = None if call is not None else list(self._decodes)
-                self._worked = True
+                self._worked = self._worked or call is None  # a call trims after itself
             if call is not None:
                 self.stats.calls += 1
                 try:
                     call.future.set_result(call.fn())
                 except BaseException as exc:  # the caller gets it
                     call.future.set_exception(exc)
+                if self._on_idle is not None:
+                    self._on_idle()
             else:
                 assert batch is not None
                 self._step(batch)

@@ -126,6 +126,8 @@ class RAG:
         model: str | None = None,
         config: RAGConfig | None = None,
         generator_options: dict[str, Any] | None = None,
+        *,
+        k: int | str | None = None,
         **retriever_options: Any,
     ) -> RAG:
         """A RAG over ``index`` (an index, its folder, or a ``postgresql://`` store URL)
@@ -137,12 +139,18 @@ class RAG:
         its prior temperature unless ``tau`` is given (``tau=None`` means not given).
         ``generator_options``: GeneratorConfig fields to set (``device``, ``dtype``,
         ``passage_cache_mb``, ...). An index folder's passage KV blocks
-        (``mixrag warm``) are read, and filled as questions come.
+        (``mixrag warm``) are read, and filled as questions come. ``k``: K, a positive
+        integer or ``"all"`` (every passage of the index), in place of ``config.k``.
         """
         from mixrag.index.opening import open_index
+        from mixrag.retriever.retriever import parse_k
         from mixrag.runs import load_run
 
         idx = open_index(index) if isinstance(index, str | Path) else index
+        if k is not None:
+            parsed = parse_k(k)
+            kk = max(1, idx.store.counts()["passages"]) if parsed == "all" else parsed
+            config = replace(config or RAGConfig(), k=kk)
         run = load_run(
             model, idx, tau=retriever_options.pop("tau", None), generator_options=generator_options
         )

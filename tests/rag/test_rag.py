@@ -106,6 +106,16 @@ def test_bad_input_names_the_value(rag: RAG) -> None:
         rag.score(QUESTION, "  ")
 
 
+def test_open_takes_k_all_as_every_passage(rag: RAG) -> None:
+    index = rag.retriever.index
+    n = index.store.counts()["passages"]
+    opened = RAG.open(index, "smollm2-135m", RAGConfig(mode="rag-token"), k="all")
+    assert opened.config.k == n and opened.config.mode == "rag-token"
+    assert RAG.open(index, "smollm2-135m", k="2").config.k == 2
+    with pytest.raises(MixragError, match="positive integer or 'all'"):
+        RAG.open(index, "smollm2-135m", k="none")
+
+
 def test_cli_ask_and_score_json(rag: RAG, tmp_path: Path) -> None:
     import json
 

@@ -71,19 +71,9 @@ def _rag(
     options: dict[str, Any] | None = None,
 ) -> Any:
     from mixrag.rag import RAG, RAGConfig
-    from mixrag.retriever.retriever import parse_k
 
-    parsed = parse_k(k)
-    if parsed == "all":
-        from mixrag.index.opening import open_index
-
-        with open_index(index) as idx:
-            kk = max(1, idx.store.counts()["passages"])
-    else:
-        kk = parsed
     cfg = RAGConfig(
         mode=mode,
-        k=kk,
         num_beams=beams,
         sequence_decoding=decoding,
         max_new_tokens=max_new_tokens,
@@ -92,6 +82,7 @@ def _rag(
         str(index),
         model=model,
         config=cfg,
+        k=k,
         method=method,
         tau=tau,
         generator_options=options,

@@ -169,7 +169,7 @@ def test_save_load_same_outputs_and_resume(
         hits = served.retriever.search(q.question, k=2)
         assert [h.passage.id for h in hits] == [c.hit.passage.id for c in a.citations]
     finally:
-        served.worker.shutdown()
+        served.close()
 
     with pytest.raises(MixragError, match="--resume"):
         _trainer(index, run)

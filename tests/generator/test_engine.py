@@ -156,3 +156,22 @@ def test_a_closed_engine_refuses_work() -> None:
 
 def _raise() -> None:
     raise ValueError("boom")
+
+
+@pytest.mark.slow
+def test_a_decode_that_drops_every_row_leaves_the_engine_usable(
+    smollm2: TransformersGenerator,
+) -> None:
+    jobs = _jobs(smollm2)[1:2]
+    alone = jobs[0](smollm2)
+    engine = StepEngine(smollm2)
+    try:
+        with engine.session() as session:
+            state = session.start([smollm2.render(PromptFormat().closed_book(QUESTIONS[0]))])
+            empty = torch.zeros(0, dtype=torch.long)
+            state.advance(empty, empty)  # no row left: the merged state is dropped
+            assert state.logprobs().shape[0] == 0
+        (got,) = _run_together(engine, jobs)
+        _same(got, alone)
+    finally:
+        engine.close()

@@ -154,6 +154,7 @@ class StepEngine:
         self._calls: collections.deque[_Call] = collections.deque()
         self._decodes: list[_Decode] = []  # in the merged state's row order
         self._state: HFDecodeState | None = None
+        self._vocab = 0  # the model's, once a prefill has run
         self._closed = False
         self._worked = False  # since the last on_idle
         self._threads = torch.get_num_threads()  # the constructing thread's, for the model
@@ -199,6 +200,7 @@ class StepEngine:
         def prefill() -> _Decode:
             state = self.generator.start(prompts)
             decode = _Decode(self, state.num_rows, state.logprobs())
+            self._vocab = int(state.logprobs().shape[-1])
             if self._state is None:
                 self._state = state
             else:
@@ -241,7 +243,7 @@ class StepEngine:
                     if self._closed:
                         self._fail_all(EngineClosed("the generator engine is shut down"))
                         return
-                    if not self._decodes_live():
+                    if not self.running:
                         self._release()
                     self._cond.wait()
                 call = self._calls.popleft() if self._calls else None
@@ -259,9 +261,6 @@ class StepEngine:
                 assert batch is not None
                 self._step(batch)
 
-    def _decodes_live(self) -> bool:
-        return any(d.alive for d in self._decodes)
-
     def _release(self) -> None:
         """With no live decode, drop the merged state and, after any work since the last
         time, call ``on_idle`` (lock held)."""
@@ -273,7 +272,6 @@ class StepEngine:
 
     def _step(self, batch: list[_Decode]) -> None:
         """One forward pass for every live decode in ``batch`` (all have posted)."""
-        assert self._state is not None
         index: list[torch.Tensor] = []
         tokens: list[torch.Tensor] = []
         kept: list[tuple[_Decode, int]] = []  # (decode, its new row count)
@@ -289,11 +287,13 @@ class StepEngine:
             offset += d.rows
         # Only this thread adds decodes (in a prefill), so none joined since ``batch``.
         if not sum(n for _, n in kept):  # nothing to run: every live decode posted 0 rows
-            with self._cond:
+            with self._cond:  # no row is left: the next prefill starts a new state
+                self._state = None
                 self._decodes = [d for d, _ in kept]
             for d, _ in kept:
-                d._stepped(torch.zeros(0, self._state.logprobs().shape[-1]))
+                d._stepped(torch.zeros(0, self._vocab))
             return
+        assert self._state is not None
         try:
             self._state.advance(torch.cat(tokens), torch.cat(index))
             self._state.trim()

@@ -40,6 +40,10 @@ class GeneratorConfig:
     few_shot:         prepend the fixed hand-written examples as earlier chat turns.
     share_prefix:     run the token prefix common to all prompts of a batch once and
                       reuse its KV cache (system prompt, instruction, few-shot turns).
+    shared_head:      keep the head of single-passage prompts (instruction, few-shot
+                      turns) once for all rows of a batch instead of once per row
+                      (the same numbers; fewer bytes copied and read a step; SDPA
+                      models only, others copy it as before).
     group_prompts:    when one prompt is scored with several answers (RAG-Sequence
                       rescoring: every hypothesis under every passage), run the prompt
                       once and score all its answers from its KV cache.
@@ -65,6 +69,7 @@ class GeneratorConfig:
     prompt_style: str = DEFAULT_STYLE
     few_shot: bool = DEFAULT_FEW_SHOT
     share_prefix: bool = True
+    shared_head: bool = True
     group_prompts: bool = True
     cache_dir: str | None = None
     track_grad: bool = False

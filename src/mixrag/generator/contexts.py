@@ -24,9 +24,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mixrag.generator.kv import KV, Context, common_prefix_len, layers_of, layout
+from mixrag.generator.kv import KV, Context, common_prefix_len, expand_shared, layers_of, layout
 from mixrag.generator.kv_store import KVStore, space_name
 from mixrag.generator.passage_cache import PassageCache, WeightsFingerprint, entry_key
+from mixrag.generator.shared_attention import accepts_shared
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Prepared:
 
     ``head`` is the shared head's KV ([1, heads, H, d]) or None; ``blocks[i]`` row i's
     passage block ([layers, 2, heads, S_i, d]), or ``blocks`` is None (prefix layout).
+    With ``share_head`` the contexts of the passage layout keep the head once
+    (``Context.shared_head``) instead of copying it into every row.
     """
 
     rests: list[list[int]]
@@ -59,6 +62,7 @@ class Prepared:
     blocks: list[torch.Tensor] | None
     dtype: torch.dtype
     device: torch.device
+    share_head: bool = False
 
     def width(self, index: Sequence[int]) -> int:
         """Context width (columns) that rows ``index`` need."""
@@ -81,19 +85,16 @@ class Prepared:
         padded = torch.stack(
             [F.pad(self.blocks[i], (0, 0, span - s, 0)) for i, s in zip(index, sizes, strict=True)]
         ).to(self.dtype)
-        layers: KV = []
-        for layer in range(padded.shape[1]):
-            k, v = padded[:, layer, 0], padded[:, layer, 1]
-            if self.head is not None:
-                hk, hv = self.head[layer]
-                k = torch.cat([hk.expand(n, -1, -1, -1), k], dim=2)
-                v = torch.cat([hv.expand(n, -1, -1, -1), v], dim=2)
-            layers.append((k, v))
-        attn = torch.zeros(n, width, dtype=torch.long)
-        attn[:, : self.head_len] = 1
-        for r, s in enumerate(sizes):
-            attn[r, width - s :] = 1
         next_pos = torch.tensor([self.head_len + s for s in sizes], dtype=torch.long)
+        own = torch.zeros(n, span, dtype=torch.long)
+        for r, s in enumerate(sizes):
+            own[r, span - s :] = 1
+        layers: KV = [(padded[:, i, 0], padded[:, i, 1]) for i in range(padded.shape[1])]
+        if self.head is not None and self.share_head:
+            return Context(layers, own.to(self.device), next_pos.to(self.device), self.head)
+        attn = own
+        if self.head is not None:
+            layers, attn = expand_shared(self.head, layers, own)
         return Context(layers, attn.to(self.device), next_pos.to(self.device))
 
 
@@ -110,6 +111,7 @@ class ContextBuilder:
         run: Callable[[Context, Sequence[Sequence[int]], int], tuple[Context, torch.Tensor]],
         *,
         share_prefix: bool,
+        shared_head: bool = False,
         cache: PassageCache | None,
         storage_dtype: torch.dtype | None,
         max_batch_tokens: int,
@@ -118,6 +120,9 @@ class ContextBuilder:
         self.model = model
         self._run = run
         self.share_prefix = share_prefix
+        #: keep the passage layout's head once for all rows (the model runs
+        #: :mod:`~mixrag.generator.shared_attention`)
+        self.shared_head = shared_head and accepts_shared(model)
         self.cache = cache
         self.storage_dtype = storage_dtype
         self.max_batch_tokens = max_batch_tokens
@@ -154,7 +159,8 @@ class ContextBuilder:
             head = self._prefix_kv(head_ids, keep=True)
             blocks = self._blocks(head_ids, head, rows)[0]
             rests = [list(r.ids[r.cached :]) for r in rows]
-            return Prepared(rests, head, len(head_ids), blocks, dtype, device)
+            share = self.shared_head
+            return Prepared(rests, head, len(head_ids), blocks, dtype, device, share)
         p, kv = self._shared_prefix([r.ids for r in rows], keep=keep)
         return Prepared([list(r.ids[p:]) for r in rows], kv, p, None, dtype, device)
 
@@ -293,7 +299,9 @@ class ContextBuilder:
         """Run the missing passages after the head, in padded chunks; cache their blocks."""
         assert self.cache is not None
         order = sorted(missing, key=lambda key: len(missing[key]), reverse=True)
-        context = Context.shared(head, head_len, self.model.device)
+        device = self.model.device
+        shared = self.shared_head  # else the head is copied into every row
+        context = Context.shared(head, head_len, device)
         store = self.storage_dtype or self.model.dtype
         out: dict[str, torch.Tensor] = {}
         lo = 0
@@ -302,11 +310,14 @@ class ContextBuilder:
             per_chunk = max(1, min(self.max_batch_rows, self.max_batch_tokens // max(1, width)))
             chunk = order[lo : lo + per_chunk]
             lo += len(chunk)
-            after, _logits = self._run(
-                context.take([0] * len(chunk)), [missing[k] for k in chunk], width
+            before = (
+                Context.after_head(head, head_len, len(chunk), device)
+                if shared
+                else context.take([0] * len(chunk))
             )
+            after, _logits = self._run(before, [missing[k] for k in chunk], width)
             layers = after.layers
-            end = head_len + width
+            end = width if shared else head_len + width
             for r, key in enumerate(chunk):
                 start = end - len(missing[key])
                 block = torch.stack(
@@ -332,9 +343,9 @@ def run_rows(
         input_ids=input_ids,
         attention_mask=attn,
         position_ids=position_ids,
-        cache=context.cache(model.config),
         use_cache=True,
         logits_to_keep=1,
+        **context.forward_kwargs(model.config),
     )
-    after = Context(layers_of(out.cache), attn, position_ids[:, -1] + 1)
+    after = Context(layers_of(out.cache), attn, position_ids[:, -1] + 1, context.shared_head)
     return after, out.logits[:, -1].float()

@@ -14,11 +14,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mixrag.generator.kv import layers_of, make_cache
+from mixrag.generator.kv import KV, expand_shared, layers_of, make_cache
+from mixrag.generator.shared_attention import SHARED_KV
 
 
 class HFDecodeState:
-    """N rows mid-decoding: KV cache, attention mask [N, S], next position ids [N]."""
+    """N rows mid-decoding: KV cache, attention mask [N, S], next position ids [N].
+
+    ``shared``: a head every row continues, kept once (:class:`~mixrag.generator.kv.Context`);
+    the cache and the mask then hold only the rows' own columns.
+    """
 
     def __init__(
         self,
@@ -28,8 +33,10 @@ class HFDecodeState:
         attention_mask: torch.Tensor,
         next_positions: torch.Tensor,
         logprobs: torch.Tensor,
+        shared: KV | None = None,
     ) -> None:
         self._model = model
+        self._shared = shared
         self._grad_context = grad_context  # no_grad, or enable_grad when training
         self._cache = cache
         self._attn = attention_mask
@@ -39,6 +46,11 @@ class HFDecodeState:
     @property
     def num_rows(self) -> int:
         return int(self._attn.shape[0])
+
+    @property
+    def shares_head(self) -> bool:
+        """Whether the rows continue one head kept once (not copied into each row)."""
+        return self._shared is not None
 
     def logprobs(self) -> torch.Tensor:
         """[N, V] float32 log-distribution of every row's next token."""
@@ -72,6 +84,7 @@ class HFDecodeState:
                 cache=self._cache,
                 use_cache=True,
                 logits_to_keep=1,
+                **({} if self._shared is None else {SHARED_KV: self._shared}),
             )
             self._cache = out.cache
             self._logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
@@ -86,6 +99,9 @@ class HFDecodeState:
         """
         if other._model is not self._model:
             raise ValueError("cannot merge decode states of two different models")
+        if self._shared is not other._shared:  # two heads: each row keeps its own copy
+            self._unshare()
+            other._unshare()
         width = max(self._attn.shape[1], other._attn.shape[1])
         mine, theirs = _padded_layers(self, width), _padded_layers(other, width)
         layers = [
@@ -96,6 +112,14 @@ class HFDecodeState:
         self._attn = torch.cat([_left_pad(self._attn, width), _left_pad(other._attn, width)])
         self._pos = torch.cat([self._pos, other._pos])
         self._logprobs = torch.cat([self._logprobs, other._logprobs])
+
+    def _unshare(self) -> None:
+        """Copy the shared head into every row (when merging with rows of another head)."""
+        if self._shared is None:
+            return
+        layers, self._attn = expand_shared(self._shared, layers_of(self._cache), self._attn)
+        self._cache = make_cache(layers, self._model.config)
+        self._shared = None
 
     def trim(self) -> int:
         """Drop the leading columns no row attends to (left after rows were dropped);

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mixrag.generator import shared_attention
 from mixrag.generator.base import TokenLogprobs
 from mixrag.generator.config import GeneratorConfig
 from mixrag.generator.contexts import ContextBuilder, Encoded, Prepared, run_rows
@@ -123,6 +124,7 @@ class TransformersGenerator:
             self.model,
             self._run_rows,
             share_prefix=cfg.share_prefix,
+            shared_head=cfg.shared_head and shared_attention.install(self.model),
             cache=self.passage_cache,
             storage_dtype=getattr(torch, cfg.passage_cache_dtype)
             if cfg.passage_cache_dtype
@@ -445,4 +447,5 @@ class TransformersGenerator:
             torch.cat([c.attn for c in contexts]),
             torch.cat([c.next_pos for c in contexts]),
             torch.cat(logprobs),
+            shared=contexts[0].shared_head,  # one head for every chunk (one ``prepared``)
         )

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from mixrag.generator.shared_attention import SHARED_KV
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, heads, S, d]
 
 
@@ -59,12 +61,16 @@ class Context:
     """Tokens already run, per row: ``layers`` [R, heads, S, d], ``attn`` [R, S], ``next_pos`` [R].
 
     R may be 1 for a context every row shares (``take`` broadcasts it). S may be 0
-    (nothing run yet: ``layers`` is empty).
+    (nothing run yet: ``layers`` is empty). ``shared_head``, when set, is a head of H columns
+    that precedes every row's S columns, kept once ([1, heads, H, d] per layer; see
+    :mod:`mixrag.generator.shared_attention`): positions continue after it and ``attn``
+    covers only the rows' own columns.
     """
 
     layers: KV
     attn: torch.Tensor
     next_pos: torch.Tensor
+    shared_head: KV | None = None
 
     @property
     def width(self) -> int:
@@ -93,20 +99,44 @@ class Context:
             torch.full((1,), length, dtype=torch.long, device=device),
         )
 
+    @staticmethod
+    def after_head(kv: KV, length: int, rows: int, device: torch.device | str) -> Context:
+        """``rows`` rows with nothing of their own yet after a shared head (``kv``, ``length``)."""
+        return Context(
+            [],
+            torch.zeros(rows, 0, dtype=torch.long, device=device),
+            torch.full((rows,), length, dtype=torch.long, device=device),
+            kv,
+        )
+
     def take(self, index: Sequence[int] | torch.Tensor) -> Context:
         """The context of rows ``index`` (a shared one-row context is expanded, not copied)."""
         idx = torch.as_tensor(index, dtype=torch.long, device=self.attn.device)
         n = int(idx.numel())
+        head = self.shared_head
         if self.rows == 1:
             # expand is a view; the cache's first update concatenates it into real rows
             layers = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.layers]
-            return Context(layers, self.attn.expand(n, -1), self.next_pos.expand(n))
+            return Context(layers, self.attn.expand(n, -1), self.next_pos.expand(n), head)
         layers = [(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.layers]
-        return Context(layers, self.attn.index_select(0, idx), self.next_pos.index_select(0, idx))
+        attn, next_pos = self.attn.index_select(0, idx), self.next_pos.index_select(0, idx)
+        return Context(layers, attn, next_pos, head)
 
     def cache(self, model_config: Any) -> Any:
-        """A fresh ``DynamicCache`` over these tensors (the model appends to a copy)."""
+        """A fresh ``DynamicCache`` over the rows' own tensors (the model appends to a copy)."""
         return make_cache(self.layers, model_config)
+
+    def forward_kwargs(self, model_config: Any) -> dict[str, Any]:
+        """What a forward pass after this context takes: its cache and the shared head."""
+        kwargs: dict[str, Any] = {"cache": self.cache(model_config)}
+        if self.shared_head is not None:
+            kwargs[SHARED_KV] = self.shared_head
+        return kwargs
+
+    @property
+    def empty_before(self) -> bool:
+        """Whether nothing at all precedes the rows (no columns, no shared head)."""
+        return self.width == 0 and self.shared_head is None
 
 
 def layout(
@@ -130,3 +160,24 @@ def layout(
     attn = torch.cat([context.attn, block], dim=1)
     position_ids = context.next_pos[:, None] + (block.cumsum(-1) - 1).clamp(min=0)
     return input_ids.to(device), attn, position_ids
+
+
+def expand_shared(shared: KV, layers: KV, attn: torch.Tensor) -> tuple[KV, torch.Tensor]:
+    """Rows after a shared head as rows that hold it: per layer [n, heads, H + S, d]
+    (the head copied into every row) and the mask [n, H + S] (the head's columns on)."""
+    n = int(attn.shape[0])
+    h = int(shared[0][0].shape[2])
+    full: KV = []
+    for i, (hk, hv) in enumerate(shared):
+        if layers:
+            k, v = layers[i]
+            full.append(
+                (
+                    torch.cat([hk.expand(n, -1, -1, -1).to(k), k], dim=2),
+                    torch.cat([hv.expand(n, -1, -1, -1).to(v), v], dim=2),
+                )
+            )
+        else:
+            full.append((hk.expand(n, -1, -1, -1).clone(), hv.expand(n, -1, -1, -1).clone()))
+    mask = torch.cat([attn.new_ones(n, h), attn], dim=1)
+    return full, mask

@@ -129,14 +129,14 @@ class Scorer:
         for i, y in enumerate(ys):
             targets[i, : len(y)] = torch.tensor(y)
             y_mask[i, : len(y)] = True
-        has_context = context.width > 0
+        has_context = not context.empty_before
         out = self.model(
             input_ids=input_ids,
             attention_mask=attn,
             position_ids=position_ids,
-            cache=context.cache(self.model.config) if has_context else None,
             use_cache=has_context,
             logits_to_keep=t_max,
+            **(context.forward_kwargs(self.model.config) if has_context else {"cache": None}),
         )
         logits = out.logits[:, -t_max:].float()  # [n, Tc, V]: columns r_max-1 .. length-1
         targets = targets.to(device)
@@ -231,9 +231,9 @@ class Scorer:
             input_ids=input_ids,
             attention_mask=attn,
             position_ids=position_ids,
-            cache=context.cache(self.model.config),
             use_cache=True,
             logits_to_keep=t_in,
+            **context.forward_kwargs(self.model.config),
         )
         logits = out.logits[:, -t_in:].float()
         targets = targets.to(device)

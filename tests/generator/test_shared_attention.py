@@ -127,3 +127,17 @@ def test_decoding_on_a_shared_head_equals_rows_with_copies(smollm2: Transformers
     c.extend(d)
     assert c.shares_head
     torch.testing.assert_close(c.logprobs(), shared.start(prompts).logprobs(), atol=ATOL, rtol=0)
+
+
+def test_the_flash_and_the_plain_split_agree() -> None:
+    from mixrag.generator import shared_attention
+
+    if shared_attention._FLASH is None:
+        pytest.skip("this torch has no CPU flash kernel")
+    for t in (1, 4):
+        query, head_k, head_v, key, value = _inputs(t, seed=3)
+        mask = torch.ones(B, 1, t, S, dtype=torch.bool)
+        mask[2, :, :, :3] = False
+        flash = shared_attention._split_flash(query, key, value, mask, head_k, head_v, None)
+        plain = shared_attention._split_math(query, key, value, mask, head_k, head_v, None)
+        torch.testing.assert_close(flash, plain, atol=1e-5, rtol=1e-5)

@@ -143,14 +143,12 @@ class RAG:
         integer or ``"all"`` (every passage of the index), in place of ``config.k``.
         """
         from mixrag.index.opening import open_index
-        from mixrag.retriever.retriever import parse_k
+        from mixrag.retriever.retriever import concrete_k
         from mixrag.runs import load_run
 
         idx = open_index(index) if isinstance(index, str | Path) else index
         if k is not None:
-            parsed = parse_k(k)
-            kk = max(1, idx.store.counts()["passages"]) if parsed == "all" else parsed
-            config = replace(config or RAGConfig(), k=kk)
+            config = replace(config or RAGConfig(), k=concrete_k(k, idx.store.counts()["passages"]))
         run = load_run(
             model, idx, tau=retriever_options.pop("tau", None), generator_options=generator_options
         )

@@ -4,7 +4,10 @@
 model that is either a generator (bundled name or transformers folder), answered with
 the index's own encoder for the questions, or a ``mixrag train`` run, which brings its
 trained generator, its trained query encoder q(x) and the prior temperature it was
-trained with. :func:`load_run` is the one place that tells them apart.
+trained with. :func:`load_run` is the one place that tells them apart;
+:func:`generator_options` checks what ``--device``, ``--dtype`` and
+``--passage-cache-mb`` ask for, and :func:`new_generator` builds an untrained generator
+from a model name and those options.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_TAU
 
 if TYPE_CHECKING:
@@ -77,17 +81,56 @@ def load_run(
             ckpt.identity,
         )
     else:
-        generator = None
-        if with_generator:
-            from mixrag.generator.config import GeneratorConfig
-            from mixrag.generator.hf import TransformersGenerator
-
-            config = GeneratorConfig(model=model) if model else GeneratorConfig()
-            generator = TransformersGenerator(dataclasses.replace(config, **options))
+        generator = new_generator(model, options) if with_generator else None
         run = Run(generator, None, DEFAULT_TAU if tau is None else tau)
     if run.generator is not None:
         use_index_kv(run.generator, index)
     return run
+
+
+def generator_options(
+    device: str = "cpu", dtype: str = "float32", passage_cache_mb: int | None = None
+) -> dict[str, Any]:
+    """The GeneratorConfig fields that place a generator, checked now, before any load.
+
+    device:           "cpu", "cuda", "cuda:N", "mps" or "auto" (the first present).
+    dtype:            "float32", "bfloat16", "float16" or "auto".
+    passage_cache_mb: memory for the passage KV cache in MiB (0: off); None keeps
+                      GeneratorConfig's default and leaves the field out.
+
+    Returns the fields as a dict for :func:`load_run` / :func:`new_generator`. Raises
+    :class:`~mixrag.errors.MixragError` naming a bad value, and
+    :class:`~mixrag.errors.ModelLoadError` naming a device this machine does not have.
+    """
+    from mixrag.generator.config import GeneratorConfig
+    from mixrag.generator.models import resolve_device
+
+    options: dict[str, Any] = {"device": device, "dtype": dtype}
+    if passage_cache_mb is not None:
+        options["passage_cache_mb"] = passage_cache_mb
+    try:
+        GeneratorConfig(**options)
+    except ValueError as exc:
+        raise MixragError(str(exc)) from exc
+    resolve_device(device)  # an absent device: one line now, not after the index work
+    return options
+
+
+def new_generator(
+    model: str | None, generator_options: Mapping[str, Any] | None = None
+) -> TransformersGenerator:
+    """An untrained generator, not loaded yet (``load()`` or first use loads it).
+
+    model:             a bundled name, a transformers folder, a ``.gguf`` file, or None
+                       for the default (:data:`~mixrag.generator.config.DEFAULT_MODEL`);
+                       a training run goes through :func:`load_run` instead.
+    generator_options: GeneratorConfig fields to set (``device``, ``dtype``, ...).
+    """
+    from mixrag.generator.config import GeneratorConfig
+    from mixrag.generator.hf import TransformersGenerator
+
+    config = GeneratorConfig(model=model) if model else GeneratorConfig()
+    return TransformersGenerator(dataclasses.replace(config, **dict(generator_options or {})))
 
 
 def use_index_kv(generator: TransformersGenerator, index: Any) -> None:

@@ -95,8 +95,7 @@ def index_cmd(
     """
     from mixrag.cli.format import report_text
     from mixrag.cli.progress import IngestBar
-    from mixrag.index.config import IndexConfig
-    from mixrag.index.opening import index_exists, open_index
+    from mixrag.index.opening import open_or_create
 
     where = target(index, store)
     chunk_opts = {"words": words, "overlap": overlap, "sentences": sentences, "balanced": balanced}
@@ -109,17 +108,12 @@ def index_cmd(
         "ivf_nprobe": nprobe,
         "rerank_factor": rerank_factor,
     }
-    existing = open_index(where) if index_exists(where) else None
-    asked = (existing.config if existing else IndexConfig()).with_overrides(
+    idx = open_or_create(  # a different chunking or encoder is refused
+        where,
         chunking={k: v for k, v in chunk_opts.items() if v is not None},
         encoder={"model": encoder} if encoder is not None else {},
         vectors={k: v for k, v in vector_opts.items() if v is not None},
     )
-    if existing is not None:
-        existing.check_config(asked)  # a different chunking or encoder is refused
-        idx = existing
-    else:
-        idx = open_index(where, create=True, config=asked)
     ray_encoder = None
     with idx:
         if ray is not None:

@@ -77,19 +77,11 @@ def target(index: Path | None, store: str | None) -> str | Path:
 
 
 def generator_options(device: str, dtype: str, cache_mb: int | None = None) -> dict[str, Any]:
-    """GeneratorConfig fields from --device / --dtype / --passage-cache-mb, checked now."""
-    from mixrag.generator.config import GeneratorConfig
-    from mixrag.generator.models import resolve_device
+    """GeneratorConfig fields from --device / --dtype / --passage-cache-mb, checked now
+    (:func:`mixrag.runs.generator_options`)."""
+    from mixrag.runs import generator_options as checked
 
-    options: dict[str, Any] = {"device": device, "dtype": dtype}
-    if cache_mb is not None:
-        options["passage_cache_mb"] = cache_mb
-    try:
-        GeneratorConfig(**options)
-    except ValueError as exc:
-        raise MixragError(str(exc)) from exc
-    resolve_device(device)  # absent device: ModelLoadError, one line
-    return options
+    return checked(device, dtype, cache_mb)
 
 
 def echo_json(obj: Any) -> None:

@@ -1,9 +1,13 @@
-"""``mixrag search``, ``ask`` and ``score``: one question against an index."""
+"""``mixrag search``, ``ask`` and ``score``: one question against an index.
+
+Each opens a :class:`~mixrag.knowledge_base.KnowledgeBase`, the Python API's entry
+point, so a program and the command line get the same hits and answers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,10 +22,12 @@ from mixrag.cli.options import (
     StoreOpt,
     TauOpt,
     echo_json,
-    generator_options,
     target,
 )
-from mixrag.retriever.retriever import DEFAULT_TAU
+
+if TYPE_CHECKING:
+    from mixrag.answer import RAGConfig
+    from mixrag.knowledge_base import KnowledgeBase
 
 
 def search_cmd(
@@ -35,22 +41,20 @@ def search_cmd(
 ) -> None:
     """Retrieve the top-k passages with their scores and prior p_eta(z|x)."""
     from mixrag.cli.format import hits_text
-    from mixrag.index.opening import open_index
-    from mixrag.retriever.retriever import RetrieverConfig, parse_k
+    from mixrag.knowledge_base import KnowledgeBase
+    from mixrag.retriever.retriever import parse_k
 
     kk = parse_k(k)
-    with open_index(target(index, store)) as idx:
-        retriever = idx.retriever(
-            RetrieverConfig(method=method, tau=DEFAULT_TAU if tau is None else tau)
-        )
-        hits = retriever.search(question, k=kk)
+    with KnowledgeBase.open(target(index, store), method=method, tau=tau) as kb:
+        hits = kb.search(question, k=kk)
+        used_tau = kb.tau
     if as_json:
         echo_json(
             {
                 "question": question,
                 "method": method,
                 "k": kk,
-                "tau": retriever.config.tau,
+                "tau": used_tau,
                 "hits": [h.to_dict() for h in hits],
             }
         )
@@ -58,34 +62,28 @@ def search_cmd(
         typer.echo(hits_text(hits))
 
 
-def _rag(
-    index: str | Path,
+def _open(
+    where: str | Path,
     model: str | None,
-    mode: str,
-    k: str,
+    device: str,
+    dtype: str,
+    passage_cache_mb: int | None,
     method: str,
     tau: float | None,
-    beams: int,
-    decoding: str,
-    max_new_tokens: int,
-    options: dict[str, Any] | None = None,
-) -> Any:
-    from mixrag.rag import RAG, RAGConfig
+    answering: RAGConfig,
+) -> KnowledgeBase:
+    """The knowledge base ``ask`` and ``score`` answer from."""
+    from mixrag.knowledge_base import KnowledgeBase
 
-    cfg = RAGConfig(
-        mode=mode,
-        num_beams=beams,
-        sequence_decoding=decoding,
-        max_new_tokens=max_new_tokens,
-    )
-    return RAG.open(
-        str(index),
+    return KnowledgeBase.open(
+        where,
         model=model,
-        config=cfg,
-        k=k,
+        device=device,
+        dtype=dtype,
+        passage_cache_mb=passage_cache_mb,
         method=method,
         tau=tau,
-        generator_options=options,
+        answering=answering,
     )
 
 
@@ -109,12 +107,15 @@ def ask_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question; show its probability and which passages it came from."""
+    from mixrag.answer import RAGConfig
     from mixrag.cli.format import answer_text
 
-    options = generator_options(device, dtype, passage_cache_mb)
+    answering = RAGConfig(
+        mode=mode, num_beams=beams, sequence_decoding=decoding, max_new_tokens=max_new_tokens
+    )
     where = target(index, store)
-    rag = _rag(where, model, mode, k, method, tau, beams, decoding, max_new_tokens, options)
-    answer = rag.ask(question)
+    with _open(where, model, device, dtype, passage_cache_mb, method, tau, answering) as kb:
+        answer = kb.ask(question, k=k)
     if as_json:
         echo_json(answer.to_dict())
     else:
@@ -136,11 +137,12 @@ def score_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """log p(y|x) of a given answer under a mode, with each passage's share."""
+    from mixrag.answer import RAGConfig
     from mixrag.cli.format import answer_text
 
-    options = generator_options(device, dtype)
-    rag = _rag(target(index, store), model, mode, k, method, tau, 1, "thorough", 32, options)
-    result = rag.score(question, answer)
+    answering = RAGConfig(mode=mode)
+    with _open(target(index, store), model, device, dtype, None, method, tau, answering) as kb:
+        result = kb.score(question, answer, k=k)
     if as_json:
         echo_json(result.to_dict())
     else:

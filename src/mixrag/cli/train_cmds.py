@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -175,11 +174,9 @@ def train_cmd(
     options = generator_options(device, dtype)
     generator = None
     if resume is None and options != {"device": "cpu", "dtype": "float32"}:
-        from mixrag.generator.config import GeneratorConfig
-        from mixrag.generator.hf import TransformersGenerator
+        from mixrag.runs import new_generator
 
-        base = GeneratorConfig(model=model) if model else GeneratorConfig()
-        generator = TransformersGenerator(dataclasses.replace(base, **options))
+        generator = new_generator(model, options)
     with open_index(target(index, store)) as idx:
         trainer = Trainer(
             idx, config, run, model=model, generator=generator, resume=resume is not None

@@ -12,6 +12,7 @@ from mixrag.retriever.retriever import (
     METHODS,
     Retriever,
     RetrieverConfig,
+    concrete_k,
     parse_k,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "METHODS",
     "Retriever",
     "RetrieverConfig",
+    "concrete_k",
     "first_k",
     "inner_products",
     "log_prior",

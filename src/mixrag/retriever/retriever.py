@@ -88,6 +88,13 @@ def parse_k(value: str | int) -> K:
     return k
 
 
+def concrete_k(value: str | int, passages: int) -> int:
+    """K as a number: a positive integer as given, or ``"all"``: every one of the index's
+    ``passages`` (at least 1, so that an empty index still gives a valid K)."""
+    k = parse_k(value)
+    return max(1, passages) if k == "all" else k
+
+
 class VectorSearch(Protocol):
     """Maximum inner product search over the stored d(z) (FAISS, or pgvector)."""
 

@@ -33,14 +33,20 @@ class Doc:
     sections: list[Section]
 
 
-def make_docx(path: Path, doc: Doc) -> Path:
+def make_docx(path: Path, doc: Doc, rendered_pages: bool = False) -> Path:
+    """``rendered_pages``: every section after the first starts a new page, recorded as
+    Word records the pages it laid out (a ``w:lastRenderedPageBreak`` before the
+    heading's text), which python-docx, having no layout, never writes itself."""
     import docx
+    from docx.oxml import OxmlElement
 
     d = docx.Document()
     d.core_properties.title = doc.title
     d.add_heading(doc.title, level=0)
-    for s in doc.sections:
-        d.add_heading(s.heading, level=1)
+    for i, s in enumerate(doc.sections):
+        heading = d.add_heading(s.heading, level=1)
+        if rendered_pages and i > 0:
+            heading.runs[0]._r.insert(0, OxmlElement("w:lastRenderedPageBreak"))
         for p in s.paragraphs:
             d.add_paragraph(p)
         for b in s.bullets:
@@ -153,14 +159,18 @@ def _html_section(s: Section) -> str:
     return "<html><body>" + "".join(parts) + "</body></html>"
 
 
-def make_odt(path: Path, doc: Doc) -> Path:
+def make_odt(path: Path, doc: Doc, soft_pages: bool = False) -> Path:
+    """``soft_pages``: every section after the first starts a new page, recorded as
+    LibreOffice records the pages it laid out (a ``text:soft-page-break``)."""
     from odf import table as odt_table
     from odf import text
     from odf.opendocument import OpenDocumentText
 
     odt = OpenDocumentText()
     _odf_title(odt, doc.title)
-    for s in doc.sections:
+    for i, s in enumerate(doc.sections):
+        if soft_pages and i > 0:
+            odt.text.addElement(text.SoftPageBreak())
         odt.text.addElement(text.H(outlinelevel=1, text=s.heading))
         for p in s.paragraphs:
             odt.text.addElement(text.P(text=p))
@@ -280,6 +290,35 @@ def make_pdf(path: Path, doc: Doc) -> Path:
                         r.cell(value)
     pdf.output(str(path))
     return path
+
+
+def encrypt_ooxml(src: Path, dst: Path, password: str = "secret") -> Path:
+    """A password-protected copy of a .docx/.xlsx/.pptx, as Office writes one (msoffcrypto)."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    with src.open("rb") as f, dst.open("wb") as out:
+        OOXMLFile(f).encrypt(password, out)
+    return dst
+
+
+def encrypt_pdf(dst: Path, text: str, password: str = "secret") -> Path:
+    """A PDF that opens only with a password (fpdf2's RC4 encryption)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_encryption(owner_password="owner", user_password=password)
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.multi_cell(0, 8, text)
+    pdf.output(str(dst))
+    return dst
+
+
+def truncate(src: Path, dst: Path, keep: float = 0.5) -> Path:
+    """The first ``keep`` of a file, as an interrupted download or copy leaves it."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
 
 
 WRITERS: dict[str, Callable[[Path, Doc], Path]] = {

@@ -127,5 +127,6 @@ def library_errors(path: Path, kind: str, *extra: type[Exception]) -> Iterator[N
     except LoadError:
         raise
     except (*_MALFORMED, *extra) as e:
-        detail = str(e).strip() or type(e).__name__
-        raise LoadError(str(path), f"malformed {kind} ({type(e).__name__}: {detail})") from None
+        name = "corrupt compressed data" if isinstance(e, zlib.error) else type(e).__name__
+        detail = str(e).strip() or name
+        raise LoadError(str(path), f"malformed {kind} ({name}: {detail})") from None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
 
 
-def _paragraph(r: SectionReader, p: Paragraph) -> str:
+def _paragraph(r: SectionReader, p: Paragraph, styles: dict[str, str]) -> str:
     """Add a paragraph; returns its text when it is in the Title style (else "")."""
     breaks = p.rendered_page_breaks if r.paged else []
     before = breaks[0].preceding_paragraph_fragment if breaks else None
@@ -35,7 +35,10 @@ def _paragraph(r: SectionReader, p: Paragraph) -> str:
         r.turn_pages(1)  # the paragraph starts on the next page
         breaks = breaks[1:]
     text = clean(p.text)
-    style = (p.style.name if p.style is not None else "") or ""
+    # the w:pStyle id, looked up in a table made once: python-docx's Paragraph.style
+    # resolves the default style by scanning all styles, 80% of a file's parse time
+    style_id = p._p.style
+    style = styles.get(style_id, "") if style_id else ""
     if style.lower().startswith("heading") or style.lower() == "title":
         r.heading(text)
     else:
@@ -59,12 +62,13 @@ def parse_docx(data: bytes, path: Path) -> tuple[list[Document], list[str]]:
     with library_errors(path, "DOCX", OpcError):
         d = docx.Document(io.BytesIO(data))
         r = SectionReader(paged=bool(d.element.body.xpath(".//w:lastRenderedPageBreak")))
+        styles = {s.style_id: s.name or "" for s in d.styles}
         styled_title = ""
         for block in d.iter_inner_content():
             if isinstance(block, Table):
                 _table(r, block)
             else:
-                title_text = _paragraph(r, block)
+                title_text = _paragraph(r, block, styles)
                 styled_title = styled_title or title_text
         r.close()
         title = clean(d.core_properties.title or "") or styled_title or stem_title(path)

@@ -3,8 +3,9 @@
 Shared by .docx (:mod:`word`) and .odt (:mod:`odf`): a heading closes the open text and
 starts a section; a page break closes it too when the file records its pages (``paged``),
 so every text segment has one ``section`` and, when known, one ``page``; a table closes
-the text and becomes a table segment headed by its caption (the short line just above
-it, :func:`tables.caption`) after its section, else "Table n".
+the text and becomes a table segment headed "<section>: <caption>" (the caption being
+the line just above it when it reads as one, :func:`tables.caption`), either alone, or
+"Table n". Headings with no text after them yet stay open and lead what follows.
 """
 
 from __future__ import annotations

@@ -255,3 +255,11 @@ def test_gzipped_office_files_are_read_too(tmp_path: Path, suffix: str) -> None:
     packed = tmp_path / f"packed{suffix}.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert texts(one(packed)) == texts(one(plain))
+
+
+def test_a_caption_above_a_table_joins_its_section_in_the_head(tmp_path: Path) -> None:
+    doc = Doc("Atlas", [Section("Europe", ["Table 1: European capitals"], table=CITIES)])
+    for path in (make_docx(tmp_path / "a.docx", doc), make_odt(tmp_path / "a.odt", doc)):
+        table = next(s for s in one(path).segments if s.rows)
+        assert table.head == "Europe: Table 1: European capitals"
+        assert table_lines(table) == CITY_ROWS

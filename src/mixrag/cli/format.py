@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mixrag.ingest.location import location
 from mixrag.ingest.pipeline import IngestReport
 from mixrag.types import Hit
 
@@ -19,11 +20,8 @@ def snippet(text: str, width: int = 240) -> str:
 
 
 def where(hit: Hit) -> str:
-    meta = hit.passage.metadata
-    page = ""
-    if "page" in meta:
-        page = f", p. {meta['page']}" + (f"–{meta['page_end']}" if "page_end" in meta else "")
-    return f"{hit.passage.source}{page}"
+    place = location(hit.passage.metadata)
+    return f"{hit.passage.source}, {place}" if place else hit.passage.source
 
 
 def hits_text(hits: Sequence[Hit]) -> str:

@@ -368,3 +368,15 @@ def test_errors_take_openais_shape_with_the_field_to_blame() -> None:
     )
     assert bad is not None and (bad.status, bad.param) == (400, "messages.[0].role")
     assert chat_error(RuntimeError("a bug")) is None
+
+
+def test_a_client_that_leaves_at_once_stops_the_answer() -> None:
+    stream = _FakeStream(False, [_token("founded in")], _answer("founded in 1901", [1.0]))
+
+    async def leave_after_the_first_chunk() -> None:
+        events = chat_events(stream, _reply())  # type: ignore[arg-type]
+        await events.__anext__()
+        await events.aclose()
+
+    asyncio.run(leave_after_the_first_chunk())
+    assert stream.closed

@@ -162,17 +162,17 @@ class AnswerStream:
 
     async def events(self) -> AsyncIterator[str]:
         """The Server-Sent Events of ``/v1/ask`` (module docstring)."""
-        yield sse(
-            "passages",
-            {
-                "mode": self.params.mode,
-                "k": self.params.k,
-                "method": self.params.method,
-                "provisional": self.provisional,
-                "passages": [h.to_dict() for h in self.hits],
-            },
-        )
         try:
+            yield sse(
+                "passages",
+                {
+                    "mode": self.params.mode,
+                    "k": self.params.k,
+                    "method": self.params.method,
+                    "provisional": self.provisional,
+                    "passages": [h.to_dict() for h in self.hits],
+                },
+            )
             async with contextlib.aclosing(self.items()) as items:
                 async for item in items:
                     # a comment keeps proxies from closing a queued stream

@@ -71,9 +71,9 @@ class FinalText:
 
 async def chat_events(stream: AnswerStream, reply: Reply) -> AsyncIterator[str]:
     """The Server-Sent Events of a streamed chat reply (module docstring)."""
-    yield data(chunk(reply, {"role": "assistant", "content": ""}))
     text = None if stream.provisional else FinalText()
     try:
+        yield data(chunk(reply, {"role": "assistant", "content": ""}))
         async with contextlib.aclosing(stream.items()) as items:
             async for item in items:
                 if item is None:

@@ -15,6 +15,9 @@ from mixrag.types import Hit
 
 MODES = ("rag-sequence", "rag-token", "concat", "closed-book")
 SEQUENCE_DECODING = ("thorough", "fast")
+#: Least posterior p(z|x,y) at which a passage is cited beside the most likely one (the web
+#: page's CITE_MIN, server/static/app.js, and the chat API's ``[n]`` markers).
+CITE_MIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,16 @@ class Answer:
     @property
     def probability(self) -> float:
         return math.exp(self.logprob)
+
+    def cited(self, min_posterior: float = CITE_MIN) -> tuple[Citation, ...]:
+        """The passages the answer cites, by posterior p(z|x,y), highest first: the most
+        likely source, and every other passage with a posterior of at least
+        ``min_posterior``. Empty when the answer was not scored per passage."""
+        scored = [c for c in self.citations if c.posterior is not None]
+        scored.sort(key=lambda c: -(c.posterior or 0.0))  # stable: ties keep retrieval order
+        return tuple(
+            c for i, c in enumerate(scored) if i == 0 or (c.posterior or 0.0) >= min_posterior
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

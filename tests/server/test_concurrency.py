@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from mixrag.generator.engine import StepEngine
 from mixrag.rag import RAGConfig
 from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import BusyError, ReadWriteLock
-from mixrag.server.streaming import AnswerStream
+from mixrag.server.streaming import AnswerStream, _ClientGone
 
 NEW_DOC = "The Gullrock lighthouse was built in 1873 on a granite reef off the northern cape."
 
@@ -119,6 +120,26 @@ def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
     while service.batcher.pending and time.time() < deadline:
         time.sleep(0.05)
     assert service.batcher.pending == 0
+    assert service.answer(params, hits).text  # the generator still works
+
+
+def test_a_client_that_leaves_before_any_token_stops_its_answer(served: Served) -> None:
+    service = served.client.app.state.service  # type: ignore[attr-defined]
+    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=12)
+    hits = service.retrieve(params)
+
+    async def leave_after_the_passages() -> tuple[AnswerStream, str]:
+        stream = AnswerStream(service, params, hits)
+        events = stream.events()
+        first = await events.__anext__()
+        await events.aclose()
+        return stream, first
+
+    stream, first = asyncio.run(leave_after_the_passages())
+    assert first.startswith("event: passages")
+    # dropped from the queue (cancelled) or stopped at its next step: never answered
+    with pytest.raises((concurrent.futures.CancelledError, _ClientGone)):
+        stream._future.result(60)
     assert service.answer(params, hits).text  # the generator still works
 
 

@@ -7,6 +7,7 @@
 * :mod:`~mixrag.server.streaming` — the answer as Server-Sent Events.
 * :mod:`~mixrag.server.errors` — every user mistake as a 4xx JSON error.
 * :mod:`~mixrag.server.schemas` — request and response bodies (the OpenAPI schema).
+* :mod:`~mixrag.server.chat` — the OpenAI-compatible chat API (``/v1/chat/completions``).
 * :mod:`~mixrag.server.app` — :func:`create_app`: routes, auth, body limits, the page.
 
 FastAPI and uvicorn are imported here, so ``import mixrag`` does not need them.

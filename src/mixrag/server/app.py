@@ -10,6 +10,7 @@
     POST   /v1/documents        upload a file (multipart) or JSON text
     DELETE /v1/documents/{id}   remove a file from the index
     GET    /v1/info             index statistics, models, limits
+    POST   /v1/chat/completions OpenAI-compatible chat (mixrag.server.chat); GET /v1/models
     GET    /healthz             liveness, no auth
     GET    /                    the web page; /docs and /openapi.json describe the API
 
@@ -40,6 +41,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mixrag.server.chat.routes import chat_router
 from mixrag.server.concurrency import BusyError
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError, install_error_handlers
@@ -319,6 +321,7 @@ def create_app(
     app.include_router(page_router())
     auth = [] if config.token is None else [Depends(_bearer(config.token))]
     app.include_router(api_router(svc), dependencies=auth)
+    app.include_router(chat_router(svc), dependencies=auth)
     if config.token is not None:
 
         @app.get("/openapi.json", include_in_schema=False, dependencies=auth)

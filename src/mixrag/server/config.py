@@ -10,6 +10,7 @@ from mixrag.errors import MixragError
 from mixrag.ingest.loaders import supported_suffixes
 from mixrag.rag import MODES
 from mixrag.retriever.retriever import METHODS
+from mixrag.server.chat.config import ChatConfig
 
 MiB = 2**20
 
@@ -48,6 +49,7 @@ class ServerConfig:
     passage_cache_mb:   memory for the generator's passage KV cache (0: off).
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
+    chat:               limits of the OpenAI-compatible chat API's conversations.
     """
 
     index: Path | str
@@ -72,6 +74,7 @@ class ServerConfig:
     passage_cache_mb: int = 2048
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
+    chat: ChatConfig = field(default_factory=ChatConfig)
 
     def __post_init__(self) -> None:
         positive = {

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -132,28 +132,50 @@ class AnswerStream:
                 self._put(("error", {"error": "internal_error", "detail": "see the server log"}))
         self._put(None)
 
-    async def events(self) -> AsyncIterator[str]:
-        yield sse(
-            "passages",
-            {
-                "mode": self.params.mode,
-                "k": self.params.k,
-                "method": self.params.method,
-                "provisional": self.provisional,
-                "passages": [h.to_dict() for h in self.hits],
-            },
-        )
+    @property
+    def answer(self) -> Answer:
+        """The answer; call it once :meth:`items` has given the ``answer`` event."""
+        return self._future.result(timeout=0)
+
+    def close(self) -> None:
+        """The client is gone: a queued answer is dropped, a running one stops at its next
+        step. Idempotent."""
+        self._gone.set()
+        self._future.cancel()
+
+    async def items(self) -> AsyncGenerator[tuple[str, Any] | None, None]:
+        """The ``token``, ``answer`` or ``error`` events as (name, data) as they come, and
+        None every ``KEEP_ALIVE_S`` while nothing does; ends after ``answer`` or ``error``.
+        Leaving early closes the stream (:meth:`close`)."""
         try:
             while True:
                 try:
                     item = await asyncio.wait_for(self._queue.get(), timeout=KEEP_ALIVE_S)
                 except TimeoutError:
-                    yield ": waiting\n\n"  # a comment: keeps proxies from closing a queued stream
+                    yield None
                     continue
                 if item is None:
                     break
-                yield sse(*item)
+                yield item
         finally:
-            # a queued answer is dropped; a running one stops at its next step
-            self._gone.set()
-            self._future.cancel()
+            self.close()
+
+    async def events(self) -> AsyncIterator[str]:
+        """The Server-Sent Events of ``/v1/ask`` (module docstring)."""
+        try:
+            yield sse(
+                "passages",
+                {
+                    "mode": self.params.mode,
+                    "k": self.params.k,
+                    "method": self.params.method,
+                    "provisional": self.provisional,
+                    "passages": [h.to_dict() for h in self.hits],
+                },
+            )
+            async with contextlib.aclosing(self.items()) as items:
+                async for item in items:
+                    # a comment keeps proxies from closing a queued stream
+                    yield ": waiting\n\n" if item is None else sse(*item)
+        finally:
+            self.close()

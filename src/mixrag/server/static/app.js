@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const CITE_MIN = 0.25; // cite every passage with at least this posterior (and always the best)
+const CITE_MIN = 0.25; // cite every passage with at least this posterior (and always the best); Answer.cited
 
 let token = sessionStorage.getItem("mixrag-token") || "";
 

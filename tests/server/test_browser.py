@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.helpers import REPO
-from tests.server.helpers import MILL_QUESTION, build_index, small_config
+from tests.server.helpers import MILL_QUESTION, build_index, live_server, small_config
 
 from mixrag.generator import TransformersGenerator
 from mixrag.server import create_app
@@ -42,33 +39,15 @@ def _require_browser() -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_url(
     tmp_path_factory: pytest.TempPathFactory, encoder: object, smollm2: TransformersGenerator
 ) -> Iterator[str]:
     _require_browser()
-    import uvicorn
-
     index = build_index(tmp_path_factory.mktemp("browser"), encoder)
     app = create_app(small_config(index), encoder=encoder, generator=smollm2)  # type: ignore[arg-type]
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            pytest.fail("the live server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from mixrag.errors import MixragError
 from mixrag.ingest.loaders import supported_suffixes
 from mixrag.rag import MODES
 from mixrag.retriever.retriever import METHODS
+from mixrag.server.mcp.config import McpConfig
 
 MiB = 2**20
 
@@ -48,6 +49,8 @@ class ServerConfig:
     passage_cache_mb:   memory for the generator's passage KV cache (0: off).
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
+    mcp:                the MCP tools served at ``/mcp`` (behind ``token``), and by
+                        ``mixrag mcp`` over stdio; None = no ``/mcp``.
     """
 
     index: Path | str
@@ -72,6 +75,7 @@ class ServerConfig:
     passage_cache_mb: int = 2048
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
+    mcp: McpConfig | None = field(default_factory=McpConfig)
 
     def __post_init__(self) -> None:
         positive = {

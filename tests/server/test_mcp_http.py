@@ -38,12 +38,12 @@ def live(
 
 def with_client(url: str, use: Callable[[Any], Awaitable[T]], headers: dict[str, str]) -> T:
     """Run ``use(client)`` with an MCP client connected to ``url``/mcp."""
+    import httpx2  # the SDK's HTTP client
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
     async def main() -> T:
-        async with create_mcp_http_client(headers=headers) as http:
+        async with httpx2.AsyncClient(headers=headers, timeout=300) as http:
             transport = streamable_http_client(f"{url}/mcp", http_client=http)
             async with Client(transport, cache=None) as client:
                 return await use(client)

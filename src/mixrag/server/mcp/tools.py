@@ -273,7 +273,9 @@ def _add_write_tools(server: MCPServer[Any], service: Service) -> None:
     _add(
         server,
         add_document,
-        ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        ToolAnnotations(
+            destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),  # replaces a same name
         f"""\
 Add a text document to the index, so that later searches and answers can use it. Give \
 `text` and either `title` (stored as a titled record; the same title again replaces it) \

@@ -191,6 +191,21 @@ class RAG:
                 raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
         return hits
 
+    def _hits(
+        self, questions: Sequence[str], k: int, hits: Sequence[Sequence[Hit]] | None
+    ) -> list[list[Hit]]:
+        """The K passages of each question: retrieved now, or the first K of ``hits``
+        with their prior renormalised over those K, as the mixture's is."""
+        if hits is None:
+            return self.retrieve(questions, k)
+        if len(hits) != len(questions):
+            raise MixragError(f"{len(questions)} questions but {len(hits)} hit lists")
+        out = [first_k(h, k, self.retriever.config.tau) for h in hits]
+        for q, hs in zip(questions, out, strict=True):
+            if not hs:
+                raise MixragError(f"no passages given for {q!r}")
+        return out
+
     def ask(self, question: str, mode: str | None = None, k: int | None = None) -> Answer:
         """Answer one question (see :meth:`ask_batch`)."""
         return self.ask_batch([question], mode=mode, k=k)[0]
@@ -217,16 +232,7 @@ class RAG:
         """
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
-        if hits is None:
-            hits = self.retrieve(questions, cfg.k)
-        else:
-            if len(hits) != len(questions):
-                raise MixragError(f"{len(questions)} questions but {len(hits)} hit lists")
-            # the first K, their prior renormalised over those K as the mixture's is
-            hits = [first_k(h, cfg.k, self.retriever.config.tau) for h in hits]
-            for q, hs in zip(questions, hits, strict=True):
-                if not hs:
-                    raise MixragError(f"no passages given for {q!r}")
+        hits = self._hits(questions, cfg.k, hits)
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)
@@ -301,8 +307,14 @@ class RAG:
         answers: Sequence[str],
         mode: str | None = None,
         k: int | None = None,
+        *,
+        hits: Sequence[Sequence[Hit]] | None = None,
     ) -> list[Answer]:
-        """Score given answers; retrieval runs once, never again per answer."""
+        """Score given answers; retrieval runs once, never again per answer.
+
+        hits: passages already retrieved for these questions (their first K are used,
+        as in :meth:`ask_batch`, so an answer and its score mix the same passages).
+        """
         if len(questions) != len(answers):
             raise MixragError(f"{len(questions)} questions but {len(answers)} answers")
         for a in answers:
@@ -310,7 +322,7 @@ class RAG:
                 raise MixragError("answer to score must be a non-empty string")
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
-        hits = self.retrieve(questions, cfg.k)
+        hits = self._hits(questions, cfg.k, hits)
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)

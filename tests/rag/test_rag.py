@@ -68,6 +68,17 @@ def test_score_matches_the_mixture_of_per_passage_terms(rag: RAG) -> None:
     assert mill_rank(seq) == max(seq.citations, key=lambda c: c.posterior).hit.rank
 
 
+def test_score_over_given_hits_equals_score_over_its_own_retrieval(rag: RAG) -> None:
+    wide = rag.retrieve([QUESTION], 3)  # cut to K = 2, priors renormalised over those 2
+    given = rag.score_batch([QUESTION], ["1901"], mode="rag-token", k=2, hits=wide)[0]
+    own = rag.score(QUESTION, "1901", mode="rag-token", k=2)
+    assert [c.hit.passage.id for c in given.citations] == [c.hit.passage.id for c in own.citations]
+    assert [c.prior for c in given.citations] == pytest.approx([c.prior for c in own.citations])
+    assert given.logprob == pytest.approx(own.logprob, abs=1e-5)
+    with pytest.raises(MixragError, match="1 questions but 2 hit lists"):
+        rag.score_batch([QUESTION], ["1901"], hits=[wide[0], wide[0]])
+
+
 def test_k1_reduces_to_the_plain_generator(rag: RAG) -> None:
     one = rag.score(QUESTION, "1901", mode="rag-sequence", k=1)
     c = one.citations[0]

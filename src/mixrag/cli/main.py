@@ -2,7 +2,7 @@
 
 This module holds the root (global options, logging) and the one entry point that turns
 user mistakes into one line; the commands live by group in ``index_cmds`` (index, rm,
-info, warm), ``query_cmds`` (search, ask, score), ``eval_cmd``, ``serve_cmd`` and
+info, warm), ``query_cmds`` (search, ask, score), ``eval_cmd``, ``serve_cmd``, ``mcp_cmd`` and
 ``train_cmds`` (train, split-squad), their shared options in ``options``.
 """
 
@@ -16,6 +16,7 @@ import typer
 
 from mixrag.cli.eval_cmd import eval_cmd
 from mixrag.cli.index_cmds import index_cmd, info_cmd, rm_cmd, warm_cmd
+from mixrag.cli.mcp_cmd import mcp_cmd
 from mixrag.cli.query_cmds import ask_cmd, score_cmd, search_cmd
 from mixrag.cli.serve_cmd import serve_cmd
 from mixrag.cli.train_cmds import split_cmd, train_cmd
@@ -65,6 +66,7 @@ app.command("ask")(ask_cmd)
 app.command("score")(score_cmd)
 app.command("eval")(eval_cmd)
 app.command("serve")(serve_cmd)
+app.command("mcp")(mcp_cmd)
 app.command("train")(train_cmd)
 app.command("warm")(warm_cmd)
 app.command("split-squad")(split_cmd)

@@ -59,12 +59,22 @@ def serve_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
+    mcp: Annotated[
+        bool, typer.Option("--mcp/--no-mcp", help="Serve the MCP tools at /mcp (streamable HTTP).")
+    ] = True,
+    mcp_read_only: Annotated[
+        bool,
+        typer.Option(
+            help="/mcp offers no add_document / remove_document (the /v1 API still does)."
+        ),
+    ] = False,
 ) -> None:
-    """Serve the index over HTTP: the JSON API (streaming answers) and a web page at /."""
+    """Serve the index over HTTP: the JSON API (streaming answers), MCP at /mcp, a web page at /."""
     import uvicorn
 
     from mixrag.server import ServerConfig, create_app
     from mixrag.server.config import MiB, read_token_file
+    from mixrag.server.mcp import McpConfig
     from mixrag.store.pg_url import redact
 
     location = target(index, store)
@@ -84,6 +94,7 @@ def serve_cmd(
         k=k,
         method=method,
         tau=tau,
+        mcp=McpConfig(read_only=mcp_read_only) if mcp else None,
         **generator_options(device, dtype, passage_cache_mb),
     )
     log = logging.getLogger("mixrag.server")

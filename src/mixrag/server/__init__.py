@@ -9,6 +9,7 @@
 * :mod:`~mixrag.server.schemas` — request and response bodies (the OpenAPI schema).
 * :mod:`~mixrag.server.chat` — the OpenAI-compatible chat API (``/v1/chat/completions``).
 * :mod:`~mixrag.server.app` — :func:`create_app`: routes, auth, body limits, the page.
+* :mod:`~mixrag.server.mcp` — the service as MCP tools: at ``/mcp``, and over stdio.
 
 FastAPI and uvicorn are imported here, so ``import mixrag`` does not need them.
 """

@@ -12,6 +12,7 @@
     GET    /v1/info             index statistics, models, limits
     POST   /v1/chat/completions OpenAI-compatible chat (mixrag.server.chat); GET /v1/models
     GET    /healthz             liveness, no auth
+    POST   /mcp                 the MCP tools (streamable HTTP; mixrag.server.mcp)
     GET    /                    the web page; /docs and /openapi.json describe the API
 
 The page (``/``, ``/static``) holds no data and stays open: a browser cannot send a
@@ -26,7 +27,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -293,10 +294,12 @@ def create_app(
     from mixrag import __version__
 
     svc = service or Service.open(config, encoder=encoder, generator=generator)
+    mcp_sessions: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp_sessions():  # /mcp's session manager runs while the app does
+            yield
         await run_in_threadpool(svc.close)
 
     app = FastAPI(
@@ -315,7 +318,7 @@ def create_app(
     upload_limit = 2 * config.max_upload_bytes + 64 * 1024  # multipart / JSON escaping
 
     def limit_for(path: str) -> int:
-        return upload_limit if path.rstrip("/") == "/v1/documents" else MAX_BODY
+        return upload_limit if path.rstrip("/") in ("/v1/documents", "/mcp") else MAX_BODY
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.include_router(page_router())
@@ -328,5 +331,9 @@ def create_app(
         def openapi() -> JSONResponse:
             return JSONResponse(app.openapi())
 
+    if config.mcp is not None:
+        from mixrag.server.mcp.http import mount_mcp
+
+        mcp_sessions = mount_mcp(app, svc, config)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

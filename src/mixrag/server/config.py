@@ -11,6 +11,7 @@ from mixrag.ingest.loaders import supported_suffixes
 from mixrag.rag import MODES
 from mixrag.retriever.retriever import METHODS
 from mixrag.server.chat.config import ChatConfig
+from mixrag.server.mcp.config import McpConfig
 
 MiB = 2**20
 
@@ -50,6 +51,8 @@ class ServerConfig:
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
     chat:               limits of the OpenAI-compatible chat API's conversations.
+    mcp:                the MCP tools served at ``/mcp`` (behind ``token``), and by
+                        ``mixrag mcp`` over stdio; None = no ``/mcp``.
     """
 
     index: Path | str
@@ -75,6 +78,7 @@ class ServerConfig:
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
     chat: ChatConfig = field(default_factory=ChatConfig)
+    mcp: McpConfig | None = field(default_factory=McpConfig)
 
     def __post_init__(self) -> None:
         positive = {

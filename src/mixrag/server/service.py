@@ -37,7 +37,7 @@ from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import DEFAULT_TAU, METHODS
 from mixrag.server.batching import AskBatcher
-from mixrag.server.concurrency import ReadWriteLock, release_free_memory
+from mixrag.server.concurrency import BusyError, ReadWriteLock, release_free_memory
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
@@ -160,15 +160,15 @@ class Service:
 
     # -- checks -------------------------------------------------------------------
 
-    def _question(self, question: str) -> str:
+    def _question(self, question: str, name: str = "question") -> str:
         if not question.strip():
-            raise ApiError(422, "invalid_request", "question: must not be empty")
+            raise ApiError(422, "invalid_request", f"{name}: must not be empty")
         limit = self.config.max_question_chars
         if len(question) > limit:
             raise ApiError(
                 422,
                 "invalid_request",
-                f"question: {len(question)} characters; the limit is {limit}",
+                f"{name}: {len(question)} characters; the limit is {limit}",
             )
         return question
 
@@ -268,6 +268,18 @@ class Service:
     def ask(self, params: AskParams) -> Answer:
         """Retrieve and answer, waiting for both."""
         return self.answer(params, self.retrieve(params))
+
+    def score(self, params: AskParams, answer: str) -> Answer:
+        """log p(y|x) of a given answer y under ``params``' mode and K, with each passage's
+        prior and posterior, over the passages an ask with ``params`` retrieves. The answer
+        is held to the question's length limit; scoring runs on the generator's thread."""
+        answer = self._question(answer, "answer")
+        if self.batcher.full:  # the generator is as busy as an ask would find it
+            raise BusyError(f"{self.batcher.pending} answers are running or queued; retry soon")
+        hits = self.retrieve(params)
+        with self.engine.session() as steps:
+            rag = RAG(self.retriever, self.generator, params.rag_config(), steps=steps)
+            return rag.score_batch([params.question], [answer], hits=[hits])[0]
 
     def text_of(self, token_ids: tuple[int, ...]) -> str:
         """The answer text of token ids, as ``Answer.text`` shows it (call inside ``answer``)."""

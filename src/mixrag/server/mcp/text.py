@@ -1,0 +1,102 @@
+"""The readable text of each MCP tool's result (its JSON is the HTTP API's body, beside it).
+
+A client may show a model either part: the text is what a model reads well (the answer
+first, then numbered passages with their probabilities and full text), the structured
+content what a program reads (the ``/v1`` response forms, :mod:`mixrag.server.schemas`).
+Passages are numbered ``[n]`` by retrieval rank, as the CLI and the web page number them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mixrag.answer import Answer, Citation
+from mixrag.types import Hit
+
+# metadata keys that locate a passage inside its file (loaders add them where known)
+_PLACES = ("page", "slide", "sheet")
+
+
+def _where(hit: Hit) -> str:
+    meta = hit.passage.metadata
+    places = [f"{key} {meta[key]}" for key in _PLACES if key in meta]
+    return ", ".join([hit.passage.source, *places])
+
+
+def _passage(hit: Hit, head: str) -> list[str]:
+    title = hit.passage.title or "(untitled)"
+    return [
+        f"[{hit.rank}] {head}: {title} ({_where(hit)})",
+        "    " + " ".join(hit.passage.text.split()),
+    ]
+
+
+def hits_text(question: str, method: str, hits: Sequence[Hit]) -> str:
+    """The hits of a search, best first, with score, prior and text."""
+    if not hits:
+        return f"No passage found for {question!r} ({method} retrieval)."
+    lines = [
+        f"{len(hits)} passages for {question!r} ({method} retrieval); prior p(z|x) is the "
+        f"retriever's probability over these {len(hits)}:",
+    ]
+    for h in hits:
+        lines += _passage(h, f"prior {h.prior:.3f}, score {h.score:.3f}")
+    return "\n".join(lines)
+
+
+def _weight(c: Citation) -> float:
+    return c.prior if c.posterior is None else c.posterior
+
+
+def cited(answer: Answer) -> Citation | None:
+    """The citation of an answer: the passage with the highest posterior p(z|x,y)."""
+    known = [c for c in answer.citations if c.posterior is not None]
+    return max(known, key=_weight, default=None)
+
+
+def answer_text(answer: Answer, scored: bool = False) -> str:
+    """The answer with its citation ``[n]``, log p(y|x), then the passages by posterior."""
+    best = cited(answer)
+    mark = f" [{best.hit.rank}]" if best is not None else ""
+    k = len(answer.citations)
+    head = (
+        f"Scored answer: {answer.text!r}{mark}" if scored else f"{answer.text or '(empty)'}{mark}"
+    )
+    lines = [
+        head,
+        "",
+        f"log p(y|x) = {answer.logprob:.3f} (p = {answer.probability:.3g}) under {answer.mode} "
+        f"with K = {k}.",
+        "Passages by posterior p(z|x,y), the probability that each is the answer's source "
+        "(prior p(z|x) before reading the answer):",
+    ]
+    for c in sorted(answer.citations, key=lambda c: -_weight(c)):
+        post = "unknown" if c.posterior is None else f"{c.posterior:.3f}"
+        lines += _passage(c.hit, f"posterior {post}, prior {c.prior:.3f}")
+    return "\n".join(lines)
+
+
+def documents_text(documents: Sequence[dict[str, Any]]) -> str:
+    """One line per indexed file: id, name, passages, where it came from."""
+    if not documents:
+        return "The index holds no documents."
+    lines = [f"{len(documents)} indexed file(s) (id: name, passages, origin):"]
+    for d in documents:
+        origin = "added through the API" if d["uploaded"] else d["path"]
+        lines.append(f"{d['id']}: {d['name']}, {d['passages']} passages, {origin}")
+    return "\n".join(lines)
+
+
+def upload_text(status: str, document: dict[str, Any]) -> str:
+    return (
+        f"{status}: {document['name']} (id {document['id']}), {document['passages']} passages"
+        f" in {document['documents']} document(s)."
+    )
+
+
+def removed_text(document: dict[str, Any]) -> str:
+    return (
+        f"removed: {document['name']} (id {document['id']}) and its "
+        f"{document['passages']} passages."
+    )

@@ -119,6 +119,17 @@ class Answer:
             c for i, c in enumerate(scored) if i == 0 or (c.posterior or 0.0) >= min_posterior
         )
 
+    def markers(self) -> str:
+        """``[n]`` for each cited passage (:meth:`cited`), most probable first; n = its
+        retrieval rank."""
+        return "".join(f"[{c.hit.rank}]" for c in self.cited())
+
+    def marked(self) -> str:
+        """The answer text, a space, then its :meth:`markers`: how the chat API, the MCP
+        tools and the web page show it."""
+        cites = self.markers()
+        return f"{self.text} {cites}" if self.text and cites else self.text or cites
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mixrag.answer import Answer, Citation
 from mixrag.cli.main import app, main
 from mixrag.server.mcp.http import BearerGuard
-from mixrag.server.mcp.text import answer_text, cited
+from mixrag.server.mcp.text import answer_text
 from mixrag.server.mcp.tools import writable
 from mixrag.types import Hit, Passage
 
@@ -83,8 +83,7 @@ def _citation(rank: int, prior: float, posterior: float | None) -> Citation:
 def test_the_answer_cites_the_passage_with_the_highest_posterior() -> None:
     cites = (_citation(1, 0.6, 0.1), _citation(2, 0.3, 0.85), _citation(3, 0.1, 0.05))
     answer = Answer("q?", "rag-sequence", "1901", -0.5, (1, 2), cites)
-    best = cited(answer)
-    assert best is not None and best.hit.rank == 2
+    assert [c.hit.rank for c in answer.cited()] == [2]
     text = answer_text(answer)
     assert text.startswith("1901 [2]\n")
     # passages by posterior: rank 2, then 1, then 3
@@ -96,7 +95,7 @@ def test_the_answer_cites_the_passage_with_the_highest_posterior() -> None:
 def test_an_answer_without_posteriors_cites_nothing() -> None:
     cites = (_citation(1, 0.7, None), _citation(2, 0.3, None))
     answer = Answer("q?", "concat", "blue", -1.0, (1,), cites)
-    assert cited(answer) is None
+    assert answer.cited() == ()
     assert answer_text(answer).startswith("blue\n")
     assert "posterior unknown, prior 0.700" in answer_text(answer)
 

@@ -46,14 +46,13 @@ class Reply:
 
 
 def markers(answer: Answer) -> str:
-    """``[n]`` for each cited passage, most probable first (n = retrieval rank)."""
-    return "".join(f"[{c.hit.rank}]" for c in answer.cited())
+    """``[n]`` for each cited passage, most probable first (``Answer.markers``)."""
+    return answer.markers()
 
 
 def content(answer: Answer) -> str:
-    """The message content: the answer, a space, its markers."""
-    cites = markers(answer)
-    return f"{answer.text} {cites}" if answer.text and cites else answer.text or cites
+    """The message content: the answer, a space, its markers (``Answer.marked``)."""
+    return answer.marked()
 
 
 def finish_reason(answer: Answer, params: AskParams) -> str:

@@ -12,16 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixrag.answer import Answer, Citation
+from mixrag.ingest.location import location
 from mixrag.types import Hit
-
-# metadata keys that locate a passage inside its file (loaders add them where known)
-_PLACES = ("page", "slide", "sheet")
 
 
 def _where(hit: Hit) -> str:
-    meta = hit.passage.metadata
-    places = [f"{key} {meta[key]}" for key in _PLACES if key in meta]
-    return ", ".join([hit.passage.source, *places])
+    place = location(hit.passage.metadata)
+    return f"{hit.passage.source}, {place}" if place else hit.passage.source
 
 
 def _passage(hit: Hit, head: str) -> list[str]:
@@ -49,19 +46,15 @@ def _weight(c: Citation) -> float:
     return c.prior if c.posterior is None else c.posterior
 
 
-def cited(answer: Answer) -> Citation | None:
-    """The citation of an answer: the passage with the highest posterior p(z|x,y)."""
-    known = [c for c in answer.citations if c.posterior is not None]
-    return max(known, key=_weight, default=None)
-
-
 def answer_text(answer: Answer, scored: bool = False) -> str:
-    """The answer with its citation ``[n]``, log p(y|x), then the passages by posterior."""
-    best = cited(answer)
-    mark = f" [{best.hit.rank}]" if best is not None else ""
+    """The answer with its citations ``[n]`` (:meth:`Answer.cited`, as the chat API and the
+    web page mark them), log p(y|x), then the passages by posterior."""
     k = len(answer.citations)
+    marks = answer.markers()
     head = (
-        f"Scored answer: {answer.text!r}{mark}" if scored else f"{answer.text or '(empty)'}{mark}"
+        f"Scored answer: {answer.text!r} {marks}".rstrip()
+        if scored
+        else (answer.marked() or "(empty)")
     )
     lines = [
         head,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixrag.location import location
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -22,6 +24,11 @@ class Passage:
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def location(self) -> str:
+        """Where in its file the passage is ("p. 3", "slide 2 (Results)"), or ""."""
+        return location(self.metadata)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -31,6 +38,7 @@ class Passage:
             "position": self.position,
             "source": self.source,
             "metadata": dict(self.metadata),
+            "location": self.location,
         }
 
 

@@ -13,8 +13,8 @@ from openpyxl import Workbook
 
 from mixrag.encoders import SentenceTransformerEncoder
 from mixrag.index.folder import Index
-from mixrag.ingest.location import location
 from mixrag.ingest.pipeline import IngestReport
+from mixrag.location import location
 from tests.ingest.make_files import (
     Doc,
     Section,

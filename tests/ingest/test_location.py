@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from mixrag.cli.format import where
-from mixrag.ingest.location import location
+from mixrag.location import location
 from mixrag.types import Hit, Passage
 
 

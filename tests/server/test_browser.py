@@ -8,42 +8,30 @@ Set ``MIXRAG_SCREENSHOT=1`` (or a file path) to save the page as docs/img/web-pa
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.helpers import REPO
-from tests.server.helpers import MILL_QUESTION, build_index, live_server, small_config
+from tests.server.helpers import (
+    MILL_QUESTION,
+    build_index,
+    chromium,
+    live_server,
+    require_browser,
+    small_config,
+)
 
 from mixrag.generator import TransformersGenerator
 from mixrag.server import create_app
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def _require_browser() -> None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        reason = (
-            f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def live_url(
     tmp_path_factory: pytest.TempPathFactory, encoder: object, smollm2: TransformersGenerator
 ) -> Iterator[str]:
-    _require_browser()
+    require_browser()
     index = build_index(tmp_path_factory.mktemp("browser"), encoder)
     app = create_app(small_config(index), encoder=encoder, generator=smollm2)  # type: ignore[arg-type]
     with live_server(app) as url:
@@ -52,17 +40,8 @@ def live_url(
 
 @pytest.fixture(scope="module")
 def browser(live_url: str) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1280,1000")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
 def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(

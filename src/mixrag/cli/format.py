@@ -6,8 +6,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mixrag.ingest.location import location
 from mixrag.ingest.pipeline import IngestReport
+from mixrag.location import location
 from mixrag.types import Hit
 
 if TYPE_CHECKING:

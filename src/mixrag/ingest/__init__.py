@@ -1,10 +1,9 @@
 """Ingest: loaders (files to documents, one parser per format in ``formats``), chunking
-(documents to passages), the ingest pipeline, and ``location`` (a passage's place in its file)."""
+(documents to passages), the ingest pipeline."""
 
 from mixrag.ingest.chunking import Chunk, ChunkConfig, chunk_document, split_to_fit
 from mixrag.ingest.documents import Document, LoadedFile, Segment, document_id
 from mixrag.ingest.loaders import discover, format_of, load_file
-from mixrag.ingest.location import location
 
 __all__ = [
     "Chunk",
@@ -17,6 +16,5 @@ __all__ = [
     "document_id",
     "format_of",
     "load_file",
-    "location",
     "split_to_fit",
 ]

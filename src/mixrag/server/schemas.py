@@ -52,6 +52,9 @@ class PassageOut(BaseModel):
     position: int
     source: str
     metadata: dict[str, Any]
+    location: str = Field(
+        "", description='Where in its file: "p. 3", "slide 2 (Results)", "sheet Cities, rows 2–40".'
+    )
 
 
 class HitOut(BaseModel):

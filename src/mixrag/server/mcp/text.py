@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixrag.answer import Answer, Citation
-from mixrag.ingest.location import location
+from mixrag.location import location
 from mixrag.types import Hit
 
 

@@ -86,8 +86,8 @@ function renderPassages(hits) {
     head.append(el("span", "card-rank", `[${hit.rank}]`));
     head.append(el("span", "card-title", hit.passage.title || "(untitled)"));
     const source = hit.passage.source.split("/").pop();
-    const page = hit.passage.metadata && hit.passage.metadata.page;
-    head.append(el("span", "card-source", page ? `${source}, p. ${page}` : source));
+    const where = hit.passage.location;
+    head.append(el("span", "card-source", where ? `${source}, ${where}` : source));
     card.append(head);
     const bars = el("div", "bars");
     bars.append(bar("prior", "prior p(z|x)"), bar("posterior", "posterior p(z|x,y)"));

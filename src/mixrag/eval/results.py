@@ -383,6 +383,8 @@ class EvalResults:
         for key in ("attribution", "partial", "command"):
             if not out[key]:
                 del out[key]
+        if out["config"]["attribution"] is None:  # a file from before --attribution
+            del out["config"]["attribution"]
         for question in out["questions"]:
             if not question["attribution"]:
                 del question["attribution"]

@@ -344,7 +344,7 @@ def test_eval_attribution_end_to_end_and_resume(
         ks=(2,),
         recall_ks=(1, 3),
         batch_size=2,
-        limit=3,
+        limit=2,
         seed=1,
         attribution=True,
     )
@@ -352,7 +352,7 @@ def test_eval_attribution_end_to_end_and_resume(
     assert set(first["attribution"]) == {"concat@2", "rag-sequence@2"}  # not closed-book
     for key, run in first["attribution"].items():
         assert set(run["methods"]) == {"posterior", "prompted", "ablation", "rank"}
-        assert run["methods"]["posterior"]["n"] == 3
+        assert run["methods"]["posterior"]["n"] == 2
         assert run["methods"]["ablation"]["passes"] == 3  # 1 + K
         assert run["methods"]["posterior"]["passes"] == (0 if key.startswith("rag") else 2)
     for q in first["questions"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from mixrag.eval.attribution_results import (
 )
 from mixrag.eval.datasets import Question
 from mixrag.eval.results import EvalResults
+from mixrag.generator import TransformersGenerator
 from mixrag.generator.base import TokenLogprobs
 from mixrag.generator.prompts import PromptFormat
+from mixrag.index.folder import Index
 from mixrag.types import Hit, Passage
 
 CFG = AttributionConfig()
@@ -327,9 +330,9 @@ def test_cited_concat_prompt_asks_for_numbers() -> None:
 
 
 def test_eval_attribution_end_to_end_and_resume(
-    tiny_index,  # type: ignore[no-untyped-def]
+    tiny_index: Index,
     tiny_squad: Path,
-    smollm2,  # type: ignore[no-untyped-def]
+    smollm2: TransformersGenerator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -370,6 +373,26 @@ def test_eval_attribution_end_to_end_and_resume(
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("resumed run recomputed a finished question")
+
+    # an answer whose attribution is missing (killed between the two writes) is answered
+    # again, alone, and both records replaced
+    qid = first["questions"][0]["id"]
+    with sqlite3.connect(tmp_path / "r" / "cache.sqlite") as db:
+        db.execute("DELETE FROM records WHERE run = 'attribution:concat@2' AND qid = ?", (qid,))
+    real, asked = rag.ask_batch, []
+
+    def counting(questions: list[str], **kw: object) -> object:
+        asked.append((list(questions), kw["mode"]))
+        return real(questions, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rag, "ask_batch", counting)
+    healed = evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag)
+    assert asked == [([first["questions"][0]["question"]], "concat")]
+    assert (
+        healed["questions"][0]["attribution"]["concat@2"]["gold"]
+        == (first["questions"][0]["attribution"]["concat@2"]["gold"])
+    )
+    first = healed
 
     monkeypatch.setattr(rag, "ask_batch", boom)
     monkeypatch.setattr(rag, "retrieve", boom)

@@ -24,6 +24,7 @@ from mixrag.eval.attribution import (
     mean,
     thresholded,
 )
+from mixrag.eval.config import run_key
 from mixrag.eval.jsonform import (
     as_float,
     as_int,
@@ -283,7 +284,7 @@ def summarize_attribution(
     records for; ``records`` is keyed by answer run, ``runs`` are the (mode, K) in order."""
     out: dict[str, AttributionResult] = {}
     for mode, k in runs:
-        key = f"{mode}@{k}"
+        key = run_key(mode, k)
         recs = records.get(key, {})
         done = {qid: recs[qid] for qid in question_ids if qid in recs}
         if not done:
@@ -312,8 +313,8 @@ def attribution_markdown(attribution: Mapping[str, AttributionResult]) -> list[s
     if not attribution:
         return []
     lines = ["## Attribution", ""]
-    columns = ("top-1 prec", "precision", "recall", "cited", "none", "y in cited")
-    columns += ("ref in cited", "passes", "s/answer")
+    columns = ["top-1 prec", "precision", "recall", "cited", "none", "y in cited"]
+    columns += ["ref in cited", "passes", "s/answer"]
     header = "| method | " + " | ".join(columns) + " |"
     for key, run in attribution.items():
         some = next(iter(run.methods.values()), MethodResult())

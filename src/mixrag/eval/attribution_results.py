@@ -319,7 +319,7 @@ def attribution_markdown(attribution: Mapping[str, AttributionResult]) -> list[s
     for key, run in attribution.items():
         some = next(iter(run.methods.values()), MethodResult())
         lines += [f"### `{key}` ({some.n} answers, {some.n_with_gold} with gold among K)", ""]
-        lines += [header, "|---" + "|---:" * 9 + "|"]
+        lines += [header, "| --- |" + " ---: |" * len(columns)]
         for name, m in run.methods.items():
             cells = [
                 _cell(m.top1_precision, ".3f"),

@@ -70,6 +70,13 @@ def eval_cmd(
     posteriors: Annotated[
         bool, typer.Option(help="Also score concat / closed-book answers per passage.")
     ] = False,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            help="Also name each answer's sources four ways (posterior, prompted [n], "
+            "leave-one-out, rank) and measure them against the gold passages."
+        ),
+    ] = False,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
@@ -109,6 +116,7 @@ def eval_cmd(
         recall_ks=_csv_ints(recall_k, "--recall-k"),
         batch_size=batch_size,
         posteriors=posteriors,
+        attribution=attribution,
     )
     data = load_dataset(dataset, format=format)
     if build_index is not None:

@@ -28,6 +28,9 @@ class EvalConfig:
     ece_bins:   equal-width confidence bins of the calibration error.
     posteriors: also score concat / closed-book answers under each passage, for their
                 citations (K extra prompt passes per question).
+    attribution: also name each answer's sources four ways (posterior, prompted
+                citations, leave-one-out, rank) and measure them against the gold
+                passages (:mod:`mixrag.eval.attribution`); every mode but closed-book.
     """
 
     modes: tuple[str, ...] = ANSWER_MODES
@@ -40,6 +43,7 @@ class EvalConfig:
     batch_size: int = 8
     ece_bins: int = 10
     posteriors: bool = False
+    attribution: bool = False
 
     def __post_init__(self) -> None:
         for m in self.modes:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mixrag.eval.attribution_results import attribution_markdown
 from mixrag.eval.plots import (
     EM_PLOT,
     PLOTS,
@@ -74,6 +75,8 @@ def summary_markdown(results: EvalResults | Mapping[str, Any]) -> str:
     else:
         lines.append("No answer runs.")
     lines.append("")
+
+    lines += attribution_markdown(results.attribution)
 
     lines += ["## Retrieval", ""]
     if results.retrieval:

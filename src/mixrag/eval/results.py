@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixrag.eval.attribution_results import AttributionResult
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig
 from mixrag.eval.datasets import Skipped
 from mixrag.eval.jsonform import (
@@ -229,6 +230,7 @@ class ResultsConfig:
     batch_size: int | None = None
     ece_bins: int | None = None
     posteriors: bool | None = None
+    attribution: bool | None = None
     dataset: str | None = None
     index: str | None = None
 
@@ -249,6 +251,7 @@ class ResultsConfig:
             "dataset": as_str,
             "index": as_str,
             "posteriors": as_bool,
+            "attribution": as_bool,
         }
         return cls(
             **{
@@ -315,6 +318,8 @@ class EvalResults:
     retrieval:     method -> its summary.
     answers:       ``<mode>@<K>`` -> its summary.
     questions:     every question with a record, in sample order.
+    attribution:   ``<mode>@<K>`` -> how its answers' sources were named and how well
+                   (``--attribution``; written only then).
     partial:       set when the run was interrupted (written only then).
     command:       the command line that ran it (written only when known).
     """
@@ -330,6 +335,7 @@ class EvalResults:
     retrieval: dict[str, RetrievalResult] = field(default_factory=dict)
     answers: dict[str, AnswerResult] = field(default_factory=dict)
     questions: tuple[QuestionResult, ...] = ()
+    attribution: dict[str, AttributionResult] = field(default_factory=dict)
     partial: Partial | None = None
     command: str | None = None
 
@@ -362,16 +368,26 @@ class EvalResults:
             questions=tuple(
                 QuestionResult.from_dict(q, f"questions[{i}]") for i, q in enumerate(questions)
             ),
+            attribution={
+                key: AttributionResult.from_dict(run, key)
+                for key, run in section(data, "attribution", where).items()
+            },
             partial=optional(data, "partial", Partial.from_dict, where),
             command=optional(data, "command", as_str, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``partial`` and ``command`` appear only when set."""
+        """The JSON form; ``attribution`` (here and in each question), ``partial`` and
+        ``command`` appear only when set."""
         out = dict(plain(self))
-        for key in ("partial", "command"):
-            if out[key] is None:
+        for key in ("attribution", "partial", "command"):
+            if not out[key]:
                 del out[key]
+        if out["config"]["attribution"] is None:  # a file from before --attribution
+            del out["config"]["attribution"]
+        for question in out["questions"]:
+            if not question["attribution"]:
+                del question["attribution"]
         return out
 
     def recall_ks(self) -> list[int]:

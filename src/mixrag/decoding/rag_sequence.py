@@ -281,7 +281,7 @@ def _prefix_tree_search(
                             stop_reason=reason,
                         )
                     )
-                    mixture = float(torch.logsumexp(prior[b] + plp.float(), dim=0))
+                    mixture = float(torch.logsumexp(prior[b].to(plp.device) + plp.float(), dim=0))
                     union[b][c.token_ids] = ranking_score(mixture, len(c.token_ids), alpha)
                     continue
                 key = (b, c.token_ids)

@@ -43,7 +43,8 @@ class GeneratorConfig:
     shared_head:      keep the head of single-passage prompts (instruction, few-shot
                       turns) once for all rows of a batch instead of once per row
                       (the same numbers; fewer bytes copied and read a step; SDPA
-                      models only, others copy it as before).
+                      models on CPU only: others copy it as before, and on an H200
+                      it measured slower, bench/results/cuda_check-h200.json).
     group_prompts:    when one prompt is scored with several answers (RAG-Sequence
                       rescoring: every hypothesis under every passage), run the prompt
                       once and score all its answers from its KV cache.

@@ -124,7 +124,10 @@ class TransformersGenerator:
             self.model,
             self._run_rows,
             share_prefix=cfg.share_prefix,
-            shared_head=cfg.shared_head and shared_attention.install(self.model),
+            # on CPU only: measured slower on an H200, where a step is launch-bound
+            shared_head=cfg.shared_head
+            and self.model.device.type == "cpu"
+            and shared_attention.install(self.model),
             cache=self.passage_cache,
             storage_dtype=getattr(torch, cfg.passage_cache_dtype)
             if cfg.passage_cache_dtype

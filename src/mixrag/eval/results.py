@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixrag.eval.abstention import Abstention
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig
 from mixrag.eval.datasets import Skipped
 from mixrag.eval.jsonform import (
@@ -166,6 +167,8 @@ class AnswerResult:
     recall:           fraction whose K passages hold a gold passage (None: closed-book).
     cited_gold:       fraction whose most probable passage p(z|x,y) is gold (None: unscored).
     latency_s:        seconds per question, retrieval included.
+    abstention:       with unanswerable questions: rates at the threshold and the
+                      risk–coverage curve (:class:`~mixrag.eval.abstention.Abstention`).
     """
 
     mode: str
@@ -180,6 +183,7 @@ class AnswerResult:
     recall: float | None = None
     cited_gold: float | None = None
     latency_s: Latency = Latency()
+    abstention: Abstention | None = None
 
     @classmethod
     def from_dict(cls, data: Any, key: str = "") -> AnswerResult:
@@ -202,6 +206,7 @@ class AnswerResult:
             recall=optional(data, "recall", as_float, where),
             cited_gold=optional(data, "cited_gold", as_float, where),
             latency_s=optional(data, "latency_s", Latency.from_dict, where) or Latency(),
+            abstention=optional(data, "abstention", Abstention.from_dict, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +234,8 @@ class ResultsConfig:
     batch_size: int | None = None
     ece_bins: int | None = None
     posteriors: bool | None = None
+    unanswerable: float | None = None
+    min_confidence: float | None = None
     dataset: str | None = None
     index: str | None = None
 
@@ -249,6 +256,8 @@ class ResultsConfig:
             "dataset": as_str,
             "index": as_str,
             "posteriors": as_bool,
+            "unanswerable": as_float,
+            "min_confidence": as_float,
         }
         return cls(
             **{

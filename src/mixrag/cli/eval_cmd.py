@@ -103,6 +103,7 @@ def eval_cmd(
     from mixrag.eval.datasets import load_dataset
     from mixrag.eval.report import summary_markdown
     from mixrag.eval.runner import EvalConfig, evaluate
+    from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
@@ -121,7 +122,7 @@ def eval_cmd(
         batch_size=batch_size,
         posteriors=posteriors,
         unanswerable=unanswerable,
-        **({} if min_confidence is None else {"min_confidence": min_confidence}),
+        min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
     )
     data = load_dataset(dataset, format=format)
     if unanswerable and build_index is None:

@@ -119,3 +119,34 @@ def test_unjudged_answer_is_shown_as_before() -> None:
     a = _answer("rag-sequence", math.log(0.01), (1, 0))
     assert a.supported and a.shown() == "1901 [2]" and a.support_line() == ""
     assert a.to_dict()["supported"] is True and a.to_dict()["gain"] is None
+
+
+def test_what_the_cli_chat_and_mcp_show_of_an_unsupported_answer() -> None:
+    from mixrag.cli.format import answer_text
+    from mixrag.server.chat.replies import content
+    from mixrag.server.mcp.text import answer_text as mcp_text
+
+    fake = FakeGenerator(vocab_size=7, seed=1)
+    low, high = with_support(
+        _fake_rag(fake),
+        [_answer("concat", math.log(0.1), (2, 0)), _answer("concat", math.log(0.9), (2, 0))],
+        RAGConfig(min_confidence=0.5),
+    )
+    cli = answer_text(low).splitlines()
+    assert cli[0] == f"answer (concat): {NOT_FOUND}" and "1901" not in "\n".join(cli[:2])
+    assert cli[1] == "not supported by the indexed documents (p = 0.1)"
+    guess = answer_text(low, show_guess=True).splitlines()
+    assert guess[:2] == [f"answer (concat): {NOT_FOUND}", "best guess: 1901 [2]"]
+    assert answer_text(high).splitlines()[:2] == [
+        "answer (concat): 1901 [2]",
+        "supported by [2] (p = 0.9)",
+    ]
+    assert "gain over closed-book" in answer_text(high)
+    assert content(low) == NOT_FOUND and content(high) == "1901 [2]"
+    mcp = mcp_text(low).splitlines()
+    assert mcp[:3] == [
+        NOT_FOUND,
+        "Best guess: 1901 [2]",
+        "Not supported by the indexed documents (p = 0.1).",
+    ]
+    assert mcp_text(high).splitlines()[:2] == ["1901 [2]", "Supported by [2] (p = 0.9)."]

@@ -11,7 +11,8 @@ import pytest
 
 from mixrag.answer import Answer, Citation, RAGConfig
 from mixrag.errors import MixragError
-from mixrag.support import NOT_FOUND, closed_book_logprobs, gain, judge, with_support
+from mixrag.support import NOT_FOUND, closed_book_logprobs, gain, judge
+from mixrag.support_pass import with_support
 from mixrag.types import Hit, Passage
 from tests.fakes import FakeGenerator
 

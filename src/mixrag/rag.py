@@ -54,7 +54,7 @@ from mixrag.mixture import (
     token_posterior,
 )
 from mixrag.retriever.prior import first_k, log_prior, pad_passages
-from mixrag.support import with_support
+from mixrag.support_pass import with_support
 from mixrag.types import Hit
 
 if TYPE_CHECKING:

@@ -17,23 +17,22 @@ answers (there is no passage to gain from; their support is their confidence alo
 unanswerable questions better is measured by ``bench/abstention.py`` (docs/DESIGN.md).
 
 Computing g costs one extra scoring pass of y under the closed-book prompt, batched over
-the questions (:func:`closed_book_logprobs`); :func:`with_support` attaches the verdict
-to answers. The pure functions take floats, so they are testable without a model.
+the questions (:func:`closed_book_logprobs`); :func:`mixrag.support_pass.with_support`
+attaches the verdict to answers. The pure functions take floats, so they are testable
+without a model.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mixrag.errors import MixragError
 
 if TYPE_CHECKING:
-    from mixrag.answer import Answer, RAGConfig
     from mixrag.generator.base import Generator
-    from mixrag.rag import RAG
 
 #: Least p(y|x) of a supported answer. PROVISIONAL: chosen before the SQuAD dev
 #: measurement that ``bench/abstention.py`` runs (docs/DESIGN.md, "Abstention").
@@ -115,29 +114,3 @@ def closed_book_logprobs(
         return []
     tl = steps.logprobs([[p] for p in prompts], [list(a) for a in answer_ids])
     return [float(v) for v in tl.sequence_logprobs()[:, 0]]
-
-
-def with_support(rag: RAG, answers: Sequence[Answer], cfg: RAGConfig) -> list[Answer]:
-    """``answers`` with their :class:`Support` under ``cfg``'s thresholds; one closed-book
-    scoring pass over the answers that are not closed-book already."""
-    todo = [i for i, a in enumerate(answers) if a.mode != "closed-book"]
-    prompts = [rag.generator.render(rag.prompts.closed_book(answers[i].question)) for i in todo]
-    closed = dict(
-        zip(
-            todo,
-            closed_book_logprobs(rag.steps, prompts, [answers[i].token_ids for i in todo]),
-            strict=True,
-        )
-    )
-    out = []
-    for i, a in enumerate(answers):
-        cb = a.mode == "closed-book"
-        verdict = judge(
-            a.logprob,
-            a.logprob if cb else closed[i],
-            cfg.min_confidence,
-            cfg.min_gain,
-            closed_book=cb,
-        )
-        out.append(replace(a, support=verdict))
-    return out

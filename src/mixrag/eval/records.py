@@ -108,7 +108,12 @@ class AnswerRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        """The JSON form; ``answerable`` and ``gain`` appear only when set."""
+        out = dict(plain(self))
+        for key in ("answerable", "gain"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 @dataclass(frozen=True)
@@ -143,4 +148,6 @@ class QuestionResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        out = dict(plain(self))
+        out["answers"] = {k: r.to_dict() for k, r in self.answers.items()}
+        return out

@@ -210,7 +210,9 @@ class AnswerResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        out = dict(plain(self))
+        _drop_none(out, ("abstention",))
+        return out
 
 
 # --- provenance and the whole run ---------------------------------------------------
@@ -376,11 +378,16 @@ class EvalResults:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``partial`` and ``command`` appear only when set."""
+        """The JSON form; ``partial`` and ``command`` appear only when set, and so do the
+        abstention fields (a run without unanswerable questions reads as before them)."""
         out = dict(plain(self))
         for key in ("partial", "command"):
             if out[key] is None:
                 del out[key]
+        _drop_none(out["config"], ("unanswerable", "min_confidence"))
+        for run in out["answers"].values():
+            _drop_none(run, ("abstention",))
+        out["questions"] = [q.to_dict() for q in self.questions]
         return out
 
     def recall_ks(self) -> list[int]:
@@ -390,6 +397,12 @@ class EvalResults:
             return list(self.config.recall_ks)
         found = {k for stats in self.retrieval.values() for k in stats.recall}
         return sorted(found) or list(DEFAULT_RECALL_KS)
+
+
+def _drop_none(data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if data.get(key, 0) is None:
+            del data[key]
 
 
 def as_results(results: EvalResults | Mapping[str, Any]) -> EvalResults:

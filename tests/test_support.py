@@ -4,6 +4,7 @@ closed-book pass on the fake generator, and what an unsupported answer shows."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -114,6 +115,16 @@ def test_min_gain_separates_a_guess_from_the_passages() -> None:
     (out,) = with_support(_fake_rag(fake), [guess], RAGConfig(min_confidence=0.0, min_gain=0.5))
     assert out.support is not None and out.support.gain == pytest.approx(0.0, abs=1e-5)
     assert not out.supported
+
+
+def test_support_line_without_posteriors_names_the_documents() -> None:
+    a = _answer("concat", math.log(0.9), (1, 0))
+    bare = replace(
+        a,
+        citations=tuple(replace(c, posterior=None) for c in a.citations),
+        support=judge(a.logprob, math.log(0.1), 0.5),
+    )
+    assert bare.support_line() == "supported by the indexed documents (p = 0.9)"
 
 
 def test_unjudged_answer_is_shown_as_before() -> None:

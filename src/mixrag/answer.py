@@ -130,16 +130,17 @@ class Answer:
 
     def support_line(self) -> str:
         """'supported by [n] (p = 0.97)' or 'not supported by the indexed documents
-        (p = 0.12)'; empty when not judged."""
+        (p = 0.12)'; for closed-book, 'answered from the model alone, ...'; empty when
+        not judged."""
         if self.support is None:
             return ""
         p = f"p = {self.probability:.2g}"
         if not self.support.supported:
             return f"not supported by the indexed documents ({p})"
-        cites = self.markers()
-        if self.mode == "closed-book" or not cites:
+        if self.mode == "closed-book":
             return f"answered from the model alone, not the documents ({p})"
-        return f"supported by {cites} ({p})"
+        cites = self.markers()  # none when the answer was not scored per passage
+        return f"supported by {cites or 'the indexed documents'} ({p})"
 
     def cited(self, min_posterior: float = CITE_MIN) -> tuple[Citation, ...]:
         """The passages the answer cites, by posterior p(z|x,y), highest first: the most

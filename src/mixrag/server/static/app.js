@@ -134,8 +134,10 @@ function showSupport(answer, cited) {
   box.className = answer.supported === false ? "answer-support unsupported" : "answer-support";
   if (answer.supported === false) {
     box.append(`not supported by the indexed documents (p = ${p})`);
-  } else if (answer.mode === "closed-book" || cited.length === 0) {
+  } else if (answer.mode === "closed-book") {
     box.append(`answered from the model alone, not the documents (p = ${p})`);
+  } else if (cited.length === 0) {
+    box.append(`supported by the indexed documents (p = ${p})`);
   } else {
     box.append("supported by ", ...citeLinks(cited), ` (p = ${p})`);
   }

@@ -81,6 +81,13 @@ def eval_cmd(
         float | None,
         typer.Option(help="Threshold on p(y|x) the abstention rates are taken at [default]."),
     ] = None,
+    attribution: Annotated[
+        bool,
+        typer.Option(
+            help="Also name each answer's sources four ways (posterior, prompted [n], "
+            "leave-one-out, rank) and measure them against the gold passages."
+        ),
+    ] = False,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
@@ -123,6 +130,7 @@ def eval_cmd(
         posteriors=posteriors,
         unanswerable=unanswerable,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        attribution=attribution,
     )
     data = load_dataset(dataset, format=format)
     if unanswerable and build_index is None:

@@ -32,6 +32,9 @@ class EvalConfig:
     unanswerable: share of the questions whose article the index leaves out (seeded by
                 ``seed``; :mod:`mixrag.eval.unanswerable`); 0 = every question answerable.
     min_confidence: the threshold on p(y|x) the abstention rates are reported at.
+    attribution: also name each answer's sources four ways (posterior, prompted
+                citations, leave-one-out, rank) and measure them against the gold
+                passages (:mod:`mixrag.eval.attribution`); every mode but closed-book.
     """
 
     modes: tuple[str, ...] = ANSWER_MODES
@@ -46,6 +49,7 @@ class EvalConfig:
     posteriors: bool = False
     unanswerable: float = 0.0
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    attribution: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.unanswerable < 1.0:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixrag.eval.abstention_report import abstention_markdown
+from mixrag.eval.attribution_results import attribution_markdown
 from mixrag.eval.plots import (
     EM_PLOT,
     PLOTS,
@@ -75,6 +76,8 @@ def summary_markdown(results: EvalResults | Mapping[str, Any]) -> str:
     else:
         lines.append("No answer runs.")
     lines.append("")
+
+    lines += attribution_markdown(results.attribution)
 
     lines += ["## Retrieval", ""]
     if results.retrieval:

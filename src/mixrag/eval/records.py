@@ -8,9 +8,10 @@ own, so ``from_dict`` asks for every field (None where a field allows it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from mixrag.eval.attribution_results import AttributionRecord
 from mixrag.eval.jsonform import (
     as_bool,
     as_float,
@@ -118,7 +119,8 @@ class AnswerRecord:
 
 @dataclass(frozen=True)
 class QuestionResult:
-    """One question with its records: method -> retrieval, ``<mode>@<K>`` -> answer."""
+    """One question with its records: method -> retrieval, ``<mode>@<K>`` -> answer, and
+    ``<mode>@<K>`` -> the answer's attribution (``--attribution`` only; may be absent)."""
 
     id: str
     question: str
@@ -126,10 +128,11 @@ class QuestionResult:
     gold: tuple[str, ...]
     retrieval: dict[str, RetrievalRecord]
     answers: dict[str, AnswerRecord]
+    attribution: dict[str, AttributionRecord] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "question") -> QuestionResult:
-        data = complete(data, cls, where)
+        data = complete({"attribution": {}, **as_map(data, where)}, cls, where)
         where = f"{where} {data.get('id')!r}"
         retrieval = required(data, "retrieval", as_map, where)
         answers = required(data, "answers", as_map, where)
@@ -145,9 +148,15 @@ class QuestionResult:
             answers={
                 k: AnswerRecord.from_dict(r, f"{where}.answers[{k!r}]") for k, r in answers.items()
             },
+            attribution={
+                k: AttributionRecord.from_dict(r, f"{where}.attribution[{k!r}]")
+                for k, r in (optional(data, "attribution", as_map, where) or {}).items()
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(plain(self))
         out["answers"] = {k: r.to_dict() for k, r in self.answers.items()}
+        if not out["attribution"]:
+            del out["attribution"]
         return out

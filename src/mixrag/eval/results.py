@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixrag.eval.abstention import Abstention
+from mixrag.eval.attribution_results import AttributionResult
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig
 from mixrag.eval.datasets import Skipped
 from mixrag.eval.jsonform import (
@@ -238,6 +239,7 @@ class ResultsConfig:
     posteriors: bool | None = None
     unanswerable: float | None = None
     min_confidence: float | None = None
+    attribution: bool | None = None
     dataset: str | None = None
     index: str | None = None
 
@@ -260,6 +262,7 @@ class ResultsConfig:
             "posteriors": as_bool,
             "unanswerable": as_float,
             "min_confidence": as_float,
+            "attribution": as_bool,
         }
         return cls(
             **{
@@ -326,6 +329,8 @@ class EvalResults:
     retrieval:     method -> its summary.
     answers:       ``<mode>@<K>`` -> its summary.
     questions:     every question with a record, in sample order.
+    attribution:   ``<mode>@<K>`` -> how its answers' sources were named and how well
+                   (``--attribution``; written only then).
     partial:       set when the run was interrupted (written only then).
     command:       the command line that ran it (written only when known).
     """
@@ -341,6 +346,7 @@ class EvalResults:
     retrieval: dict[str, RetrievalResult] = field(default_factory=dict)
     answers: dict[str, AnswerResult] = field(default_factory=dict)
     questions: tuple[QuestionResult, ...] = ()
+    attribution: dict[str, AttributionResult] = field(default_factory=dict)
     partial: Partial | None = None
     command: str | None = None
 
@@ -373,21 +379,28 @@ class EvalResults:
             questions=tuple(
                 QuestionResult.from_dict(q, f"questions[{i}]") for i, q in enumerate(questions)
             ),
+            attribution={
+                key: AttributionResult.from_dict(run, key)
+                for key, run in section(data, "attribution", where).items()
+            },
             partial=optional(data, "partial", Partial.from_dict, where),
             command=optional(data, "command", as_str, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``partial`` and ``command`` appear only when set, and so do the
-        abstention fields (a run without unanswerable questions reads as before them)."""
+        """The JSON form; ``attribution`` (here and in each question), ``partial`` and
+        ``command`` appear only when set, and so do the abstention fields (a run without
+        unanswerable questions reads as before them)."""
         out = dict(plain(self))
-        for key in ("partial", "command"):
-            if out[key] is None:
+        for key in ("attribution", "partial", "command"):
+            if not out[key]:
                 del out[key]
         _drop_none(out["config"], ("unanswerable", "min_confidence"))
         for run in out["answers"].values():
             _drop_none(run, ("abstention",))
         out["questions"] = [q.to_dict() for q in self.questions]
+        if out["config"]["attribution"] is None:  # a file from before --attribution
+            del out["config"]["attribution"]
         return out
 
     def recall_ks(self) -> list[int]:

@@ -30,8 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mixrag.errors import MixragError
+from mixrag.eval.attribution import AttributionConfig
+from mixrag.eval.attribution_results import (
+    AttributionRecord,
+    attribution_key,
+    summarize_attribution,
+)
 from mixrag.eval.cache import ResultCache
-from mixrag.eval.config import ANSWER_MODES, RETRIEVAL_METHODS, EvalConfig, run_key
+from mixrag.eval.config import (
+    ANSWER_MODES,
+    CLOSED_BOOK,
+    RETRIEVAL_METHODS,
+    EvalConfig,
+    run_key,
+)
 from mixrag.eval.datasets import Dataset, Question, sample
 from mixrag.eval.metrics import exact_match, f1_score
 from mixrag.eval.records import AnswerRecord, RetrievalRecord
@@ -63,7 +75,8 @@ log = logging.getLogger(__name__)
 
 RETRIEVAL_BATCH = 64
 
-R = TypeVar("R", RetrievalRecord, AnswerRecord)
+R = TypeVar("R", RetrievalRecord, AnswerRecord, AttributionRecord)
+Records = dict[str, dict[str, R]]
 
 
 @dataclass(frozen=True)
@@ -229,6 +242,14 @@ def _answer_record(
     )
 
 
+def _cached_attribution(cache: ResultCache, config: EvalConfig) -> Records[AttributionRecord]:
+    """Answer run -> question id -> attribution record, for the runs attributed."""
+    if not config.attribution:
+        return {}
+    keys = [run_key(m, k) for m, k in config.runs if m != CLOSED_BOOK]
+    return {key: _cached(cache, attribution_key(key), AttributionRecord) for key in keys}
+
+
 def _answer_phase(
     rag: RAG,
     questions: Sequence[Question],
@@ -236,13 +257,25 @@ def _answer_phase(
     cache: ResultCache,
     progress: ProgressFn | None,
     held_out: frozenset[str] = frozenset(),
-) -> dict[str, dict[str, AnswerRecord]]:
+) -> tuple[Records[AnswerRecord], Records[AttributionRecord]]:
+    """Answer records per run, and with ``config.attribution`` the answers' attribution
+    records; a question lacking either is answered again, so both describe one answer."""
     runs = [(run_key(m, k), m, k) for m, k in config.runs]
     records = {key: _cached(cache, key, AnswerRecord) for key, _m, _k in runs}
+    attributed = _cached_attribution(cache, config)
+    model = None
+    if attributed:
+        from mixrag.eval.attributing import Attributable, AttributionModel, attribute
+
+        model = AttributionModel.of(rag)
+
+    def missing(key: str, q: Question) -> bool:
+        return q.id not in records[key] or (key in attributed and q.id not in attributed[key])
+
     depth = max(config.ks)
     total = len(questions) * len(runs)
-    done = sum(1 for key, _m, _k in runs for q in questions if q.id in records[key])
-    pending = [q for q in questions if any(q.id not in records[key] for key, _m, _k in runs)]
+    done = sum(1 for key, _m, _k in runs for q in questions if not missing(key, q))
+    pending = [q for q in questions if any(missing(key, q) for key, _m, _k in runs)]
 
     def running_em() -> dict[str, float]:
         return {
@@ -258,7 +291,7 @@ def _answer_phase(
         hits = rag.retrieve([q.question for q in batch], depth)
         retrieve_s = (time.perf_counter() - t0) / len(batch)
         for key, mode, k in runs:
-            todo = [i for i, q in enumerate(batch) if q.id not in records[key]]
+            todo = [i for i, q in enumerate(batch) if missing(key, q)]
             if not todo:
                 continue
             answers = rag.ask_batch(
@@ -275,10 +308,19 @@ def _answer_phase(
                 records[key][batch[i].id] = rec
                 new.append((batch[i].id, rec.to_dict()))
             cache.put(key, new)
+            if key in attributed and model is not None:
+                items = [Attributable.of(batch[i], a) for i, a in zip(todo, answers, strict=True)]
+                found = attribute(model, items, AttributionConfig())
+                for i, arec in zip(todo, found, strict=True):
+                    attributed[key][batch[i].id] = arec
+                cache.put(
+                    attribution_key(key),
+                    [(batch[i].id, r.to_dict()) for i, r in zip(todo, found, strict=True)],
+                )
             done += len(todo)
             if progress is not None:
                 progress(EvalProgress("answers", done, total, running_em()))
-    return records
+    return records, attributed
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -323,17 +365,21 @@ def run_evaluation(
     held_out = held_out_articles(questions, config.unanswerable, config.seed)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
         retrieval = _retrieval_phase(index, questions, config, cache, progress, query_encoder)
-        answers: dict[str, dict[str, AnswerRecord]] = {}
+        answers: Records[AnswerRecord] = {}
+        attributed: Records[AttributionRecord] = {}
         interrupted = False
         if config.modes and rag is not None:
             try:
-                answers = _answer_phase(rag, questions, config, cache, progress, held_out)
+                answers, attributed = _answer_phase(
+                    rag, questions, config, cache, progress, held_out
+                )
             except KeyboardInterrupt:
                 interrupted = True  # every finished batch is in the cache
                 answers = {
                     run_key(m, k): _cached(cache, run_key(m, k), AnswerRecord)
                     for m, k in config.runs
                 }
+                attributed = _cached_attribution(cache, config)
     answered = questions
     partial = None
     if interrupted:
@@ -360,7 +406,10 @@ def run_evaluation(
         query_encoder=fp.get("query_encoder"),
         retrieval=summarize_retrieval(questions, retrieval, config),
         answers=summarize_answers(answered, answers, config),
-        questions=question_results(questions, retrieval, answers),
+        questions=question_results(questions, retrieval, answers, attributed),
+        attribution=summarize_attribution(
+            [q.id for q in answered], attributed, config.runs, AttributionConfig()
+        ),
         partial=partial,
         command=command or None,
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mixrag.eval.abstention import abstention
+from mixrag.eval.attribution_results import AttributionRecord
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig, run_key
 from mixrag.eval.datasets import Question
 from mixrag.eval.metrics import expected_calibration_error, reliability_bins
@@ -135,8 +136,11 @@ def question_results(
     questions: Sequence[Question],
     retrieval: Mapping[str, Mapping[str, RetrievalRecord]],
     answers: Mapping[str, Mapping[str, AnswerRecord]],
+    attribution: Mapping[str, Mapping[str, AttributionRecord]] | None = None,
 ) -> tuple[QuestionResult, ...]:
-    """Every question with at least one record, in ``questions`` order, with its records."""
+    """Every question with at least one record, in ``questions`` order, with its records
+    (``attribution``: answer run -> question id -> record, with ``--attribution``)."""
+    attribution = attribution or {}
     out = []
     for q in questions:
         result = QuestionResult(
@@ -146,6 +150,7 @@ def question_results(
             gold=(*q.gold_doc_keys, *q.gold_passage_ids),
             retrieval={m: recs[q.id] for m, recs in retrieval.items() if q.id in recs},
             answers={key: recs[q.id] for key, recs in answers.items() if q.id in recs},
+            attribution={key: recs[q.id] for key, recs in attribution.items() if q.id in recs},
         )
         if result.retrieval or result.answers:
             out.append(result)

@@ -1,7 +1,7 @@
 """The prompt format: the one place that decides what x and z look like to the generator.
 
 Builders return chat messages (``[{"role": ..., "content": ...}]``); the generator's
-``render`` applies its model's chat template. Three layouts:
+``render`` applies its model's chat template. Four layouts:
 
 * :meth:`PromptFormat.passage`: question x with ONE passage z, the title and text
   concatenated with the question as in Lewis et al. (2020, §2.3): RAG-Sequence and
@@ -9,6 +9,8 @@ Builders return chat messages (``[{"role": ..., "content": ...}]``); the generat
 * :meth:`PromptFormat.concat`: x with K numbered passages ``[1]..[K]`` in one prompt
   (the "stuff everything into the context" baseline).
 * :meth:`PromptFormat.closed_book`: x alone (no retrieval).
+* :meth:`PromptFormat.cited_concat`: the concat layout asking for the answer and the
+  ``[n]`` of its passage (prompted citations, measured by ``mixrag eval --attribution``).
 
 Styles: ``"plain"`` is the model's own chat prompt with nothing added; ``"short"``
 adds a system instruction asking for the shortest span, which is what extractive QA
@@ -51,6 +53,11 @@ _SHORT_PASSAGE = (
 _SHORT_CONCAT = (
     "Answer the question using the numbered passages. Reply with the shortest span copied "
     "from a passage that answers it: a few words, not a full sentence, no explanation."
+)
+_CITE_CONCAT = (
+    "Answer the question using the numbered passages. Reply with the shortest span copied "
+    "from a passage that answers it, then the number of that passage in brackets, "
+    "for example: 1904 [2]. No explanation."
 )
 _SHORT_CLOSED = (
     "Answer the question with the shortest possible answer: a few words, "
@@ -165,6 +172,29 @@ class PromptFormat:
         )
         return [
             *self._system(_SHORT_CONCAT),
+            *self._shots(shots),
+            {"role": "user", "content": _concat_turn(question, passages)},
+        ]
+
+    def cited_concat(self, question: str, passages: Sequence[Passage]) -> list[Message]:
+        """Messages for x with K numbered passages, asking for the answer and then the
+        ``[n]`` of its passage (``mixrag eval --attribution``'s prompted citations).
+
+        The instruction is given in every style (asking is the point); the few-shot
+        replies show the layout ``answer [n]``.
+        """
+        if not passages:
+            raise ValueError("cited_concat needs at least one passage")
+        shots = (
+            [
+                (_concat_turn(q, _EXAMPLE_PASSAGES), f"{a} [{i + 1}]")
+                for q, i, a in _PASSAGE_EXAMPLES
+            ]
+            if self.few_shot
+            else []
+        )
+        return [
+            {"role": "system", "content": _CITE_CONCAT},
             *self._shots(shots),
             {"role": "user", "content": _concat_turn(question, passages)},
         ]

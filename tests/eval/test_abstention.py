@@ -180,3 +180,17 @@ def test_run_summary_has_abstention_only_with_a_split(tmp_path: Path) -> None:
     assert "risk_coverage.png" in files.plots
     assert "## Abstention" in (tmp_path / "r" / "summary.md").read_text()
     assert abstention_markdown(EvalResults(answers={"other@5": plain})) == []
+
+
+def test_eval_unanswerable_needs_build_index(tiny_squad: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+
+    args = ["eval", "--dataset", str(tiny_squad), "--out", str(tmp_path / "r")]
+    idx = ["--index", str(tmp_path / "idx")]
+    res = CliRunner().invoke(app, [*args, *idx, "--unanswerable", "0.5"])
+    assert isinstance(res.exception, MixragError)
+    assert "--unanswerable needs --build-index" in str(res.exception)
+    res = CliRunner().invoke(app, [*args, "--build-index", str(tmp_path), "--unanswerable", "1"])
+    assert "unanswerable must be a share in [0, 1), got 1.0" in str(res.exception)

@@ -78,6 +78,7 @@ def test_bad_options_are_named_before_the_index_opens(
         ({"beams": 0}, "num_beams must be >= 1, got 0"),
         ({"decoding": "slow"}, "sequence_decoding must be one of .* got 'slow'"),
         ({"method": "sparse"}, "retrieval method must be one of .* got 'sparse'"),
+        ({"min_confidence": 2.0}, r"min_confidence must be a probability in \[0, 1\], got 2\.0"),
     ],
 )
 def test_bad_ask_arguments_are_named_before_a_model_loads(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixrag.errors import MixragError
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, NOT_FOUND, Support, check_threshold
 from mixrag.types import Hit
 
 MODES = ("rag-sequence", "rag-token", "concat", "closed-book")
@@ -30,6 +31,9 @@ class RAGConfig:
     sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
     max_new_tokens: answer length limit in tokens.
     stop_at_newline: an answer ends at its first newline (short-answer QA).
+    min_confidence: least p(y|x) of an answer the documents support (below it the CLI,
+        the API and the web page say "not found"; :mod:`mixrag.support`).
+    min_gain: also require log p(y|x) − log p(y|x, no passage) ≥ this (nats); None: off.
     """
 
     mode: str = "rag-sequence"
@@ -38,8 +42,11 @@ class RAGConfig:
     sequence_decoding: str = "thorough"
     max_new_tokens: int = 32
     stop_at_newline: bool = True
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_gain: float | None = None
 
     def __post_init__(self) -> None:
+        check_threshold(self.min_confidence, self.min_gain)
         if self.mode not in MODES:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.k < 1:
@@ -104,10 +111,36 @@ class Answer:
     tokens: tuple[str, ...] = ()
     token_posteriors: tuple[tuple[float, ...], ...] = ()  # [T][K], RAG-Token only
     timings: dict[str, float] = field(default_factory=dict)
+    #: whether the documents support it, and the evidence (None: not judged)
+    support: Support | None = None
 
     @property
     def probability(self) -> float:
         return math.exp(self.logprob)
+
+    @property
+    def supported(self) -> bool:
+        """Whether the indexed documents support the answer; True when not judged."""
+        return self.support is None or self.support.supported
+
+    def shown(self, show_guess: bool = False) -> str:
+        """What a reader is shown: :meth:`marked`, or :data:`~mixrag.support.NOT_FOUND`
+        for an unsupported answer unless ``show_guess``."""
+        return self.marked() if self.supported or show_guess else NOT_FOUND
+
+    def support_line(self) -> str:
+        """'supported by [n] (p = 0.97)' or 'not supported by the indexed documents
+        (p = 0.12)'; for closed-book, 'answered from the model alone, ...'; empty when
+        not judged."""
+        if self.support is None:
+            return ""
+        p = f"p = {self.probability:.2g}"
+        if not self.support.supported:
+            return f"not supported by the indexed documents ({p})"
+        if self.mode == "closed-book":
+            return f"answered from the model alone, not the documents ({p})"
+        cites = self.markers()  # none when the answer was not scored per passage
+        return f"supported by {cites or 'the indexed documents'} ({p})"
 
     def cited(self, min_posterior: float = CITE_MIN) -> tuple[Citation, ...]:
         """The passages the answer cites, by posterior p(z|x,y), highest first: the most
@@ -141,4 +174,8 @@ class Answer:
             "token_posteriors": [list(t) for t in self.token_posteriors],
             "passages": [c.to_dict() for c in self.citations],
             "timings": self.timings,
+            "supported": self.supported,
+            "gain": None if self.support is None else self.support.gain,
+            "min_confidence": None if self.support is None else self.support.min_confidence,
+            "min_gain": None if self.support is None else self.support.min_gain,
         }

@@ -299,6 +299,7 @@ class KnowledgeBase:
         beams: int | None = None,
         decoding: str | None = None,
         max_new_tokens: int | None = None,
+        min_confidence: float | None = None,
     ) -> RAG:
         """The :class:`~mixrag.rag.RAG` that :meth:`ask` and :meth:`score` use, for
         ``ask_batch`` / ``score_batch`` and the rest of its API.
@@ -307,7 +308,7 @@ class KnowledgeBase:
         """
         from mixrag.rag import RAG
 
-        answering = self._answering(mode, k, beams, decoding, max_new_tokens)
+        answering = self._answering(mode, k, beams, decoding, max_new_tokens, min_confidence)
         retriever = self.retriever(method)
         run = self._resolved(with_generator=True)
         assert run.generator is not None  # resolved with one
@@ -320,6 +321,7 @@ class KnowledgeBase:
         beams: int | None,
         decoding: str | None,
         max_new_tokens: int | None,
+        min_confidence: float | None = None,
     ) -> RAGConfig:
         """The configured answering settings with the given ones replaced (validated)."""
         given = {
@@ -327,6 +329,7 @@ class KnowledgeBase:
             "num_beams": beams,
             "sequence_decoding": decoding,
             "max_new_tokens": max_new_tokens,
+            "min_confidence": min_confidence,
         }
         changes: dict[str, Any] = {name: v for name, v in given.items() if v is not None}
         if k is not None:
@@ -343,6 +346,7 @@ class KnowledgeBase:
         beams: int | None = None,
         decoding: str | None = None,
         max_new_tokens: int | None = None,
+        min_confidence: float | None = None,
     ) -> Answer:
         """Answer ``question`` as ``mixrag ask`` does; None keeps the configured value.
 
@@ -350,11 +354,14 @@ class KnowledgeBase:
         k: passages in the mixture (K), or ``"all"``. method: "dense", "bm25", "hybrid".
         beams: beam width (per passage for RAG-Sequence); 1 is greedy.
         decoding: RAG-Sequence's "thorough" or "fast". max_new_tokens: answer length.
+        min_confidence: least p(y|x) of a supported answer (:mod:`mixrag.support`).
 
         Returns the :class:`~mixrag.answer.Answer`: its text, log p(y|x) under the
-        mode, and one :class:`~mixrag.answer.Citation` per passage (its hit, prior
-        p(z|x) and posterior p(z|x,y)). Raises :class:`~mixrag.errors.MixragError`
-        naming a bad value (before any model loads), or when the index is empty.
+        mode, one :class:`~mixrag.answer.Citation` per passage (its hit, prior
+        p(z|x) and posterior p(z|x,y)), and its ``support`` (``answer.supported``,
+        the gain over closed-book; ``answer.shown()`` says "not found" below it).
+        Raises :class:`~mixrag.errors.MixragError` naming a bad value (before any model
+        loads), or when the index is empty.
         """
         rag = self.rag(
             mode=mode,
@@ -363,6 +370,7 @@ class KnowledgeBase:
             beams=beams,
             decoding=decoding,
             max_new_tokens=max_new_tokens,
+            min_confidence=min_confidence,
         )
         return rag.ask(question)
 

@@ -1,8 +1,9 @@
 """The RAG model: retriever + generator + mixture, answering and scoring questions.
 
 ``RAG.ask`` answers in one of four modes, all reporting the same things (the answer,
-its log-probability under the mode's model, and each retrieved passage with its
-prior p_eta(z_j|x) and posterior p(z_j|x,y)) so the modes are comparable:
+its log-probability under the mode's model, each retrieved passage with its prior
+p_eta(z_j|x) and posterior p(z_j|x,y), and its support, :mod:`mixrag.support`) so the
+modes are comparable:
 
 * ``rag-sequence``: p(y|x) = Σ_j p_eta(z_j|x) p_phi(y|x,z_j), one passage per answer;
   decoded "thorough" (beams per passage, the union rescored under every passage) or
@@ -53,6 +54,7 @@ from mixrag.mixture import (
     token_posterior,
 )
 from mixrag.retriever.prior import first_k, log_prior, pad_passages
+from mixrag.support_pass import with_support
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -293,7 +295,7 @@ class RAG:
         n = len(questions)
         timings = {"retrieve": t_retrieve / n, "decode": t_decode / n, "score": t_score / n}
         timings["total"] = sum(timings.values())
-        return [replace(a, timings=timings) for a in answers]
+        return with_support(self, [replace(a, timings=timings) for a in answers], cfg)
 
     def score(
         self, question: str, answer: str, mode: str | None = None, k: int | None = None
@@ -332,7 +334,7 @@ class RAG:
         n = len(questions)
         timings = {"retrieve": t_retrieve / n, "score": (time.perf_counter() - t1) / n}
         timings["total"] = sum(timings.values())
-        return [replace(a, timings=timings) for a in out]
+        return with_support(self, [replace(a, timings=timings) for a in out], cfg)
 
     # -- the mixture's account of an answer -------------------------------------------
 

@@ -198,3 +198,37 @@ def test_every_mode_is_the_same_with_the_passage_cache_off_cold_and_warm(rag: RA
                     assert c.posterior == pytest.approx(d.posterior, abs=1e-4)
     stats = on.generator.passage_cache.stats()  # type: ignore[union-attr]
     assert stats.hits > 0 and stats.entries > 0
+
+
+def test_support_gain_is_over_closed_book_and_the_cli_abstains(rag: RAG) -> None:
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+    from mixrag.support import NOT_FOUND
+
+    answers = {m: rag.ask(QUESTION, mode=m) for m in MODES}
+    for mode, a in answers.items():
+        assert a.support is not None and math.isfinite(a.support.gain), mode
+        assert a.support.probability == pytest.approx(a.probability)
+        assert a.supported == (a.probability >= rag.config.min_confidence)
+    assert answers["closed-book"].support.gain == 0.0  # type: ignore[union-attr]
+    # the mill is fictional: only its passage makes "1901" likely
+    seq = answers["rag-sequence"]
+    assert "1901" in seq.text and seq.support.gain > 1.0  # type: ignore[union-attr]
+    # the same gain, recomputed: log p(y|x) - log p(y|x, no passage) for the same tokens
+    closed = rag.generator.render(rag.prompts.closed_book(QUESTION))
+    lp = rag.generator.logprobs([[closed]], [list(seq.token_ids)]).sequence_logprobs()[0, 0]
+    assert seq.support.gain == pytest.approx(seq.logprob - float(lp), abs=1e-3)  # type: ignore[union-attr]
+
+    idx = str(rag.retriever.index.path)
+    base = ["ask", QUESTION, "--index", idx, "--model", "smollm2-135m", "-k", "2"]
+    res = CliRunner().invoke(app, [*base, "--min-confidence", "1.0", "--show-guess"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == f"answer (rag-sequence): {NOT_FOUND}"
+    assert lines[1].startswith("best guess: ") and "1901" in lines[1]
+    assert lines[2].startswith("not supported by the indexed documents (p = ")
+    res = CliRunner().invoke(app, [*base, "--min-confidence", "0"])
+    assert res.exit_code == 0, res.output
+    assert "1901" in res.output.splitlines()[0] and NOT_FOUND not in res.output
+    assert res.output.splitlines()[1].startswith("supported by [")

@@ -114,3 +114,19 @@ def test_beam_search_streams_provisionally(served: Served) -> None:
     events = _stream(served, mode="rag-token", beams=2, max_new_tokens=6)
     assert events[0][1]["provisional"] is True
     assert events[-1][0] == "answer"
+
+
+def test_ask_says_whether_the_documents_support_the_answer(served: Served) -> None:
+    body = {"question": MILL_QUESTION, "mode": "rag-sequence"}
+    low = served.client.post("/v1/ask", json={**body, "min_confidence": 1.0}).json()
+    high = served.client.post("/v1/ask", json={**body, "min_confidence": 0.0}).json()
+    assert low["supported"] is False and high["supported"] is True
+    assert low["min_confidence"] == 1.0 and high["min_confidence"] == 0.0
+    # the same answer and evidence either way: the threshold only judges it
+    assert low["answer"] == high["answer"] and "1901" in low["answer"]
+    assert low["gain"] == pytest.approx(high["gain"], abs=1e-4) and low["gain"] > 1.0
+    default = served.client.post("/v1/ask", json=body).json()
+    assert default["min_confidence"] == served.config.min_confidence
+    assert default["supported"] == (default["probability"] >= served.config.min_confidence)
+    r = served.client.post("/v1/ask", json={**body, "min_confidence": 1.5})
+    assert r.status_code == 422 and "min_confidence" in r.text

@@ -94,6 +94,29 @@ def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
     card = browser.find_element(By.ID, target)
     assert "Riverside Mill" in card.text and "cited" in card.get_attribute("class")
     assert not browser.find_element(By.ID, "error").is_displayed()
+    # the support line names the same citations; a cited passage under 0.5 is marked
+    support = browser.find_element(By.ID, "answer-support").text
+    marks = "".join(a.text for a in browser.find_elements(By.CSS_SELECTOR, "#answer-text a.cite"))
+    assert support.startswith(f"supported by {marks} (p = "), support
+    for link in browser.find_elements(By.CSS_SELECTOR, "#answer-text a.cite"):
+        post = float(link.get_attribute("title").split("= ")[1].split(":")[0])
+        assert ("low" in link.get_attribute("class").split()) == (post < 0.5)
+    # the same question at a threshold no answer reaches: not found, the guess on request
+    browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        fetch('/v1/ask', {method: 'POST', headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({question: arguments[0], k: 3, min_confidence: 1.0})})
+          .then((r) => r.json()).then((a) => { showAnswer(a); done(); });
+        """,
+        MILL_QUESTION,
+    )
+    text = browser.find_element(By.ID, "answer-text")
+    assert text.text.startswith("Not found in the documents.")
+    guess = text.find_element(By.CSS_SELECTOR, "details.guess")
+    assert "1901" in guess.get_attribute("textContent")
+    support = browser.find_element(By.ID, "answer-support").text
+    assert support.startswith("not supported by the indexed documents (p = ")
 
     shot = os.environ.get("MIXRAG_SCREENSHOT")
     if shot:

@@ -122,6 +122,22 @@ def test_a_reply_is_the_asked_answer_with_its_citations(
     assert reply.usage.completion_tokens == len(asked["tokens"]) and reply.usage.prompt_tokens > 0
 
 
+def test_an_unsupported_answer_is_not_found_and_the_extension_keeps_the_guess(
+    client: openai.OpenAI, ask: Callable[[str, str], dict[str, Any]]
+) -> None:
+    from mixrag.support import NOT_FOUND
+
+    reply = client.chat.completions.create(
+        model="mixrag-rag-sequence",
+        messages=[{"role": "user", "content": MILL_QUESTION}],
+        extra_body={"min_confidence": 1.0},
+    )
+    assert reply.choices[0].message.content == NOT_FOUND
+    ext = (reply.model_extra or {})["mixrag"]
+    _same_answer(ext, ask(MILL_QUESTION, "rag-sequence"))
+    assert ext["supported"] is False and "1901" in ext["answer"] and ext["gain"] > 1.0
+
+
 def test_a_streamed_reply_sends_settled_words_then_the_account(
     client: openai.OpenAI, ask: Callable[[str, str], dict[str, Any]]
 ) -> None:

@@ -70,6 +70,17 @@ def eval_cmd(
     posteriors: Annotated[
         bool, typer.Option(help="Also score concat / closed-book answers per passage.")
     ] = False,
+    unanswerable: Annotated[
+        float,
+        typer.Option(
+            help="Share of the questions made unanswerable: --build-index leaves their "
+            "SQuAD articles out (seeded by --seed); reports abstention and risk-coverage."
+        ),
+    ] = 0.0,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Threshold on p(y|x) the abstention rates are taken at [default]."),
+    ] = None,
     attribution: Annotated[
         bool,
         typer.Option(
@@ -99,6 +110,7 @@ def eval_cmd(
     from mixrag.eval.datasets import load_dataset
     from mixrag.eval.report import summary_markdown
     from mixrag.eval.runner import EvalConfig, evaluate
+    from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # evaluate() writes the partial report, then we exit
@@ -116,17 +128,26 @@ def eval_cmd(
         recall_ks=_csv_ints(recall_k, "--recall-k"),
         batch_size=batch_size,
         posteriors=posteriors,
+        unanswerable=unanswerable,
+        min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
         attribution=attribution,
     )
     data = load_dataset(dataset, format=format)
+    if unanswerable and build_index is None:
+        raise MixragError("--unanswerable needs --build-index: the index is built without them")
     if build_index is not None:
         if index is not None and index.resolve() != build_index.resolve():
             raise MixragError(f"--index {index} and --build-index {build_index} differ; give one")
         from mixrag.cli.progress import IngestBar
         from mixrag.eval.corpus import index_dataset
+        from mixrag.eval.datasets import sample
+        from mixrag.eval.unanswerable import held_out_articles
 
+        # the same sample run_evaluation draws, so the split is the one it marks
+        questions = sample(data.questions, config.limit, seed=config.seed)
+        held = held_out_articles(questions, config.unanswerable, config.seed)
         with IngestBar(progress) as ingest_bar:
-            index = index_dataset(data, build_index, progress=ingest_bar)
+            index = index_dataset(data, build_index, progress=ingest_bar, held_out=held)
     if index is None and store is None:
         raise MixragError("give --index (an index folder), --store or --build-index")
     from mixrag.index.opening import open_index
@@ -137,7 +158,11 @@ def eval_cmd(
         rag = None
         query_encoder = None
         if config.modes:
-            rag_cfg = RAGConfig(k=max(config.ks), max_new_tokens=max_new_tokens)
+            rag_cfg = RAGConfig(
+                k=max(config.ks),
+                max_new_tokens=max_new_tokens,
+                min_confidence=config.min_confidence,
+            )
             rag = RAG.open(
                 idx,
                 model=model,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixrag.ingest.pipeline import IngestReport
 from mixrag.location import location
+from mixrag.support import NOT_FOUND
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -108,8 +109,10 @@ def _bar(p: float, width: int = 20) -> str:
     return "█" * n + "·" * (width - n)
 
 
-def answer_text(answer: Answer, scored: bool = False) -> str:
-    """The answer with its probability, then the passages as numbered citations.
+def answer_text(answer: Answer, scored: bool = False, show_guess: bool = False) -> str:
+    """The answer with its probability and support, then the passages as numbered
+    citations. An answer the documents do not support is shown as "Not found in the
+    documents." unless ``scored`` or ``show_guess`` (then as a best guess).
 
     Citations are ordered by posterior: [n] is the passage's retrieval rank.
     """
@@ -120,9 +123,22 @@ def answer_text(answer: Answer, scored: bool = False) -> str:
     best = max(answer.citations, key=weight, default=None)
     cite = f" [{best.hit.rank}]" if best is not None and best.posterior is not None else ""
     verb = "scored" if scored else "answer"
+    if scored or answer.supported:
+        head = [f"{verb} ({answer.mode}): {answer.text}{cite}"]
+    else:
+        head = [f"{verb} ({answer.mode}): {NOT_FOUND}"]
+        if show_guess:
+            head.append(f"best guess: {answer.text}{cite}")
+    support = answer.support_line()
     lines = [
-        f"{verb} ({answer.mode}): {answer.text}{cite}",
-        f"log p(y|x) = {answer.logprob:.3f}   p = {answer.probability:.3g}",
+        *head,
+        *([support] if support else []),
+        f"log p(y|x) = {answer.logprob:.3f}   p = {answer.probability:.3g}"
+        + (
+            f"   gain over closed-book = {answer.support.gain:+.2f} nats"
+            if answer.support is not None and answer.mode != "closed-book"
+            else ""
+        ),
         "",
         "passages          prior p(z|x)              posterior p(z|x,y)",
     ]

@@ -11,6 +11,7 @@ from mixrag.cli.options import (
     DeviceOpt,
     DtypeOpt,
     IndexOpt,
+    MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
     StoreOpt,
@@ -18,6 +19,7 @@ from mixrag.cli.options import (
     generator_options,
     target,
 )
+from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
 
 def mcp_cmd(
@@ -33,6 +35,7 @@ def mcp_cmd(
     ] = False,
     model: ModelOpt = None,
     mode: ModeOpt = "rag-sequence",
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     k: Annotated[int, typer.Option("-k", help="Default K of calls that give none.")] = 5,
     method: Annotated[
         str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
@@ -63,6 +66,7 @@ def mcp_cmd(
         max_k=max_k,
         max_upload_bytes=int(max_upload_mb * MiB),
         mode=mode,
+        min_confidence=min_confidence,
         k=k,
         method=method,
         tau=tau,

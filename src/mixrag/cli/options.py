@@ -37,6 +37,13 @@ TauOpt = Annotated[
 ModeOpt = Annotated[
     str, typer.Option("--mode", "-m", help="rag-sequence, rag-token, concat or closed-book.")
 ]
+MinConfidenceOpt = Annotated[
+    float,
+    typer.Option(
+        help="Least p(y|x) of an answer the indexed documents support; below it the answer "
+        "is shown as not found."
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Generator: smollm2-135m, qwen2.5-0.5b, or a model folder."),

@@ -17,6 +17,7 @@ from mixrag.cli.options import (
     DtypeOpt,
     IndexOpt,
     JsonOpt,
+    MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
     StoreOpt,
@@ -24,6 +25,7 @@ from mixrag.cli.options import (
     echo_json,
     target,
 )
+from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
 if TYPE_CHECKING:
     from mixrag.answer import RAGConfig
@@ -104,14 +106,24 @@ def ask_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    show_guess: Annotated[
+        bool, typer.Option(help="Show the best guess even when the documents do not support it.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question; show its probability and which passages it came from."""
+    """Answer a question; show its probability, whether the indexed documents support it,
+    and which passages it came from. Below --min-confidence it says "Not found in the
+    documents." (the guess with --show-guess; --json always has it)."""
     from mixrag.answer import RAGConfig
     from mixrag.cli.format import answer_text
 
     answering = RAGConfig(
-        mode=mode, num_beams=beams, sequence_decoding=decoding, max_new_tokens=max_new_tokens
+        mode=mode,
+        num_beams=beams,
+        sequence_decoding=decoding,
+        max_new_tokens=max_new_tokens,
+        min_confidence=min_confidence,
     )
     where = target(index, store)
     with _open(where, model, device, dtype, passage_cache_mb, method, tau, answering) as kb:
@@ -119,7 +131,7 @@ def ask_cmd(
     if as_json:
         echo_json(answer.to_dict())
     else:
-        typer.echo(answer_text(answer))
+        typer.echo(answer_text(answer, show_guess=show_guess))
 
 
 def score_cmd(

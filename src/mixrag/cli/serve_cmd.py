@@ -13,6 +13,7 @@ from mixrag.cli.options import (
     DeviceOpt,
     DtypeOpt,
     IndexOpt,
+    MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
     StoreOpt,
@@ -20,6 +21,7 @@ from mixrag.cli.options import (
     generator_options,
     target,
 )
+from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
 
 def serve_cmd(
@@ -35,6 +37,7 @@ def serve_cmd(
         typer.Option(help="File holding the bearer token every /v1 endpoint then requires."),
     ] = None,
     mode: ModeOpt = "rag-sequence",
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     k: Annotated[int, typer.Option("-k", help="Default K of requests that give none.")] = 5,
     method: Annotated[
         str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
@@ -91,6 +94,7 @@ def serve_cmd(
         max_batch=max_batch,
         max_running=max_running,
         mode=mode,
+        min_confidence=min_confidence,
         k=k,
         method=method,
         tau=tau,

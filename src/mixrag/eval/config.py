@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
 
 CLOSED_BOOK = "closed-book"
 ANSWER_MODES = (CLOSED_BOOK, "concat", "rag-sequence", "rag-token")
@@ -28,6 +29,9 @@ class EvalConfig:
     ece_bins:   equal-width confidence bins of the calibration error.
     posteriors: also score concat / closed-book answers under each passage, for their
                 citations (K extra prompt passes per question).
+    unanswerable: share of the questions whose article the index leaves out (seeded by
+                ``seed``; :mod:`mixrag.eval.unanswerable`); 0 = every question answerable.
+    min_confidence: the threshold on p(y|x) the abstention rates are reported at.
     attribution: also name each answer's sources four ways (posterior, prompted
                 citations, leave-one-out, rank) and measure them against the gold
                 passages (:mod:`mixrag.eval.attribution`); every mode but closed-book.
@@ -43,9 +47,14 @@ class EvalConfig:
     batch_size: int = 8
     ece_bins: int = 10
     posteriors: bool = False
+    unanswerable: float = 0.0
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
     attribution: bool = False
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.unanswerable < 1.0:
+            raise MixragError(f"unanswerable must be a share in [0, 1), got {self.unanswerable}")
+        check_threshold(self.min_confidence)
         for m in self.modes:
             if m not in ANSWER_MODES:
                 raise MixragError(f"mode {m!r} is not one of {', '.join(ANSWER_MODES)}")

@@ -9,8 +9,19 @@ from mixrag.errors import MixragError
 from mixrag.eval.datasets import Dataset
 
 
-def index_dataset(data: Dataset, folder: str | Path, progress: Any = None) -> Path:
+def index_dataset(
+    data: Dataset,
+    folder: str | Path,
+    progress: Any = None,
+    held_out: frozenset[str] = frozenset(),
+    encoder: Any = None,
+) -> Path:
     """Index the paragraphs of SQuAD-layout ``data`` into the index folder ``folder``.
+
+    ``held_out``: articles (0-based positions) to leave out, for unanswerable questions
+    (:mod:`mixrag.eval.unanswerable`): a copy of the file without their paragraphs is
+    written into the folder and indexed instead, then the index is checked to hold no
+    passage of theirs. ``encoder``: an already loaded encoder to share.
 
     The folder is created if needed; files it already holds are skipped by their hash,
     so a second call costs only the check. ``progress`` is an ``Index.add`` progress
@@ -24,8 +35,15 @@ def index_dataset(data: Dataset, folder: str | Path, progress: Any = None) -> Pa
             f"--build-index needs a SQuAD-layout dataset (its paragraphs are the corpus); "
             f"{data.path} is {data.format}"
         )
-    with Index.open(folder, create=True) as index:
-        report = index.add([str(data.path)], progress=progress)
+    with Index.open(folder, create=True, encoder=encoder) as index:
+        source = str(data.path)
+        if held_out:
+            from mixrag.eval.unanswerable import check_no_leak, write_corpus
+
+            source = str(write_corpus(data.path, held_out, folder))
+        report = index.add([source], progress=progress)
+        if report.ok and held_out:
+            check_no_leak(index, source, held_out)
     if not report.ok:
         reason = report.failed[0][1] if report.failed else "unsupported file"
         raise MixragError(f"indexing {data.path} failed: {reason}")

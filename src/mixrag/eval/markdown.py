@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mixrag.eval.abstention_report import abstention_markdown
 from mixrag.eval.attribution_results import attribution_markdown
 from mixrag.eval.plots import (
     EM_PLOT,
@@ -89,6 +90,8 @@ def summary_markdown(results: EvalResults | Mapping[str, Any]) -> str:
     else:
         lines.append("No retrieval methods evaluated.")
     lines.append("")
+
+    lines += abstention_markdown(results)
 
     lines += ["## Plots", ""]
     skipped = skipped_plots(results)

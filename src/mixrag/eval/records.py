@@ -68,6 +68,9 @@ class AnswerRecord:
     cited:              the passage of highest posterior p(z|x,y) (None: not scored).
     cited_gold:         that passage is gold (None: not scored, or no gold).
     timings:            seconds per stage (retrieve, decode, score, ...) and their total.
+    answerable:         the question's article is in the index (None: no held-out split).
+    gain:               log p(y|x) − log p(y|x, no passage), nats (None: not measured
+                        or infinite).
     """
 
     prediction: str
@@ -81,10 +84,13 @@ class AnswerRecord:
     cited: str | None
     cited_gold: bool | None
     timings: dict[str, float]
+    answerable: bool | None = None
+    gain: float | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "record") -> AnswerRecord:
-        data = complete(data, cls, where)
+        # records written before the abstention fields lack them
+        data = complete({"answerable": None, "gain": None, **as_map(data, where)}, cls, where)
         timings = required(data, "timings", as_map, where)
         return cls(
             prediction=as_str(data["prediction"], f"{where}.prediction"),
@@ -98,10 +104,17 @@ class AnswerRecord:
             cited=optional(data, "cited", as_str, where),
             cited_gold=optional(data, "cited_gold", as_bool, where),
             timings={k: as_float(v, f"{where}.timings.{k}") for k, v in timings.items()},
+            answerable=optional(data, "answerable", as_bool, where),
+            gain=optional(data, "gain", as_float, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        """The JSON form; ``answerable`` and ``gain`` appear only when set."""
+        out = dict(plain(self))
+        for key in ("answerable", "gain"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,7 @@ class QuestionResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(plain(self))
+        out["answers"] = {k: r.to_dict() for k, r in self.answers.items()}
         if not out["attribution"]:
             del out["attribution"]
         return out

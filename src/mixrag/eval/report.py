@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mixrag.atomic import atomic_write
+from mixrag.eval.abstention_report import write_abstention_plot
 from mixrag.eval.markdown import summary_markdown
 from mixrag.eval.plots import (
     EM_PLOT,
@@ -97,6 +98,9 @@ def write_report(results: EvalResults | Mapping[str, Any], out: str | Path) -> R
     atomic_write(results_path, text + "\n")
 
     plots, skipped = write_plots(results, plots_dir)
+    risk = write_abstention_plot(results, plots_dir)
+    if risk is not None:
+        plots[risk.name] = risk
 
     summary_path = out / SUMMARY
     atomic_write(summary_path, summary_markdown(results))

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixrag.eval.abstention import Abstention
 from mixrag.eval.attribution_results import AttributionResult
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig
 from mixrag.eval.datasets import Skipped
@@ -167,6 +168,8 @@ class AnswerResult:
     recall:           fraction whose K passages hold a gold passage (None: closed-book).
     cited_gold:       fraction whose most probable passage p(z|x,y) is gold (None: unscored).
     latency_s:        seconds per question, retrieval included.
+    abstention:       with unanswerable questions: rates at the threshold and the
+                      risk–coverage curve (:class:`~mixrag.eval.abstention.Abstention`).
     """
 
     mode: str
@@ -181,6 +184,7 @@ class AnswerResult:
     recall: float | None = None
     cited_gold: float | None = None
     latency_s: Latency = Latency()
+    abstention: Abstention | None = None
 
     @classmethod
     def from_dict(cls, data: Any, key: str = "") -> AnswerResult:
@@ -203,10 +207,13 @@ class AnswerResult:
             recall=optional(data, "recall", as_float, where),
             cited_gold=optional(data, "cited_gold", as_float, where),
             latency_s=optional(data, "latency_s", Latency.from_dict, where) or Latency(),
+            abstention=optional(data, "abstention", Abstention.from_dict, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        out = dict(plain(self))
+        _drop_none(out, ("abstention",))
+        return out
 
 
 # --- provenance and the whole run ---------------------------------------------------
@@ -230,6 +237,8 @@ class ResultsConfig:
     batch_size: int | None = None
     ece_bins: int | None = None
     posteriors: bool | None = None
+    unanswerable: float | None = None
+    min_confidence: float | None = None
     attribution: bool | None = None
     dataset: str | None = None
     index: str | None = None
@@ -251,6 +260,8 @@ class ResultsConfig:
             "dataset": as_str,
             "index": as_str,
             "posteriors": as_bool,
+            "unanswerable": as_float,
+            "min_confidence": as_float,
             "attribution": as_bool,
         }
         return cls(
@@ -378,16 +389,18 @@ class EvalResults:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; ``attribution`` (here and in each question), ``partial`` and
-        ``command`` appear only when set."""
+        ``command`` appear only when set, and so do the abstention fields (a run without
+        unanswerable questions reads as before them)."""
         out = dict(plain(self))
         for key in ("attribution", "partial", "command"):
             if not out[key]:
                 del out[key]
+        _drop_none(out["config"], ("unanswerable", "min_confidence"))
+        for run in out["answers"].values():
+            _drop_none(run, ("abstention",))
+        out["questions"] = [q.to_dict() for q in self.questions]
         if out["config"]["attribution"] is None:  # a file from before --attribution
             del out["config"]["attribution"]
-        for question in out["questions"]:
-            if not question["attribution"]:
-                del question["attribution"]
         return out
 
     def recall_ks(self) -> list[int]:
@@ -397,6 +410,12 @@ class EvalResults:
             return list(self.config.recall_ks)
         found = {k for stats in self.retrieval.values() for k in stats.recall}
         return sorted(found) or list(DEFAULT_RECALL_KS)
+
+
+def _drop_none(data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if data.get(key, 0) is None:
+            del data[key]
 
 
 def as_results(results: EvalResults | Mapping[str, Any]) -> EvalResults:

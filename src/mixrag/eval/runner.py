@@ -51,6 +51,7 @@ from mixrag.eval.report import write_report
 from mixrag.eval.results import DatasetSummary, EvalResults, Partial, ResultsConfig
 from mixrag.eval.retrieval import answer_in_passages, has_gold, is_gold
 from mixrag.eval.summary import question_results, summarize_answers, summarize_retrieval
+from mixrag.eval.unanswerable import held_out_articles, is_answerable
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
@@ -128,6 +129,8 @@ def fingerprint(
         },
         "retrieval_depth": max(config.recall_ks),
     }
+    if config.unanswerable:  # the split decides which records are answerable
+        fp["unanswerable"] = {"share": config.unanswerable, "seed": config.seed}
     if query_encoder is not None:
         fp["query_encoder"] = getattr(query_encoder, "fingerprint", type(query_encoder).__name__)
     if rag is not None:
@@ -144,8 +147,8 @@ def fingerprint(
         if gen.get("passage_cache_dtype") is None:
             gen.pop("passage_cache_dtype", None)
         rc = dataclasses.asdict(rag.config)
-        rc.pop("mode", None)
-        rc.pop("k", None)
+        for summary_only in ("mode", "k", "min_confidence", "min_gain"):
+            rc.pop(summary_only, None)
         fp["generator"] = gen
         fp["answering"] = {
             **rc,
@@ -211,7 +214,9 @@ def _retrieval_phase(
     return out
 
 
-def _answer_record(question: Question, answer: Any, retrieve_s: float) -> AnswerRecord:
+def _answer_record(
+    question: Question, answer: Any, retrieve_s: float, answerable: bool | None = None
+) -> AnswerRecord:
     passages = [c.hit.passage for c in answer.citations]
     # the passage the answer came from: highest posterior p(z_j|x,y), when scored
     with_post = [c for c in answer.citations if c.posterior is not None]
@@ -232,6 +237,8 @@ def _answer_record(question: Question, answer: Any, retrieve_s: float) -> Answer
         cited=cited.id if cited is not None else None,
         cited_gold=is_gold(cited, question) if cited is not None and gold else None,
         timings=timings,
+        answerable=answerable,
+        gain=g if answer.support is not None and math.isfinite(g := answer.support.gain) else None,
     )
 
 
@@ -249,6 +256,7 @@ def _answer_phase(
     config: EvalConfig,
     cache: ResultCache,
     progress: ProgressFn | None,
+    held_out: frozenset[str] = frozenset(),
 ) -> tuple[Records[AnswerRecord], Records[AttributionRecord]]:
     """Answer records per run, and with ``config.attribution`` the answers' attribution
     records; a question lacking either is answered again, so both describe one answer."""
@@ -295,7 +303,8 @@ def _answer_phase(
             )
             new = []
             for i, a in zip(todo, answers, strict=True):
-                rec = _answer_record(batch[i], a, retrieve_s)
+                answerable = is_answerable(batch[i], held_out) if config.unanswerable else None
+                rec = _answer_record(batch[i], a, retrieve_s, answerable)
                 records[key][batch[i].id] = rec
                 new.append((batch[i].id, rec.to_dict()))
             cache.put(key, new)
@@ -353,6 +362,7 @@ def run_evaluation(
     if query_encoder is None and rag is not None:
         query_encoder = rag.retriever.query_encoder
     fp = fingerprint(index, dataset, config, rag if config.modes else None, query_encoder)
+    held_out = held_out_articles(questions, config.unanswerable, config.seed)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
         retrieval = _retrieval_phase(index, questions, config, cache, progress, query_encoder)
         answers: Records[AnswerRecord] = {}
@@ -360,7 +370,9 @@ def run_evaluation(
         interrupted = False
         if config.modes and rag is not None:
             try:
-                answers, attributed = _answer_phase(rag, questions, config, cache, progress)
+                answers, attributed = _answer_phase(
+                    rag, questions, config, cache, progress, held_out
+                )
             except KeyboardInterrupt:
                 interrupted = True  # every finished batch is in the cache
                 answers = {

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mixrag.eval.abstention import abstention
 from mixrag.eval.attribution_results import AttributionRecord
 from mixrag.eval.config import CLOSED_BOOK, EvalConfig, run_key
 from mixrag.eval.datasets import Question
@@ -18,6 +19,7 @@ from mixrag.eval.metrics import expected_calibration_error, reliability_bins
 from mixrag.eval.records import AnswerRecord, QuestionResult, RetrievalRecord
 from mixrag.eval.results import AnswerResult, Latency, RetrievalResult
 from mixrag.eval.retrieval import has_gold, mean_reciprocal_rank
+from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
 
 def latency(values: Sequence[float]) -> Latency:
@@ -63,11 +65,19 @@ def retrieval_result(
     )
 
 
-def answer_result(mode: str, k: int, rows: Sequence[AnswerRecord], ece_bins: int) -> AnswerResult:
+def answer_result(
+    mode: str,
+    k: int,
+    rows: Sequence[AnswerRecord],
+    ece_bins: int,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+) -> AnswerResult:
     """One answer run's summary over its records ``rows`` (at least one).
 
     EM and F1 in percent; ECE and the reliability bins of p(y|x), clipped to [0, 1],
-    against exact match (``ece_bins`` equal-width bins).
+    against exact match (``ece_bins`` equal-width bins). With a held-out split (records
+    marked answerable or not), the abstention rates at ``min_confidence`` and the
+    risk–coverage curve (:mod:`mixrag.eval.abstention`).
     """
     conf = [min(1.0, max(0.0, r.probability)) for r in rows]
     correct = [float(r.em) for r in rows]
@@ -87,6 +97,9 @@ def answer_result(mode: str, k: int, rows: Sequence[AnswerRecord], ece_bins: int
         recall=None if closed else _mean(golds),
         cited_gold=_mean(cited) if cited else None,
         latency_s=latency([r.timings["total"] for r in rows]),
+        abstention=abstention(conf, correct, [bool(r.answerable) for r in rows], min_confidence)
+        if any(r.answerable is not None for r in rows)
+        else None,
     )
 
 
@@ -115,7 +128,7 @@ def summarize_answers(
         recs = records.get(key, {})
         rows = [recs[q.id] for q in questions if q.id in recs]
         if rows:
-            out[key] = answer_result(mode, k, rows, config.ece_bins)
+            out[key] = answer_result(mode, k, rows, config.ece_bins, config.min_confidence)
     return out
 
 

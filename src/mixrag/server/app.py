@@ -160,6 +160,7 @@ def api_router(service: Service) -> APIRouter:
             body.beams,
             body.decoding,
             body.max_new_tokens,
+            body.min_confidence,
         )
         if service.batcher.full:  # refuse before retrieving
             raise BusyError(f"{service.batcher.pending} answers are running or queued; retry soon")

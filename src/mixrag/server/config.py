@@ -12,6 +12,7 @@ from mixrag.rag import MODES
 from mixrag.retriever.retriever import METHODS
 from mixrag.server.chat.config import ChatConfig
 from mixrag.server.mcp.config import McpConfig
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
 
 MiB = 2**20
 
@@ -44,6 +45,8 @@ class ServerConfig:
     max_running:        batches decoding at once, their forward passes shared step by
                         step (continuous batching); 1 = one batch after another.
     mode, k, method:    defaults of requests that leave them out.
+    min_confidence:     default least p(y|x) of a supported answer (:mod:`mixrag.support`);
+                        below it the chat content and the web page say "not found".
     tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
                         training run's own (``model``), else ``DEFAULT_TAU``.
     device, dtype:      where and in what precision the generator runs (GeneratorConfig).
@@ -71,6 +74,7 @@ class ServerConfig:
     mode: str = "rag-sequence"
     k: int = 5
     method: str = "dense"
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
     tau: float | None = None
     device: str = "cpu"
     dtype: str = "float32"
@@ -103,6 +107,7 @@ class ServerConfig:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.method not in METHODS:
             raise MixragError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check_threshold(self.min_confidence)
         if self.tau is not None and not self.tau > 0:
             raise MixragError(f"tau must be > 0, got {self.tau}")
         if not 1 <= self.k <= self.max_k:

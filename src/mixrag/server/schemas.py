@@ -27,6 +27,9 @@ class AskRequest(BaseModel):
     beams: int | None = Field(None, description="Beam width (per passage for RAG-Sequence).")
     decoding: Decoding | None = Field(None, description="RAG-Sequence decoding.")
     max_new_tokens: int | None = Field(None, description="Answer length limit in tokens.")
+    min_confidence: float | None = Field(
+        None, description="Least p(y|x) of a supported answer, 0..1 (server default if left out)."
+    )
     stream: bool = Field(
         False, description="Stream Server-Sent Events (as does Accept: text/event-stream)."
     )
@@ -93,6 +96,14 @@ class AnswerOut(BaseModel):
     token_posteriors: list[list[float | None]]
     passages: list[CitationOut]
     timings: dict[str, float]
+    supported: bool = Field(
+        True, description="p(y|x) >= min_confidence: the indexed documents support the answer."
+    )
+    gain: float | None = Field(
+        None, description="log p(y|x) - log p(y|x, no passage): what the passages added (nats)."
+    )
+    min_confidence: float | None = Field(None, description="The threshold it was judged by.")
+    min_gain: float | None = Field(None, description="Threshold on the gain; null: not used.")
 
 
 class DocumentOut(BaseModel):

@@ -43,6 +43,7 @@ from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
 from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
+from mixrag.support import DEFAULT_MIN_CONFIDENCE
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class AskParams:
     beams: int
     decoding: str
     max_new_tokens: int
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     def rag_config(self) -> RAGConfig:
         return RAGConfig(
@@ -74,6 +76,7 @@ class AskParams:
             num_beams=self.beams,
             sequence_decoding=self.decoding,
             max_new_tokens=self.max_new_tokens,
+            min_confidence=self.min_confidence,
         )
 
 
@@ -195,6 +198,7 @@ class Service:
         beams: int | None = None,
         decoding: str | None = None,
         max_new_tokens: int | None = None,
+        min_confidence: float | None = None,
     ) -> AskParams:
         """An ask with the server's defaults filled in, or ApiError naming a bad field."""
         cfg = self.config
@@ -210,7 +214,17 @@ class Service:
                 min(32, cfg.max_new_tokens) if max_new_tokens is None else max_new_tokens,
                 cfg.max_new_tokens,
             ),
+            min_confidence=self._threshold(
+                cfg.min_confidence if min_confidence is None else min_confidence
+            ),
         )
+
+    def _threshold(self, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ApiError(
+                422, "invalid_request", f"min_confidence: must be in [0, 1], got {value}"
+            )
+        return float(value)
 
     # -- reading ------------------------------------------------------------------
 

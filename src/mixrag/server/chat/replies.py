@@ -51,8 +51,10 @@ def markers(answer: Answer) -> str:
 
 
 def content(answer: Answer) -> str:
-    """The message content: the answer, a space, its markers (``Answer.marked``)."""
-    return answer.marked()
+    """The message content: the answer, a space, its markers (``Answer.marked``); for an
+    answer the documents do not support, "Not found in the documents." (``Answer.shown``;
+    the ``mixrag`` field keeps the guess, its p(y|x) and its gain)."""
+    return answer.shown()
 
 
 def finish_reason(answer: Answer, params: AskParams) -> str:

@@ -84,6 +84,7 @@ def plan_reply(service: Service, body: ChatRequest) -> Reply:
         body.beams,
         body.decoding,
         _answer_limit(body, cfg.max_new_tokens),
+        body.min_confidence,
     )
     options = body.stream_options
     return Reply.new(

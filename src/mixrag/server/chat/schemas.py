@@ -96,6 +96,11 @@ class ChatRequest(BaseModel):
     method: Method | None = Field(None, description="mixrag: retrieval method.")
     beams: int | None = Field(None, description="mixrag: beam width (per passage).")
     decoding: Decoding | None = Field(None, description="mixrag: RAG-Sequence decoding.")
+    min_confidence: float | None = Field(
+        None,
+        description="mixrag: least p(y|x) of a supported answer, 0..1; below it the "
+        "content says 'Not found in the documents.' (the mixrag field keeps the guess).",
+    )
     # OpenAI's, accepted without effect (IGNORED)
     temperature: Any = None
     top_p: Any = None

@@ -16,7 +16,9 @@ A delta is never taken back, since an OpenAI client appends every one:
   joins " 's" to the word before it; ``clean_answer`` drops a final period).
 * RAG-Sequence and beam search only know their answer when decoding ends
   (``/v1/ask`` streams their running leader marked provisional); here it comes in one
-  delta then, and comment lines keep the connection open until it does.
+  delta then, and comment lines keep the connection open until it does. An answer the
+  documents do not support then reads "Not found in the documents." as when not
+  streamed; a streamed one has its guess followed by that sentence and its p(y|x).
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mixrag.server.chat.errors import stream_error
-from mixrag.server.chat.replies import Reply, chunk, extension, finish_reason, markers, usage
+from mixrag.server.chat.replies import (
+    Reply,
+    chunk,
+    content,
+    extension,
+    finish_reason,
+    markers,
+    usage,
+)
 from mixrag.server.streaming import AnswerStream
+from mixrag.support import NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +108,15 @@ async def chat_events(stream: AnswerStream, reply: Reply) -> AsyncIterator[str]:
 def _ending(stream: AnswerStream, reply: Reply, text: FinalText | None) -> list[str]:
     """The last chunks once the answer is known, and [DONE]."""
     answer = stream.answer
-    rest = answer.text if text is None else text.finish(answer.text)
-    cites = markers(answer)
-    if cites:
-        rest += f" {cites}" if answer.text else cites
+    if text is None:  # nothing streamed yet: the content is the non-streamed reply's
+        rest = content(answer)
+    else:
+        rest = text.finish(answer.text)
+        cites = markers(answer)
+        if cites:
+            rest += f" {cites}" if answer.text else cites
+        if not answer.supported:  # the guess has gone out already: say what it is
+            rest += f"\n\n{NOT_FOUND} (p = {answer.probability:.2g})"
     lines = [data(chunk(reply, {"content": rest}))] if rest else []
     end = chunk(reply, {}, finish_reason(answer, reply.params), mixrag=extension(answer, reply))
     lines.append(data(end))

@@ -48,16 +48,21 @@ def _weight(c: Citation) -> float:
 
 def answer_text(answer: Answer, scored: bool = False) -> str:
     """The answer with its citations ``[n]`` (:meth:`Answer.cited`, as the chat API and the
-    web page mark them), log p(y|x), then the passages by posterior."""
+    web page mark them), or "Not found in the documents." then the best guess when the
+    documents do not support it; its support, log p(y|x), then the passages by posterior."""
     k = len(answer.citations)
     marks = answer.markers()
     head = (
         f"Scored answer: {answer.text!r} {marks}".rstrip()
         if scored
-        else (answer.marked() or "(empty)")
+        else (answer.shown() or "(empty)")
     )
+    support = answer.support_line()
+    guess = [] if scored or answer.supported else [f"Best guess: {answer.marked() or '(empty)'}"]
     lines = [
         head,
+        *guess,
+        *([support[0].upper() + support[1:] + "."] if support else []),
         "",
         f"log p(y|x) = {answer.logprob:.3f} (p = {answer.probability:.3g}) under {answer.mode} "
         f"with K = {k}.",

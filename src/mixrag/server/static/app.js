@@ -5,6 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 const CITE_MIN = 0.25; // cite every passage with at least this posterior (and always the best); Answer.cited
+const CITE_LOW = 0.5; // a cited passage below this posterior is marked as an uncertain source
+const NOT_FOUND = "Not found in the documents."; // mixrag.support.NOT_FOUND
 
 let token = sessionStorage.getItem("mixrag-token") || "";
 
@@ -112,26 +114,62 @@ function flash(rank) {
 
 // -- answer -----------------------------------------------------------------
 
+function citeLinks(cited) {
+  return cited.map((c) => {
+    const low = c.posterior < CITE_LOW;
+    const link = el("a", low ? "cite low" : "cite", `[${c.rank}]`);
+    link.href = `#passage-${c.rank}`;
+    link.title = `posterior p(z|x,y) = ${fmt(c.posterior)}` +
+      (low ? ": low, this passage may not be the answer's source" : "");
+    link.addEventListener("click", (event) => { event.preventDefault(); flash(c.rank); });
+    return link;
+  });
+}
+
+// "supported by [n] (p = 0.97)" or "not supported by the indexed documents (p = 0.12)"
+function showSupport(answer, cited) {
+  const box = $("answer-support");
+  const p = answer.probability === null ? "–" : answer.probability.toPrecision(2);
+  box.replaceChildren();
+  box.className = answer.supported === false ? "answer-support unsupported" : "answer-support";
+  if (answer.supported === false) {
+    box.append(`not supported by the indexed documents (p = ${p})`);
+  } else if (answer.mode === "closed-book") {
+    box.append(`answered from the model alone, not the documents (p = ${p})`);
+  } else if (cited.length === 0) {
+    box.append(`supported by the indexed documents (p = ${p})`);
+  } else {
+    box.append("supported by ", ...citeLinks(cited), ` (p = ${p})`);
+  }
+  if (answer.gain !== null && answer.gain !== undefined && answer.mode !== "closed-book") {
+    box.title = `gain over closed-book: log p(y|x) − log p(y|x, no passage) = ${answer.gain.toFixed(2)} nats`;
+  }
+}
+
 function showAnswer(answer) {
   const text = $("answer-text");
-  text.replaceChildren(document.createTextNode(answer.answer || "(empty answer)"));
-  text.dataset.state = "final";
   const weight = (c) => (c.posterior === null ? c.prior : c.posterior);
   const ranked = [...answer.passages].sort((a, b) => weight(b) - weight(a));
   const cited = ranked.filter((c, i) => c.posterior !== null && (i === 0 || c.posterior >= CITE_MIN));
-  for (const c of cited) {
-    const link = el("a", "cite", `[${c.rank}]`);
-    link.href = `#passage-${c.rank}`;
-    link.title = `posterior p(z|x,y) = ${fmt(c.posterior)}`;
-    link.addEventListener("click", (event) => { event.preventDefault(); flash(c.rank); });
-    text.append(link);
+  if (answer.supported === false) {
+    // the best guess stays available on request
+    text.replaceChildren(document.createTextNode(NOT_FOUND));
+    const guess = el("details", "guess");
+    guess.append(el("summary", "", "best guess"), answer.answer || "(empty answer)", ...citeLinks(cited));
+    text.append(guess);
+  } else {
+    text.replaceChildren(document.createTextNode(answer.answer || "(empty answer)"));
+    text.append(...citeLinks(cited));
   }
+  text.dataset.state = "final";
+  showSupport(answer, cited);
   for (const c of answer.passages) {
     const card = $(`passage-${c.rank}`);
     if (!card) continue;
     setBar(card, "prior", c.prior);
     setBar(card, "posterior", c.posterior);
     card.classList.toggle("cited", cited.includes(c));
+    card.classList.toggle("low-posterior", cited.includes(c) && c.posterior < CITE_LOW);
   }
   const t = answer.timings || {};
   const parts = [`log p(y|x) = ${answer.logprob === null ? "–" : answer.logprob.toFixed(3)}`];
@@ -191,6 +229,7 @@ async function ask(event) {
   $("answer-text").textContent = "";
   $("answer-text").dataset.state = "empty";
   $("answer-meta").textContent = "";
+  $("answer-support").textContent = "";
   $("answer-status").textContent = "retrieving…";
   const body = {
     question,

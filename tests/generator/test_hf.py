@@ -73,7 +73,7 @@ def test_prefix_cache_across_calls_and_chunking_agree(
     prompts = _prompts(smollm2, PromptFormat(few_shot=True))
     answers = _answers(smollm2)
     first = smollm2.logprobs(prompts, answers).logprobs
-    assert smollm2._contexts is not None and smollm2._contexts._prefix is not None  # kept
+    assert smollm2._contexts is not None and smollm2._contexts._prefixes  # kept
     second = smollm2.logprobs(prompts[::-1], answers[::-1]).logprobs.flip(0)
     torch.testing.assert_close(first, second, atol=ATOL, rtol=0)
     tiny_chunks = TransformersGenerator(

@@ -233,3 +233,22 @@ def test_qwen_cached_logprobs_equal_uncached(qwen: TransformersGenerator) -> Non
     warm = on.logprobs(prompts, answers).logprobs
     torch.testing.assert_close(cold, ref, atol=ATOL, rtol=0)
     torch.testing.assert_close(warm, ref, atol=ATOL, rtol=0)
+
+
+def test_head_memo_keeps_the_closed_book_prefix_beside_the_passage_head(
+    smollm2: TransformersGenerator,
+) -> None:
+    """The support pass alternates closed-book and passage prompts: neither evicts the other."""
+    gen = _with_cache(smollm2, PassageCache())
+    prompts, answers = _prompts(smollm2), _answers(smollm2)
+    fmt = PromptFormat(few_shot=True)
+    closed = [[gen.render(fmt.closed_book(q))] for q in QUESTIONS]
+    ref_passages = gen.logprobs(prompts, answers).logprobs
+    ref_closed = gen.logprobs(closed, answers).logprobs
+    contexts = gen._contexts
+    assert contexts is not None and len(contexts._prefixes) >= 2
+    kept = {ids: kv for ids, kv in contexts._prefixes}
+    torch.testing.assert_close(gen.logprobs(prompts, answers).logprobs, ref_passages)
+    torch.testing.assert_close(gen.logprobs(closed, answers).logprobs, ref_closed)
+    # the same KV objects served both again: nothing was recomputed
+    assert all(kept.get(ids) is kv for ids, kv in contexts._prefixes)

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Shorter shared prefixes are not worth a separate forward pass.
 MIN_PREFIX = 8
+#: prefixes the head memo keeps (a passage head, the closed-book prompt, ...)
+PREFIX_MEMO = 4
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ class ContextBuilder:
         self.store: KVStore | None = None
         #: what a new space's manifest records (model name, dtype, ...)
         self.store_info: dict[str, Any] = {}
-        self._prefix: tuple[tuple[int, ...], KV] | None = None
+        #: most recent first: (token ids, their KV), at most PREFIX_MEMO entries
+        self._prefixes: list[tuple[tuple[int, ...], KV]] = []
         self._prefix_stamp: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -214,30 +217,37 @@ class ContextBuilder:
         return p, self._prefix_kv(tuple(first[:p]), keep=keep)
 
     def _prefix_kv(self, ids: tuple[int, ...], *, keep: bool) -> KV:
-        """KV of token ids ``ids`` (batch 1), from the memo of the last head where it agrees.
+        """KV of token ids ``ids`` (batch 1), from the memo entry that agrees longest.
 
-        The memo is dropped when the weights changed since it was made.
+        The memo holds the last :data:`PREFIX_MEMO` prefixes used (least recent dropped
+        first), so a passage layout's head and the closed-book prompt of the support pass
+        (:mod:`mixrag.support_pass`) do not evict each other. An exact hit returns the same
+        KV object; a partial one reuses a cropped view and runs only the rest. The memo is
+        dropped when the weights changed since it was made.
         """
-        if keep:
-            stamp = self.fingerprint.stamp()
-            if stamp != self._prefix_stamp:
-                self._prefix, self._prefix_stamp = None, stamp
-        cached = self._prefix if keep else None
-        if cached is not None:
-            old, kv = cached
-            shared = common_prefix_len(old, ids)
-            if shared >= MIN_PREFIX:
-                if shared < len(old):
-                    kv = [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv]
-                    self._prefix = (old[:shared], kv)
-                if shared == len(ids):
-                    return kv
-                kv = self._extend(kv, shared, ids[shared:])
-                self._prefix = (ids, kv)
+        if not keep:
+            return self._extend(None, 0, ids)
+        stamp = self.fingerprint.stamp()
+        if stamp != self._prefix_stamp:
+            self._prefixes, self._prefix_stamp = [], stamp
+        best, shared = -1, 0
+        for i, (old, _kv) in enumerate(self._prefixes):
+            n = common_prefix_len(old, ids)
+            if n > shared:
+                best, shared = i, n
+        if best >= 0 and shared >= MIN_PREFIX:
+            old, kv = self._prefixes[best]
+            if shared == len(old) == len(ids):
+                self._prefixes.insert(0, self._prefixes.pop(best))
                 return kv
-        kv = self._extend(None, 0, ids)
-        if keep:
-            self._prefix = (ids, kv)
+            if shared < len(old):
+                kv = [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv]
+            if shared < len(ids):
+                kv = self._extend(kv, shared, ids[shared:])
+        else:
+            kv = self._extend(None, 0, ids)
+        self._prefixes.insert(0, (ids, kv))
+        del self._prefixes[PREFIX_MEMO:]
         return kv
 
     def _extend(self, base: KV | None, start: int, ids: Sequence[int]) -> KV:

@@ -252,3 +252,32 @@ def test_head_memo_keeps_the_closed_book_prefix_beside_the_passage_head(
     torch.testing.assert_close(gen.logprobs(closed, answers).logprobs, ref_closed)
     # the same KV objects served both again: nothing was recomputed
     assert all(kept.get(ids) is kv for ids, kv in contexts._prefixes)
+
+
+def test_a_single_closed_book_prompt_runs_after_its_memoised_head_in_one_pass(
+    smollm2: TransformersGenerator,
+) -> None:
+    """One prompt without a passage (the support pass, a closed-book or concat ask): the
+    memo keeps its head only, and a later question runs in one forward pass, exactly."""
+    gen = _with_cache(smollm2, PassageCache())
+    fmt = PromptFormat(few_shot=True)
+    answer = [gen.encode_answer("Paris")]
+    rendered = [gen.render(fmt.closed_book(q)) for q in QUESTIONS]
+    encoded = [gen._encode(r) for r in rendered]
+    assert all(e.head == e.cached == encoded[0].head > 0 for e in encoded)
+    head = tuple(encoded[0].ids[: encoded[0].head])
+    calls: list[int] = []
+    hook = gen.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        for prompt in rendered:
+            calls.clear()
+            got = gen.logprobs([[prompt]], answer).logprobs[0, 0]
+            passes = len(calls)
+            ref = full_forward(gen, prompt, answer[0])
+            torch.testing.assert_close(got[: len(answer[0])], ref, atol=ATOL, rtol=0)
+            contexts = gen._contexts
+            assert contexts is not None
+            assert [ids for ids, _kv in contexts._prefixes] == [head]
+        assert passes == 1  # the last question: its head was kept
+    finally:
+        hook.remove()

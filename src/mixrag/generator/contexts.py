@@ -164,7 +164,9 @@ class ContextBuilder:
             rests = [list(r.ids[r.cached :]) for r in rows]
             share = self.shared_head
             return Prepared(rests, head, len(head_ids), blocks, dtype, device, share)
-        p, kv = self._shared_prefix([r.ids for r in rows], keep=keep)
+        p, kv = self._shared_prefix(
+            [r.ids for r in rows], keep=keep, head=rows[0].head if len(rows) == 1 else 0
+        )
         return Prepared([list(r.ids[p:]) for r in rows], kv, p, None, dtype, device)
 
     def ensure_blocks(self, rows: Sequence[Encoded]) -> int:
@@ -200,11 +202,16 @@ class ContextBuilder:
 
     # ------------------------------------------------------------------ the head / prefix
 
-    def _shared_prefix(self, rows: Sequence[Sequence[int]], *, keep: bool) -> tuple[int, KV | None]:
+    def _shared_prefix(
+        self, rows: Sequence[Sequence[int]], *, keep: bool, head: int = 0
+    ) -> tuple[int, KV | None]:
         """(P, KV of the first P tokens) shared by every row; (0, None) when not worth it.
 
         P leaves at least one token of every row outside the prefix: the last prompt
-        position's logits predict y_0 and must be computed per row.
+        position's logits predict y_0 and must be computed per row. ``head`` > 0 (one
+        row whose question-independent head is known) caps P there: past the head the
+        prefix serves nobody else, and running it apart would cost a forward pass and
+        a memo entry for every question.
         """
         if not self.share_prefix or not rows or not self.cacheable:
             return 0, None
@@ -212,6 +219,8 @@ class ContextBuilder:
         p = min(len(r) for r in rows) - 1
         for r in rows[1:]:
             p = min(p, common_prefix_len(first, r))
+        if head > 0:
+            p = min(p, head)
         if p < MIN_PREFIX:
             return 0, None
         return p, self._prefix_kv(tuple(first[:p]), keep=keep)

@@ -209,7 +209,7 @@ class TransformersGenerator:
                 list(messages), tokenize=False, add_generation_prompt=True
             )
             assert isinstance(text, str)
-            return self._mark(text, passage)
+            return self._mark(text, passage, messages)
         parts = []
         for m in messages:
             if m["role"] == "system":
@@ -220,13 +220,15 @@ class TransformersGenerator:
                 parts.append(" " + m["content"] + "\n\n")
         if not messages or messages[-1]["role"] != "user":
             parts.append("Answer:")
-        return self._mark("".join(parts), passage)
+        return self._mark("".join(parts), passage, messages)
 
     @staticmethod
-    def _mark(text: str, passage: Passage | None) -> str:
-        if passage is None:
-            return text
-        return Prompt.around(text, passage_segment(passage), passage.id or None)
+    def _mark(text: str, passage: Passage | None, messages: Sequence[Message]) -> str:
+        if passage is not None:
+            return Prompt.around(text, passage_segment(passage), passage.id or None)
+        # no passage: everything before the last turn's content is the same for every
+        # question (closed-book, concat), so it is marked as the head
+        return Prompt.headed(text, messages[-1]["content"]) if messages else text
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
@@ -248,10 +250,15 @@ class TransformersGenerator:
         uncached path tokenise the same segments either way, so they still agree).
         """
         self._ready()
-        if not (isinstance(prompt, Prompt) and prompt.end > prompt.start):
+        if not isinstance(prompt, Prompt):
             return Encoded(self._bos + self._tokens(prompt))
-        pid = prompt.passage_id
         text = str(prompt)
+        if prompt.end == prompt.start:  # only the head marked
+            whole = self._bos + self._tokens(text)
+            head = self._bos + self._tokens(text[: prompt.start])
+            ids = head + self._tokens(text[prompt.start :])
+            return Encoded(ids, len(head), len(head)) if ids == whole else Encoded(whole)
+        pid = prompt.passage_id
         passage_text = text[prompt.start : prompt.end]
         ends = [prompt.end]
         stripped = len(passage_text.rstrip())

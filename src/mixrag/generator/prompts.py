@@ -210,7 +210,8 @@ class PromptFormat:
 
 
 class Prompt(str):
-    """A rendered prompt whose characters ``start:end`` are its passage segment.
+    """A rendered prompt whose characters ``start:end`` are its passage segment
+    (``start == end``: no passage, only where the question-independent head ends).
 
     It is a ``str`` (equal to, and hashed like, its text), so everything that handles
     prompts as strings keeps working; a generator that knows the type splits it into
@@ -241,6 +242,18 @@ class Prompt(str):
         """``text`` with its last occurrence of ``segment`` marked; plain ``text`` if absent."""
         at = text.rfind(segment) if segment else -1
         return text if at < 0 else cls(text, at, at + len(segment), passage_id)
+
+    @classmethod
+    def headed(cls, text: str, segment: str) -> Prompt | str:
+        """``text`` with its head marked as ending where the last ``segment`` begins.
+
+        The segment is empty (``start == end``): a prompt without a passage (closed-book,
+        concat) whose head (chat header, instruction, few-shot turns) is the same for
+        every question, so the generator keeps its KV and runs only the rest. Plain
+        ``text`` if ``segment`` is absent.
+        """
+        at = text.rfind(segment) if segment else -1
+        return text if at <= 0 else cls(text, at, at)
 
     @property
     def segments(self) -> tuple[str, str, str]:

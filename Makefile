@@ -4,10 +4,14 @@ MIXRAG := .venv/bin/mixrag
 DEMO_INDEX := .demo-index
 DEMO_DATA := data/demo/squad-dev-demo.json
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup setup-vllm demo test lint typecheck unit bench clean
 
 setup:
 	bash scripts/setup.sh
+
+# vLLM's CPU build in .venv-vllm, for the tests against a real vLLM server (~7 min once)
+setup-vllm:
+	bash scripts/setup_vllm.sh
 
 demo: setup
 	$(MIXRAG) index $(DEMO_DATA) --index $(DEMO_INDEX)
@@ -26,7 +30,7 @@ typecheck:
 unit:
 	.venv/bin/python -m pytest -q
 
-test: setup lint typecheck unit
+test: setup setup-vllm lint typecheck unit
 
 clean:
 	rm -rf $(DEMO_INDEX) .pytest_cache .mypy_cache .ruff_cache

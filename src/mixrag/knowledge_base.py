@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from mixrag.answer import Answer
     from mixrag.encoders.sentence import SentenceTransformerEncoder
     from mixrag.generator.hf import TransformersGenerator
+    from mixrag.generator.vllm import VLLMGenerator
+    from mixrag.generator.vllm_client import VLLMConfig
     from mixrag.index.config import IndexConfig
     from mixrag.index.opening import AnyIndex
     from mixrag.ingest.pipeline import IngestReport, ProgressFn
@@ -67,6 +69,8 @@ class KnowledgeBaseConfig:
     tau:              the prior's temperature; None: a training run's own, else
                       :data:`~mixrag.retriever.DEFAULT_TAU`.
     answering:        the answering defaults: mode, K, beams, decoding, answer length.
+    remote:           a vLLM server that runs the generator (``--generator-url``); then
+                      device, dtype and passage_cache_mb do not apply.
 
     Device and dtype names are checked when a knowledge base is made with them (the
     check needs the generator's modules), the rest here.
@@ -79,6 +83,7 @@ class KnowledgeBaseConfig:
     method: str = "dense"
     tau: float | None = None
     answering: RAGConfig = field(default_factory=RAGConfig)
+    remote: VLLMConfig | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -149,6 +154,7 @@ class KnowledgeBase:
         answering: RAGConfig | None = None,
         encoder: SentenceTransformerEncoder | None = None,
         generator: TransformersGenerator | None = None,
+        remote: VLLMConfig | None = None,
     ) -> KnowledgeBase:
         """Open the index at ``target``: a folder, or a ``postgresql://user@host/db[#schema]``
         store. Cheap: the encoder and the generator load on first use.
@@ -164,6 +170,8 @@ class KnowledgeBase:
                       K, beams, decoding, answer length); each call may override them.
         encoder:      an encoder already loaded to share (checked against the index's).
         generator:    a generator to share instead of ``model`` (see ``__init__``).
+        remote:       a vLLM server that runs ``model``'s forward passes (its tokeniser
+                      is loaded here); RAG-Token is then refused.
 
         Returns the knowledge base; close it (or use ``with``) to close the index.
         Raises :class:`~mixrag.errors.NotAnIndexError` naming a path that holds no
@@ -183,6 +191,7 @@ class KnowledgeBase:
             method=method,
             tau=tau,
             answering=answering or RAGConfig(),
+            remote=remote,
         )
         index = open_index(os.fspath(target), create=create, config=index_config, encoder=encoder)
         try:
@@ -246,12 +255,13 @@ class KnowledgeBase:
                     tau=self.config.tau,
                     generator_options=self._options,
                     with_generator=with_generator,
+                    remote=self.config.remote,
                 )
             self._run = run
         return run
 
     @property
-    def generator(self) -> TransformersGenerator:
+    def generator(self) -> TransformersGenerator | VLLMGenerator:
         """The generator (resolved now, its weights loaded on first use)."""
         generator = self._resolved(with_generator=True).generator
         assert generator is not None  # resolved with one
@@ -395,7 +405,11 @@ class KnowledgeBase:
     # -- lifetime ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the index (its store connection); the object is unusable afterwards."""
+        """Close the index (its store connection) and a generator server's client; the
+        object is unusable afterwards."""
+        close = getattr(self._run.generator if self._run else None, "close", None)
+        if close is not None:
+            close()
         self.index.close()
 
     def __enter__(self) -> Self:

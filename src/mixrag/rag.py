@@ -22,7 +22,6 @@ p(z_j|x,y_i,y_<i) ∝ p_eta(z_j|x) p_phi(y_i|x,z_j,y_<i) and their mean over the
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -44,15 +43,9 @@ from mixrag.decoding import (
     rag_token_beam_search,
     rag_token_greedy,
 )
+from mixrag.decoding.remote import Completer, RemoteGenerator, decode_remote
 from mixrag.errors import MixragError
-from mixrag.mixture import (
-    log_mixture,
-    rag_token_logprob,
-    rag_token_posterior,
-    sequence_logprobs,
-    sequence_posterior,
-    token_posterior,
-)
+from mixrag.explain import explain, passage_prompts
 from mixrag.retriever.prior import first_k, log_prior, pad_passages
 from mixrag.support_pass import with_support
 from mixrag.types import Hit
@@ -60,6 +53,8 @@ from mixrag.types import Hit
 if TYPE_CHECKING:
     from mixrag.generator.base import StepGenerator
     from mixrag.generator.hf import TransformersGenerator
+    from mixrag.generator.vllm import VLLMGenerator
+    from mixrag.generator.vllm_client import VLLMConfig
     from mixrag.index.opening import AnyIndex
     from mixrag.retriever.retriever import Retriever
 
@@ -77,35 +72,13 @@ __all__ = [
 ]
 
 
-def passage_prompts(
-    generator: TransformersGenerator,
-    questions: Sequence[str],
-    hits: Sequence[Sequence[Hit]],
-    k: int,
-) -> list[list[str]]:
-    """[B][k] rendered prompts "x with one passage z_j" in the generator's prompt format.
-
-    A question with fewer than k hits repeats its first prompt in the padding slots (the
-    prior masks them out), so every row of the [B, K, T] batch has K prompts. The one
-    place inference (:class:`RAG`) and training (:class:`mixrag.train.Trainer`) build them.
-    """
-    fmt = generator.config.prompt_format
-    out = []
-    for q, hs in zip(questions, hits, strict=True):
-        if not hs:
-            raise MixragError(f"no passages retrieved for {q!r}: is the index empty?")
-        row = [generator.render(fmt.passage(q, h.passage), passage=h.passage) for h in hs]
-        out.append(row + [row[0]] * (k - len(row)))
-    return out
-
-
 class RAG:
     """Answers and scores questions over an index with a generator (module docstring)."""
 
     def __init__(
         self,
         retriever: Retriever,
-        generator: TransformersGenerator,
+        generator: TransformersGenerator | VLLMGenerator,
         config: RAGConfig | None = None,
         *,
         origin: dict[str, Any] | None = None,
@@ -113,9 +86,10 @@ class RAG:
     ) -> None:
         self.retriever = retriever
         self.generator = generator
-        #: what runs the forward passes (decoding, scoring): the generator itself, or a
-        #: session of a :class:`~mixrag.generator.engine.StepEngine` shared with others
-        self.steps: StepGenerator = generator if steps is None else steps
+        #: what runs the forward passes (decoding, scoring): the generator itself, a
+        #: session of a :class:`~mixrag.generator.engine.StepEngine` shared with others,
+        #: or a generator server's client (answers generated whole, no steps)
+        self.steps: StepGenerator | RemoteGenerator = generator if steps is None else steps
         self.config = config or RAGConfig()
         self.prompts = generator.config.prompt_format
         #: the training checkpoint the models come from (``Checkpoint.identity``), if any
@@ -130,6 +104,7 @@ class RAG:
         generator_options: dict[str, Any] | None = None,
         *,
         k: int | str | None = None,
+        remote: VLLMConfig | None = None,
         **retriever_options: Any,
     ) -> RAG:
         """A RAG over ``index`` (an index, its folder, or a ``postgresql://`` store URL)
@@ -143,6 +118,7 @@ class RAG:
         ``passage_cache_mb``, ...). An index folder's passage KV blocks
         (``mixrag warm``) are read, and filled as questions come. ``k``: K, a positive
         integer or ``"all"`` (every passage of the index), in place of ``config.k``.
+        ``remote``: a vLLM server that runs the generator (RAG-Token is then refused).
         """
         from mixrag.index.opening import open_index
         from mixrag.retriever.retriever import concrete_k
@@ -152,7 +128,11 @@ class RAG:
         if k is not None:
             config = replace(config or RAGConfig(), k=concrete_k(k, idx.store.counts()["passages"]))
         run = load_run(
-            model, idx, tau=retriever_options.pop("tau", None), generator_options=generator_options
+            model,
+            idx,
+            tau=retriever_options.pop("tau", None),
+            generator_options=generator_options,
+            remote=remote,
         )
         assert run.generator is not None
         retriever = idx.retriever(query_encoder=run.query_encoder, tau=run.tau, **retriever_options)
@@ -172,7 +152,7 @@ class RAG:
         ids = self.generator.encode_answer(text)
         return [*ids, self.generator.end_id] if end else ids
 
-    def _single_prompt(self, question: str, hits: Sequence[Hit], mode: str) -> str:
+    def single_prompt(self, question: str, hits: Sequence[Hit], mode: str) -> str:
         """The one prompt of concat (all K passages numbered) or closed-book (none)."""
         if mode == "concat":
             return self.generator.render(self.prompts.concat(question, [h.passage for h in hits]))
@@ -246,7 +226,20 @@ class RAG:
 
         t1 = time.perf_counter()
         results: list[DecodeResult]
-        if cfg.mode in ("rag-sequence", "rag-token"):
+        if isinstance(self.steps, Completer):  # a generator server: whole answers, no steps
+            pairs = zip(questions, hits, strict=True)
+            results = decode_remote(
+                self.steps,
+                cfg,
+                passage_prompts(self.generator, questions, hits, kk)
+                if cfg.mode in ("rag-sequence", "rag-token")
+                else [self.single_prompt(q, hs, cfg.mode) for q, hs in pairs],
+                log_prior,
+                dcfg,
+                stop=stop,
+                on_prefix=on_prefix,
+            )
+        elif cfg.mode in ("rag-sequence", "rag-token"):
             prompts = passage_prompts(self.generator, questions, hits, kk)
             if cfg.mode == "rag-token":
                 fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
@@ -267,7 +260,7 @@ class RAG:
             )
         else:
             single = [
-                self._single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
+                self.single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
             ]
             fn2 = greedy if cfg.num_beams == 1 else beam_search
             results = fn2(self.steps, single, dcfg, eos_ids=eos, stop=stop, on_prefix=on_prefix)
@@ -280,7 +273,8 @@ class RAG:
             # Decoding already scored y under every passage (thorough) or under the ones
             # that produced it (fast, the others ≈ 0 by the paper's approximation).
             known = [r.best.passage_logprobs for r in results]
-        answers = self._explain(
+        answers = explain(
+            self,
             questions,
             hits,
             kk,
@@ -330,110 +324,13 @@ class RAG:
         log_prior = self._log_prior(hits, kk)
         t1 = time.perf_counter()
         ids = [self.answer_ids(a) for a in answers]
-        out = self._explain(questions, hits, kk, log_prior, ids, cfg, None, None)
+        out = explain(self, questions, hits, kk, log_prior, ids, cfg, None, None)
         n = len(questions)
         timings = {"retrieve": t_retrieve / n, "score": (time.perf_counter() - t1) / n}
         timings["total"] = sum(timings.values())
         return with_support(self, [replace(a, timings=timings) for a in out], cfg)
 
-    # -- the mixture's account of an answer -------------------------------------------
-
-    def _explain(
-        self,
-        questions: Sequence[str],
-        hits: Sequence[Sequence[Hit]],
-        k: int,
-        log_prior: torch.Tensor,
-        answer_ids: Sequence[Sequence[int]],
-        cfg: RAGConfig,
-        known: Sequence[Sequence[float | None]] | None,
-        decoded_logprob: Sequence[float] | None,
-        posteriors: bool = True,
-    ) -> list[Answer]:
-        """Per-passage log p_phi(y|x,z_j), the mode's log p(y|x), posteriors, citations.
-
-        ``known`` are per-passage sequence log-probs already computed by decoding (None
-        entries stand for ≈ 0 probability); otherwise all K are scored in one batch.
-        Without ``posteriors`` a concat/closed-book answer is not scored per passage.
-        """
-        b_size = len(questions)
-        per_token: torch.Tensor | None = None
-        mask: torch.Tensor | None = None
-        skip = not posteriors and known is None and cfg.mode in ("concat", "closed-book")
-        if skip:
-            seq = torch.full((b_size, k), math.nan)
-        elif known is not None:
-            seq = torch.tensor(
-                [[-math.inf if v is None else v for v in row] for row in known],
-                dtype=torch.float32,
-            )  # [B, K]
-        else:
-            prompts = passage_prompts(self.generator, questions, hits, k)
-            tl = self.steps.logprobs(prompts, [list(a) for a in answer_ids])
-            per_token, mask = tl.logprobs.float(), tl.mask  # [B, K, T], [B, T]
-            seq = sequence_logprobs(per_token, mask)  # [B, K]
-        # p(z_j|x,y) ∝ p_eta(z_j|x) p_phi(y|x,z_j): the sequence posterior, y as one "token".
-        post = sequence_posterior(
-            log_prior, seq[:, :, None], torch.ones(b_size, 1, dtype=torch.bool)
-        )  # NaN where skipped
-
-        # The mode's own log p(y|x).
-        if cfg.mode == "rag-sequence":
-            mode_lp = log_mixture(log_prior, seq)  # [B]
-        elif cfg.mode == "rag-token":
-            assert per_token is not None and mask is not None
-            mode_lp = rag_token_logprob(log_prior, per_token, mask)
-        elif decoded_logprob is not None:
-            mode_lp = torch.tensor(decoded_logprob, dtype=torch.float32)
-        else:
-            single = [
-                [self._single_prompt(q, hs, cfg.mode)]
-                for q, hs in zip(questions, hits, strict=True)
-            ]
-            tl1 = self.steps.logprobs(single, [list(a) for a in answer_ids])
-            mode_lp = tl1.sequence_logprobs()[:, 0]
-
-        tok_post = None
-        share = None
-        if cfg.mode == "rag-token":
-            assert per_token is not None and mask is not None
-            tok_post = token_posterior(log_prior, per_token, mask)  # [B, K, T]
-            share = rag_token_posterior(log_prior, per_token, mask)  # [B, K]
-
-        out = []
-        for b in range(b_size):
-            n_hits = len(hits[b])
-            t_len = len(answer_ids[b])
-            cites = tuple(
-                Citation(
-                    hit=hits[b][j],
-                    prior=float(log_prior[b, j].exp()),
-                    posterior=None if skip else float(post[b, j]),
-                    logprob=None if not math.isfinite(float(seq[b, j])) else float(seq[b, j]),
-                    token_share=None if share is None else float(share[b, j]),
-                )
-                for j in range(n_hits)
-            )
-            ids = tuple(int(t) for t in answer_ids[b])
-            out.append(
-                Answer(
-                    question=questions[b],
-                    mode=cfg.mode,
-                    text=self._text(ids),
-                    logprob=float(mode_lp[b]),
-                    token_ids=ids,
-                    citations=cites,
-                    tokens=tuple(self.generator.decode([t]) for t in ids),
-                    token_posteriors=()
-                    if tok_post is None
-                    else tuple(
-                        tuple(float(tok_post[b, j, i]) for j in range(n_hits)) for i in range(t_len)
-                    ),
-                )
-            )
-        return out
-
-    def _text(self, ids: Sequence[int]) -> str:
+    def answer_text(self, ids: Sequence[int]) -> str:
         from mixrag.generator.prompts import clean_answer
 
         return clean_answer(self.generator.decode(list(ids)))

@@ -23,6 +23,8 @@ from mixrag.retriever.retriever import DEFAULT_TAU
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
     from mixrag.generator.hf import TransformersGenerator
+    from mixrag.generator.vllm import VLLMGenerator
+    from mixrag.generator.vllm_client import VLLMConfig
     from mixrag.index.opening import AnyIndex
 
 
@@ -30,15 +32,16 @@ if TYPE_CHECKING:
 class Run:
     """The models a ``--model`` stands for, ready to answer over one index.
 
-    generator:     the generator (not loaded yet: ``load()`` or first use does it);
-                   None when :func:`load_run` was asked for retrieval only.
+    generator:     the generator (not loaded yet: ``load()`` or first use does it), or
+                   a generator server's client; None when :func:`load_run` was asked
+                   for retrieval only.
     query_encoder: a training run's q(x), or None (the index's encoder encodes questions).
     tau:           the prior's temperature: the one asked for, else the run's, else
                    ``DEFAULT_TAU``.
     origin:        a training run's ``Checkpoint.identity`` (folder, step), else None.
     """
 
-    generator: TransformersGenerator | None
+    generator: TransformersGenerator | VLLMGenerator | None
     query_encoder: Encoder | None
     tau: float
     origin: dict[str, Any] | None = None
@@ -51,6 +54,7 @@ def load_run(
     tau: float | None = None,
     generator_options: Mapping[str, Any] | None = None,
     with_generator: bool = True,
+    remote: VLLMConfig | None = None,
 ) -> Run:
     """Resolve ``model`` for answering over ``index``.
 
@@ -61,6 +65,8 @@ def load_run(
     generator_options: GeneratorConfig fields to set (``device``, ``dtype``,
                        ``passage_cache_mb``, ...).
     with_generator:    False for retrieval only: no generator is built.
+    remote:            a vLLM server that runs the generator (:func:`remote_generator`);
+                       the tokeniser is still ``model``'s, loaded here.
 
     A training run is checked against the index first (its q(x) was trained against
     these passage vectors; :class:`~mixrag.errors.IndexMismatchError` otherwise). The
@@ -69,11 +75,17 @@ def load_run(
     from mixrag.train.checkpoint import find_checkpoint, read_checkpoint
 
     options = dict(generator_options or {})
+    generator: TransformersGenerator | VLLMGenerator | None = None
     found = find_checkpoint(model) if model else None
     if found is not None:
         ckpt = read_checkpoint(found)
         ckpt.check_index(index)
-        generator = ckpt.load_generator(**options) if with_generator else None
+        if with_generator:
+            generator = (
+                ckpt.load_generator(**options)
+                if remote is None
+                else remote_generator(ckpt.served_generator(), remote, ckpt.generator_config)
+            )
         run = Run(
             generator,
             ckpt.load_query_encoder(),
@@ -81,11 +93,66 @@ def load_run(
             ckpt.identity,
         )
     else:
-        generator = new_generator(model, options) if with_generator else None
+        if with_generator:
+            generator = (
+                new_generator(model, options)
+                if remote is None
+                else remote_generator((model, None), remote)
+            )
         run = Run(generator, None, DEFAULT_TAU if tau is None else tau)
-    if run.generator is not None:
+    from mixrag.generator.hf import TransformersGenerator
+
+    if isinstance(run.generator, TransformersGenerator):  # a server keeps its own KV
         use_index_kv(run.generator, index)
     return run
+
+
+def remote_generator(
+    served: tuple[str | None, str | None],
+    remote: VLLMConfig,
+    config: Mapping[str, Any] | None = None,
+) -> VLLMGenerator:
+    """A client of the vLLM server ``remote`` for ``served`` = (the model whose
+    tokeniser to use, None for the default; the folder of a training run's trained
+    weights or LoRA adapters, or None), checked against the server.
+
+    A trained run must be served by its own weights: without ``served_model`` the
+    server's model whose root is that folder is used, else it is refused with the
+    ``vllm serve`` flags that serve it. ``config``: a run's GeneratorConfig fields.
+    """
+    from mixrag.generator.config import GeneratorConfig
+    from mixrag.generator.vllm import VLLMGenerator
+
+    model, trained = served
+    fields = {**(config or {}), **({"model": model} if model else {})}
+    cfg = GeneratorConfig.from_dict(fields) if fields else GeneratorConfig()
+    if trained is not None and remote.served_model is None:
+        remote = dataclasses.replace(remote, served_model=_served_name(remote, trained))
+    return VLLMGenerator.open(cfg, remote)
+
+
+def _served_name(remote: VLLMConfig, trained: str) -> str:
+    """The name under which the server at ``remote`` serves the folder ``trained``."""
+    from pathlib import Path
+
+    from mixrag.generator.vllm_client import VLLMClient
+
+    client = VLLMClient(remote)
+    try:
+        models = client.get("/models").get("data", [])
+    finally:
+        client.close()
+    want = str(Path(trained).resolve())
+    for m in models:
+        if isinstance(m, dict) and m.get("root") and str(Path(m["root"]).resolve()) == want:
+            return str(m["id"])
+    served = [m.get("id") for m in models if isinstance(m, dict)]
+    raise MixragError(
+        f"the server at {remote.url} does not serve the trained generator {want} "
+        f"(it serves {served}): start it with --enable-lora --lora-modules run={want} "
+        f"(LoRA adapters) or --model {want} (full weights), or name the served model "
+        "with --served-model"
+    )
 
 
 def generator_options(

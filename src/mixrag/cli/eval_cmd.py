@@ -12,14 +12,18 @@ from mixrag.cli.options import (
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
+    GeneratorKeyOpt,
+    GeneratorUrlOpt,
     IndexOpt,
     JsonOpt,
     ModelOpt,
     ProgressOpt,
+    ServedModelOpt,
     StoreOpt,
     TauOpt,
     echo_json,
     generator_options,
+    remote_config,
     target,
 )
 from mixrag.errors import MixragError
@@ -96,6 +100,9 @@ def eval_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
+    generator_url: GeneratorUrlOpt = None,
+    generator_api_key: GeneratorKeyOpt = None,
+    served_model: ServedModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate retrieval and answering on a question set; write a report folder.
@@ -117,6 +124,7 @@ def eval_cmd(
 
     signal.signal(signal.SIGTERM, stop)
 
+    remote = remote_config(generator_url, generator_api_key, served_model)
     mode_list = [] if modes.strip().lower() == "none" else _csv(modes, "--modes")
     config = EvalConfig(
         modes=tuple(mode_list),
@@ -170,6 +178,7 @@ def eval_cmd(
                 method=method,
                 tau=tau,
                 generator_options=generator_options(device, dtype, passage_cache_mb),
+                remote=remote,
             )
         elif model is not None:  # retrieval only: a training run's q(x), no generator
             query_encoder = load_run(model, idx, with_generator=False).query_encoder

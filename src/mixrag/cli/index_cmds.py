@@ -165,6 +165,7 @@ def warm_cmd(
     the blocks). Blocks are per model: a trained run or another model gets its own.
     """
     from mixrag.cli.progress import WarmBar
+    from mixrag.generator.hf import TransformersGenerator
     from mixrag.generator.warming import warm_index
     from mixrag.index.folder import Index
     from mixrag.rag import RAG
@@ -173,11 +174,13 @@ def warm_cmd(
         raise MixragError("give --index: passage KV blocks are kept in an index folder")
     with Index.open(index) as idx, WarmBar(progress) as bar:
         rag = RAG.open(idx, model=model, generator_options=generator_options(device, dtype))
-        report = warm_index(idx, rag.generator, batch=batch, progress=bar)
+        generator = rag.generator
+        assert isinstance(generator, TransformersGenerator)  # no remote= given
+        report = warm_index(idx, generator, batch=batch, progress=bar)
     if as_json:
         echo_json(report.to_dict())
         return
-    mine = [u for u in report.usage if u.get("fingerprint") == rag.generator.weights_fingerprint()]
+    mine = [u for u in report.usage if u.get("fingerprint") == generator.weights_fingerprint()]
     per = mine[0]["bytes_per_passage"] if mine and mine[0]["bytes_per_passage"] else 0.0
     typer.echo(
         f"{report.passages} passages: {report.computed} computed in {report.seconds:.1f} s, "

@@ -67,6 +67,44 @@ CacheOpt = Annotated[
     ),
 ]
 
+GeneratorUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--generator-url",
+        help="Run the generator on a vLLM server: its OpenAI-compatible base URL, e.g. "
+        "http://host:8000/v1 (the tokeniser stays --model's; rag-token is refused).",
+    ),
+]
+GeneratorKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--generator-api-key",
+        envvar="MIXRAG_GENERATOR_API_KEY",
+        help="The vLLM server's API key (vllm serve --api-key).",
+        show_default=False,
+    ),
+]
+ServedModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--served-model",
+        help="The model name on the vLLM server (a LoRA adapter's for a trained run); "
+        "default: the one it serves, or the one serving the run's weights.",
+    ),
+]
+
+
+def remote_config(url: str | None, api_key: str | None, served_model: str | None) -> Any:
+    """The :class:`~mixrag.generator.vllm_client.VLLMConfig` the generator-server options
+    ask for, or None (the generator runs in process)."""
+    if url is None:
+        if served_model is not None:
+            raise MixragError("--served-model needs --generator-url")
+        return None
+    from mixrag.generator.vllm_client import VLLMConfig
+
+    return VLLMConfig(url, api_key=api_key, served_model=served_model)
+
 
 def target(index: Path | None, store: str | None) -> str | Path:
     """The index an option pair names: a folder (--index) or a PostgreSQL store (--store)."""

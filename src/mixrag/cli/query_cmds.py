@@ -15,20 +15,25 @@ from mixrag.cli.options import (
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
+    GeneratorKeyOpt,
+    GeneratorUrlOpt,
     IndexOpt,
     JsonOpt,
     MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
+    ServedModelOpt,
     StoreOpt,
     TauOpt,
     echo_json,
+    remote_config,
     target,
 )
 from mixrag.support import DEFAULT_MIN_CONFIDENCE
 
 if TYPE_CHECKING:
     from mixrag.answer import RAGConfig
+    from mixrag.generator.vllm_client import VLLMConfig
     from mixrag.knowledge_base import KnowledgeBase
 
 
@@ -73,6 +78,7 @@ def _open(
     method: str,
     tau: float | None,
     answering: RAGConfig,
+    remote: VLLMConfig | None = None,
 ) -> KnowledgeBase:
     """The knowledge base ``ask`` and ``score`` answer from."""
     from mixrag.knowledge_base import KnowledgeBase
@@ -86,6 +92,7 @@ def _open(
         method=method,
         tau=tau,
         answering=answering,
+        remote=remote,
     )
 
 
@@ -110,6 +117,9 @@ def ask_cmd(
     show_guess: Annotated[
         bool, typer.Option(help="Show the best guess even when the documents do not support it.")
     ] = False,
+    generator_url: GeneratorUrlOpt = None,
+    generator_api_key: GeneratorKeyOpt = None,
+    served_model: ServedModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question; show its probability, whether the indexed documents support it,
@@ -126,7 +136,8 @@ def ask_cmd(
         min_confidence=min_confidence,
     )
     where = target(index, store)
-    with _open(where, model, device, dtype, passage_cache_mb, method, tau, answering) as kb:
+    remote = remote_config(generator_url, generator_api_key, served_model)
+    with _open(where, model, device, dtype, passage_cache_mb, method, tau, answering, remote) as kb:
         answer = kb.ask(question, k=k)
     if as_json:
         echo_json(answer.to_dict())
@@ -146,6 +157,9 @@ def score_cmd(
     tau: TauOpt = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
+    generator_url: GeneratorUrlOpt = None,
+    generator_api_key: GeneratorKeyOpt = None,
+    served_model: ServedModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """log p(y|x) of a given answer under a mode, with each passage's share."""
@@ -153,7 +167,9 @@ def score_cmd(
     from mixrag.cli.format import answer_text
 
     answering = RAGConfig(mode=mode)
-    with _open(target(index, store), model, device, dtype, None, method, tau, answering) as kb:
+    remote = remote_config(generator_url, generator_api_key, served_model)
+    where = target(index, store)
+    with _open(where, model, device, dtype, None, method, tau, answering, remote) as kb:
         result = kb.score(question, answer, k=k)
     if as_json:
         echo_json(result.to_dict())

@@ -67,6 +67,7 @@ class AttributionModel:
     def of(cls, rag: RAG) -> AttributionModel:
         """The RAG's generator, prompt format and decoding thread (``rag.steps``)."""
         from mixrag.decoding import DecodingConfig, greedy
+        from mixrag.decoding.remote import Completer, remote_single
         from mixrag.generator.prompts import is_finished
 
         gen, fmt = rag.generator, rag.prompts
@@ -86,13 +87,13 @@ class AttributionModel:
             return prompt + sep + answer
 
         def generate(prompts: Sequence[str], n: int) -> list[tuple[str, int]]:
-            results = greedy(
-                rag.steps,
-                list(prompts),
-                DecodingConfig(max_new_tokens=n, num_beams=1),
-                eos_ids=gen.eos_ids,
-                stop=lambda ids: is_finished(gen.decode(list(ids))),
-            )
+            dcfg = DecodingConfig(max_new_tokens=n, num_beams=1)
+            stop = lambda ids: is_finished(gen.decode(list(ids)))  # noqa: E731
+            steps = rag.steps
+            if isinstance(steps, Completer):  # a generator server
+                results = remote_single(steps, list(prompts), dcfg, stop=stop)
+            else:
+                results = greedy(steps, list(prompts), dcfg, eos_ids=gen.eos_ids, stop=stop)
             return [(gen.decode(list(r.token_ids)), len(r.token_ids)) for r in results]
 
         return cls(rag.steps, single, concat, cite, generate)

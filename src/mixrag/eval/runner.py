@@ -134,7 +134,7 @@ def fingerprint(
     if query_encoder is not None:
         fp["query_encoder"] = getattr(query_encoder, "fingerprint", type(query_encoder).__name__)
     if rag is not None:
-        gen = rag.generator.config.to_dict()
+        gen = _generator_record(rag)
         # what changes speed or memory only, not the numbers
         for batching in (
             "max_batch_tokens",
@@ -401,7 +401,7 @@ def run_evaluation(
             evaluated=len(questions),
         ),
         index=index.info(),
-        generator=rag.generator.config.to_dict() if rag is not None and config.modes else None,
+        generator=_generator_record(rag) if rag is not None and config.modes else None,
         trained=rag.origin if rag is not None else None,
         query_encoder=fp.get("query_encoder"),
         retrieval=summarize_retrieval(questions, retrieval, config),
@@ -442,3 +442,12 @@ def evaluate(
         command=command,
         query_encoder=query_encoder,
     ).to_dict()
+
+
+def _generator_record(rag: RAG) -> dict[str, Any]:
+    """The generator's config, with the server that ran it where one did."""
+    record = rag.generator.config.to_dict()
+    remote = getattr(rag.generator, "remote", None)
+    if remote is not None:
+        record["server"] = remote.to_dict()
+    return record

@@ -28,6 +28,7 @@ from mixrag.generator.kv import KV, Context, common_prefix_len, expand_shared, l
 from mixrag.generator.kv_store import KVStore, space_name
 from mixrag.generator.passage_cache import PassageCache, WeightsFingerprint, entry_key
 from mixrag.generator.shared_attention import accepts_shared
+from mixrag.generator.tokenization import Encoded
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +36,6 @@ logger = logging.getLogger(__name__)
 MIN_PREFIX = 8
 #: prefixes the head memo keeps (a passage head, the closed-book prompt, ...)
 PREFIX_MEMO = 4
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A tokenised prompt: ``ids``; ``ids[:head]`` is the head, ``ids[head:cached]`` the
-    passage (both 0 for a prompt without a passage segment), ``passage_id`` its index id."""
-
-    ids: list[int]
-    head: int = 0
-    cached: int = 0
-    passage_id: str | None = None
 
 
 @dataclass(frozen=True)

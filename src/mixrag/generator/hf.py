@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +34,9 @@ from mixrag.generator.decode_state import HFDecodeState
 from mixrag.generator.kv import Context, concat_rows
 from mixrag.generator.kv_store import KVStore
 from mixrag.generator.passage_cache import PassageCache
-from mixrag.generator.prompts import (
-    Message,
-    Prompt,
-    passage_segment,
-)
+from mixrag.generator.prompts import Message
 from mixrag.generator.scoring import Scorer
+from mixrag.generator.tokenization import Tokenization, find_eos_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,9 +44,6 @@ if TYPE_CHECKING:
     from mixrag.types import Passage
 
 logger = logging.getLogger(__name__)
-
-# End-of-turn markers of common chat formats, added to the model's own EOS ids.
-_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
 
 
 class TransformersGenerator:
@@ -82,9 +75,7 @@ class TransformersGenerator:
         self._contexts: ContextBuilder | None = None
         self._kv_store: KVStore | None = None
         self._setup_done = False
-        # A fast tokenizer is one Rust object: threads sharing it (the server's asks
-        # rendering and streaming while the engine thread encodes) take turns.
-        self._tokenizer_lock = threading.Lock()
+        self._tok: Tokenization | None = None
 
     # ---------------------------------------------------------------- loading
 
@@ -104,21 +95,10 @@ class TransformersGenerator:
         return self
 
     def _setup(self) -> None:
-        tok = self.tokenizer
-        self._has_template = bool(getattr(tok, "chat_template", None))
-        bos = tok.bos_token_id
-        # A rendered chat string already holds its special tokens (its template adds
-        # BOS where the model wants one), so it is tokenised without adding any; a
-        # plain string gets the BOS the tokenizer would add by itself.
-        adds_bos = bos is not None and tok("a").input_ids[:1] == [bos]
-        self._bos: list[int] = [bos] if (adds_bos and not self._has_template) else []
-        # A base model's answer follows "Answer:" after a space; a chat answer starts the turn.
-        self._answer_prefix = "" if self._has_template else " "
-        self._eos_ids = self._find_eos_ids()
-        pad = tok.pad_token_id
-        self._pad_id: int = int(
-            pad if pad is not None else (self._eos_ids[0] if self._eos_ids else 0)
-        )
+        model = self.model
+        eos = find_eos_ids(self.tokenizer, model.config, getattr(model, "generation_config", None))
+        self._tok = Tokenization(self.tokenizer, eos)
+        self._pad_id = self._tok.pad_id
         cfg = self.config
         self._contexts = ContextBuilder(
             self.model,
@@ -169,124 +149,40 @@ class TransformersGenerator:
         return int(self.model.config.get_text_config().vocab_size)
 
     @property
+    def tokenization(self) -> Tokenization:
+        """The prompt and answer ids this generator feeds its model."""
+        self._ready()
+        assert self._tok is not None
+        return self._tok
+
+    @property
     def eos_ids(self) -> tuple[int, ...]:
         """Token ids that end an answer: the model's EOS ids and chat end-of-turn markers."""
-        self._ready()
-        return self._eos_ids
+        return self.tokenization.eos_ids
 
     @property
     def end_id(self) -> int:
         """The token that ends an answer y when it is scored or trained on."""
-        tok = self.tokenizer
-        return int(tok.eos_token_id if tok.eos_token_id is not None else self.eos_ids[0])
-
-    def _find_eos_ids(self) -> tuple[int, ...]:
-        ids: set[int] = set()
-        for source in (self.model.config, getattr(self.model, "generation_config", None)):
-            value = getattr(source, "eos_token_id", None) if source is not None else None
-            if isinstance(value, int):
-                ids.add(value)
-            elif isinstance(value, (list, tuple)):
-                ids.update(int(v) for v in value)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        # Only added (special) tokens: "</s>" is an ordinary BPE token in some vocabularies.
-        added = self.tokenizer.get_added_vocab()
-        ids.update(int(added[t]) for t in _END_TOKENS if t in added)
-        return tuple(sorted(ids))
+        return self.tokenization.end_id
 
     def render(self, messages: Sequence[Message], passage: Passage | None = None) -> str:
-        """The prompt string for chat ``messages``, ready for the assistant's answer.
-
-        Uses the model's chat template (generation prompt added) when it has one;
-        otherwise a plain "...\\nAnswer:" layout for base models. ``passage``: the one
-        passage of a single-passage prompt; the result is then a
-        :class:`~mixrag.generator.prompts.Prompt` that marks it, so its KV can be cached.
-        """
-        self._ready()
-        if self._has_template:
-            text = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
-            assert isinstance(text, str)
-            return self._mark(text, passage, messages)
-        parts = []
-        for m in messages:
-            if m["role"] == "system":
-                parts.append(m["content"] + "\n\n")
-            elif m["role"] == "user":
-                parts.append(m["content"] + "\nAnswer:")
-            else:
-                parts.append(" " + m["content"] + "\n\n")
-        if not messages or messages[-1]["role"] != "user":
-            parts.append("Answer:")
-        return self._mark("".join(parts), passage, messages)
-
-    @staticmethod
-    def _mark(text: str, passage: Passage | None, messages: Sequence[Message]) -> str:
-        if passage is not None:
-            return Prompt.around(text, passage_segment(passage), passage.id or None)
-        # no passage: everything before the last turn's content is the same for every
-        # question (closed-book, concat), so it is marked as the head
-        return Prompt.headed(text, messages[-1]["content"]) if messages else text
+        """The prompt string for chat ``messages`` (:meth:`Tokenization.render`)."""
+        return self.tokenization.render(messages, passage)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
-        return self._encode(prompt).ids
-
-    def _tokens(self, text: str) -> list[int]:
-        if not text:
-            return []
-        with self._tokenizer_lock:
-            return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return self.tokenization.encode(prompt).ids
 
     def _encode(self, prompt: str) -> Encoded:
-        """A prompt's token ids; a :class:`Prompt` is tokenised segment by segment.
-
-        Tokenisers differ in where they split a blank line before the question
-        (Qwen's merges ".\\n\\n", SmolLM2's keeps the last "\\n" with the next word), so
-        the passage segment ends after or before its trailing white space, whichever
-        gives the whole string's own ids; if neither does, after (the cached and the
-        uncached path tokenise the same segments either way, so they still agree).
-        """
-        self._ready()
-        if not isinstance(prompt, Prompt):
-            return Encoded(self._bos + self._tokens(prompt))
-        text = str(prompt)
-        if prompt.end == prompt.start:  # only the head marked
-            whole = self._bos + self._tokens(text)
-            head = self._bos + self._tokens(text[: prompt.start])
-            ids = head + self._tokens(text[prompt.start :])
-            return Encoded(ids, len(head), len(head)) if ids == whole else Encoded(whole)
-        pid = prompt.passage_id
-        passage_text = text[prompt.start : prompt.end]
-        ends = [prompt.end]
-        stripped = len(passage_text.rstrip())
-        if 0 < stripped < len(passage_text):
-            ends.append(prompt.start + stripped)
-        whole = self._tokens(text)
-        head = self._bos + self._tokens(text[: prompt.start])
-        best: Encoded | None = None
-        for end in ends:
-            passage = self._tokens(text[prompt.start : end])
-            ids = head + passage + self._tokens(text[end:])
-            candidate = Encoded(ids, len(head), len(head) + len(passage), pid)
-            if ids == self._bos + whole:
-                return candidate
-            best = best or candidate
-        assert best is not None
-        return best
+        return self.tokenization.encode(prompt)
 
     def encode_answer(self, text: str) -> list[int]:
         """Token ids of answer ``text`` as it continues a rendered prompt (no special tokens)."""
-        self._ready()
-        return self._tokens(self._answer_prefix + text)
+        return self.tokenization.encode_answer(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of answer token ids, special tokens dropped."""
-        with self._tokenizer_lock:
-            text = self.tokenizer.decode(list(ids), skip_special_tokens=True)
-        return str(text).lstrip(" ")
+        return self.tokenization.decode(ids)
 
     def _grad_context(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.config.track_grad else torch.inference_mode()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixrag.decoding import PrefixFn
 from mixrag.generator.engine import StepEngine
+from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
@@ -49,7 +50,6 @@ from mixrag.types import Hit
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
     from mixrag.encoders.sentence import SentenceTransformerEncoder
-    from mixrag.generator.hf import TransformersGenerator
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Service:
                     "passage_cache_mb": config.passage_cache_mb,
                 },
             )
-            assert run.generator is not None
+            assert isinstance(run.generator, TransformersGenerator)  # the server runs it
             generator, query_encoder = run.generator, run.query_encoder
             config = dataclasses.replace(config, tau=run.tau)
         generator.load()

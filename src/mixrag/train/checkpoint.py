@@ -123,6 +123,17 @@ class Checkpoint:
             return None
         return QueryEncoder.load(self.path / "query_encoder")
 
+    def served_generator(self) -> tuple[str, str | None]:
+        """What a generator server must serve for this run: (the model whose tokeniser
+        and base weights it uses, the folder of the trained weights or LoRA adapters,
+        or None when the generator was not trained)."""
+        folder = str(self.path / "generator")
+        if not self.has_generator:
+            return self.base_model, None
+        if self.train_config.generator_update == "full":
+            return folder, folder
+        return self.base_model, folder
+
     def load_generator(self, trainable: bool = False, **overrides: Any) -> TransformersGenerator:
         """The trained generator (LoRA merged into the weights unless ``trainable``).
 

@@ -38,6 +38,7 @@ from tests.vllmserver import local_vllm
 from common import machine, percentiles, write_json
 from mixrag.eval.datasets import load_squad, sample
 from mixrag.eval.metrics import exact_match
+from mixrag.explain import passage_prompts
 from mixrag.generator import GeneratorConfig, TransformersGenerator
 from mixrag.generator.models import resolve
 from mixrag.generator.vllm import VLLMGenerator
@@ -138,6 +139,12 @@ def main() -> None:
                 "vllm_questions_per_s_one_at_a_time": len(questions) / sum(t_there),
                 f"vllm_questions_per_s_{args.clients}_clients": len(questions) / concurrent_s,
             }
+            if name == "rag-sequence":  # the [B, K, T] log-probs of the same answers
+                hs = here.retrieve(questions, 5)
+                prompts = passage_prompts(local, questions, hs, 5)
+                ids = [[*local.encode_answer(a), local.end_id] for a in a_here]
+                gap = remote.logprobs(prompts, ids).logprobs - local.logprobs(prompts, ids).logprobs
+                row["logprob_max_abs_diff_nats"] = float(gap.abs().max())
             results["modes"][name] = row
             logging.info("%s: %s", name, row)
             write_json(args.out, results)

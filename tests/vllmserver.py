@@ -66,7 +66,8 @@ def local_vllm(
     env = {
         **os.environ,
         "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_CPU_OMP_THREADS_BIND": "all",
+        # all the cores it is given (its default keeps one back for the front end)
+        "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}",
         "OMP_NUM_THREADS": str(threads),
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",

@@ -8,6 +8,7 @@ a missing vLLM fails these tests; locally they skip.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.slow  # starts a server process and loads real models
 
 TOLERANCE = 0.02  # nats: the issue's bound; measured figures in docs/BENCHMARKS.md
 N_QUESTIONS = 20
+K = 3  # a server scores every answer under the passages that did not produce it, in full
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "qwen2.5-0.5b"])
@@ -45,6 +47,17 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[TransformersGenerat
     folder, _ = resolve(name)
     with local_vllm(folder, name) as url:
         yield gen, url
+
+
+@pytest.fixture(scope="module")
+def demo_index(tmp_path_factory: pytest.TempPathFactory, encoder):  # type: ignore[no-untyped-def]
+    """The demo corpus (6 SQuAD dev articles) indexed once for this module."""
+    from mixrag.index.folder import Index
+
+    index = Index.open(tmp_path_factory.mktemp("demo") / "idx", create=True, encoder=encoder)
+    index.add([DEMO_SQUAD])
+    yield index
+    index.close()
 
 
 def _remote(gen: TransformersGenerator, url: str) -> VLLMGenerator:
@@ -70,18 +83,15 @@ def test_logprobs_equal_the_in_process_ones(served: tuple[TransformersGenerator,
 
 
 def test_rag_sequence_answers_and_posteriors_equal_in_process(
-    served: tuple[TransformersGenerator, str], tmp_path_factory: pytest.TempPathFactory, encoder
+    served: tuple[TransformersGenerator, str], demo_index
 ) -> None:  # type: ignore[no-untyped-def]
     gen, url = served
     if gen.config.model != "smollm2-135m":
         pytest.skip("20 questions on the small model; the 0.5B one is compared above")
-    from mixrag.index.folder import Index
-
-    index = Index.open(tmp_path_factory.mktemp("demo") / "idx", create=True, encoder=encoder)
-    index.add([DEMO_SQUAD])
+    index = demo_index
     questions = [q.question for q in sample(load_squad(DEMO_SQUAD), N_QUESTIONS, seed=3)]
     remote = _remote(gen, url)
-    config = RAGConfig(mode="rag-sequence", k=5)
+    config = RAGConfig(mode="rag-sequence", k=K)
     local_rag = RAG(index.retriever(), gen, config)
     remote_rag = RAG(index.retriever(), remote, config)
     ours = local_rag.ask_batch(questions)
@@ -89,7 +99,7 @@ def test_rag_sequence_answers_and_posteriors_equal_in_process(
     assert [a.text for a in theirs] == [a.text for a in ours]
     for a, b in zip(theirs, ours, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=5 * TOLERANCE)
-        assert [c.passage.id for c in a.citations] == [c.passage.id for c in b.citations]
+        assert [c.hit.passage.id for c in a.citations] == [c.hit.passage.id for c in b.citations]
         for ca, cb in zip(a.citations, b.citations, strict=True):
             assert ca.posterior == pytest.approx(cb.posterior, abs=TOLERANCE)
     # the plain modes decode on the server too, and RAG-Token is refused
@@ -101,7 +111,33 @@ def test_rag_sequence_answers_and_posteriors_equal_in_process(
     with pytest.raises(MixragError, match="rag-token is not available on a generator server"):
         remote_rag.ask(questions[0], mode="rag-token")
     remote.close()
-    index.close()
+
+
+def test_the_command_line_answers_through_the_server(
+    served: tuple[TransformersGenerator, str], demo_index
+) -> None:  # type: ignore[no-untyped-def]
+    gen, url = served
+    if gen.config.model != "smollm2-135m":
+        pytest.skip("once, on the small model")
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+
+    question = "Which NFL team won Super Bowl 50?"
+    where = ["--index", str(demo_index.path), "--model", "smollm2-135m", "-k", "3"]
+    served_args = ["--generator-url", url, "--json", "--min-confidence", "0"]
+    result = CliRunner().invoke(app, ["ask", question, *where, *served_args])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    expected = RAG(demo_index.retriever(), gen, RAGConfig(k=3)).ask(question)
+    assert answer["answer"] == expected.text
+    assert answer["logprob"] == pytest.approx(expected.logprob, abs=5 * TOLERANCE)
+    refused = CliRunner().invoke(app, ["ask", question, *where, *served_args, "-m", "rag-token"])
+    assert refused.exit_code != 0
+    assert "rag-token is not available" in refused.output + str(refused.exception)
+    missing = url[:-3] + "/nope"  # no OpenAI API there: a 404, reported at once
+    wrong = CliRunner().invoke(app, ["ask", question, *where, "--generator-url", missing])
+    assert wrong.exit_code != 0 and "HTTP 404" in wrong.output + str(wrong.exception)
 
 
 def test_a_server_with_another_tokeniser_or_model_name_is_refused(

@@ -145,29 +145,19 @@ def remote_rag_sequence(
         known, _ = unions[b].setdefault(g.token_ids, ([None] * k, g.stop_reason))
         known[j] = g.logprob
     if thorough:
-        return _rank_exact(generator, prompts, log_prior, unions, config)
-    results = []
-    for b, union in enumerate(unions):
-        hyps = []
-        for ids, (known, reason) in union.items():
-            plp = torch.tensor([[float("-inf") if x is None else x for x in known]])
-            m = float(log_mixture(log_prior[b : b + 1], plp)[0])
-            score = ranking_score(m, len(ids), config.length_penalty)
-            hyps.append(Hypothesis(ids, m, score, tuple(known), reason))
-        results.append(DecodeResult(rank(hyps, config.n_best)))
-    return results
+        _score_the_rest(generator, prompts, log_prior, unions)
+    return _rank(unions, log_prior, config)
 
 
-def _rank_exact(
+def _score_the_rest(
     generator: Generator,
     prompts: Sequence[Sequence[str]],
     log_prior: torch.Tensor,
     unions: Sequence[dict[tuple[int, ...], tuple[list[float | None], StopReason]]],
-    config: DecodingConfig,
-) -> list[DecodeResult]:
-    """Score every answer of each union under the passages that did not generate it (one
-    batch of scoring requests; a passage's own answer keeps its generated log-prob), then
-    rank by the exact mixture."""
+) -> None:
+    """Fill in log p_phi(y|x,z_j) of every answer of each union under the passages that
+    did not generate it (one batch of scoring requests; a passage's own answer keeps its
+    generated log-prob). Padding slots (prior 0) stay unknown: their term is 0 anyway."""
     k = log_prior.shape[1]
     todo = [
         (b, ids, j)
@@ -176,18 +166,29 @@ def _rank_exact(
         for j in range(k)
         if known[j] is None and torch.isfinite(log_prior[b, j])
     ]
-    if todo:
-        scored = generator.logprobs(
-            [[prompts[b][j]] for b, _, j in todo], [list(ids) for _, ids, _ in todo]
-        ).sequence_logprobs()  # [N, 1]
-        for (b, ids, j), lp in zip(todo, scored[:, 0].tolist(), strict=True):
-            unions[b][ids][0][j] = lp
+    if not todo:
+        return
+    scored = generator.logprobs(
+        [[prompts[b][j]] for b, _, j in todo], [list(ids) for _, ids, _ in todo]
+    ).sequence_logprobs()  # [N, 1]
+    for (b, ids, j), lp in zip(todo, scored[:, 0].tolist(), strict=True):
+        unions[b][ids][0][j] = lp
+
+
+def _rank(
+    unions: Sequence[dict[tuple[int, ...], tuple[list[float | None], StopReason]]],
+    log_prior: torch.Tensor,
+    config: DecodingConfig,
+) -> list[DecodeResult]:
+    """Each question's union ranked by logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)]
+    over the passages whose term is known (an unknown one counts as probability 0)."""
     results = []
     for b, union in enumerate(unions):
         hyps = []
         for ids, (known, reason) in union.items():
-            # a padding slot (prior 0) is never scored: its term is 0 whatever p_phi is
-            plp = torch.tensor([[0.0 if x is None else x for x in known]], dtype=log_prior.dtype)
+            plp = torch.tensor(
+                [[float("-inf") if x is None else x for x in known]], dtype=log_prior.dtype
+            )
             m = float(log_mixture(log_prior[b : b + 1], plp)[0])
             score = ranking_score(m, len(ids), config.length_penalty)
             hyps.append(Hypothesis(ids, m, score, tuple(known), reason))

@@ -149,10 +149,26 @@ def _served_name(remote: VLLMConfig, trained: str) -> str:
     served = [m.get("id") for m in models if isinstance(m, dict)]
     raise MixragError(
         f"the server at {remote.url} does not serve the trained generator {want} "
-        f"(it serves {served}): start it with --enable-lora --lora-modules run={want} "
-        f"(LoRA adapters) or --model {want} (full weights), or name the served model "
-        "with --served-model"
+        f"(it serves {served}): start it with {lora_flags(want)} (LoRA adapters) or "
+        f"--model {want} (full weights), or name the served model with --served-model"
     )
+
+
+def lora_flags(adapters: str, name: str = "run") -> str:
+    """The ``vllm serve`` flags that serve the LoRA adapters in folder ``adapters`` as
+    ``name``: their rank (from peft's adapter_config.json) as the largest rank allowed,
+    and one sequence a step, because vLLM 0.32's CPU build fails on prompt log-probs
+    of LoRA requests batched together (vllm-project/vllm#16668; docs/SCALING.md)."""
+    import contextlib
+    import json
+    from pathlib import Path
+
+    rank = 16  # vLLM's default largest rank, and mixrag train's default lora_r
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        rank = int(json.loads((Path(adapters) / "adapter_config.json").read_text())["r"])
+    # the values vLLM 0.32 accepts for --max-lora-rank: the smallest that holds it
+    rank = next((r for r in (1, 8, 16, 32, 64, 128, 256, 320, 512) if r >= rank), rank)
+    return f"--enable-lora --lora-modules {name}={adapters} --max-lora-rank {rank} --max-num-seqs 1"
 
 
 def generator_options(

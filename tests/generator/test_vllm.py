@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +150,73 @@ def test_a_server_with_another_tokeniser_or_model_name_is_refused(
         VLLMGenerator.open(GeneratorConfig(model=other), VLLMConfig(url))
     with pytest.raises(MixragError, match=r"does not serve 'nope'"):
         VLLMGenerator.open(gen.config, VLLMConfig(url, served_model="nope"))
+
+
+def test_a_lora_run_is_served_by_vllms_lora_support(tiny_index, tiny_squad, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``mixrag train`` (LoRA) → ``vllm serve --enable-lora`` with the flags mixrag
+    names → ``mixrag ask --model RUN --generator-url``: the adapters are applied (the
+    log-probs are the merged model's, and far from the base model's), the run's q(x)
+    retrieves, and a server without the adapters is refused with the flags."""
+    if vllm_python() is None:
+        message = "vLLM is not installed: run scripts/setup_vllm.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from typer.testing import CliRunner
+
+    from mixrag.cli.main import app
+    from mixrag.eval.datasets import load_dataset
+    from mixrag.runs import lora_flags, remote_generator
+    from mixrag.train import TrainConfig, read_checkpoint
+    from mixrag.train.checkpoint import checkpoint_path
+    from mixrag.train.trainer import Trainer
+
+    examples = load_dataset(tiny_squad).questions
+    run = tmp_path / "run"
+    # a large step, so that the adapters move the log-probs well past the tolerance
+    config = TrainConfig(k=2, batch_size=2, grad_accum=1, lr=1e-2, warmup_steps=0, max_steps=2)
+    Trainer(tiny_index, config, run, model="smollm2-135m").train(examples)
+    ck = read_checkpoint(checkpoint_path(run))
+    base_model, adapters = ck.served_generator()
+    assert base_model == "smollm2-135m" and adapters == str(ck.path / "generator")
+
+    folder, _ = resolve("smollm2-135m")
+    flags = lora_flags(adapters, name="trained").split()
+    assert flags == [
+        "--enable-lora", "--lora-modules", f"trained={adapters}", "--max-lora-rank", "16",
+        "--max-num-seqs", "1",
+    ]  # fmt: skip
+    with local_vllm(folder, "smollm2-135m", extra=flags) as url:
+        remote = remote_generator(ck.served_generator(), VLLMConfig(url), ck.generator_config)
+        assert remote.model_name == "trained"  # found by the adapters' folder
+        merged = ck.load_generator()
+        base = TransformersGenerator(GeneratorConfig(model="smollm2-135m"))
+        fmt = merged.config.prompt_format
+        prompts = [
+            [merged.render(fmt.passage(q, p), passage=p) for p in PASSAGES] for q in QUESTIONS
+        ]
+        answers = [[*merged.encode_answer("Paris"), merged.end_id], merged.encode_answer("1961")]
+        ours = merged.logprobs(prompts, answers)
+        theirs = remote.logprobs(prompts, answers)
+        real = ours.mask[:, None, :].expand_as(ours.logprobs)
+        gap = (theirs.logprobs - ours.logprobs)[real].abs().max().item()
+        assert gap <= TOLERANCE, f"max |Δ log p| = {gap:.4f} nats against the merged run"
+        moved = (base.logprobs(prompts, answers).logprobs - ours.logprobs)[real].abs().max()
+        assert moved.item() > 10 * TOLERANCE  # the adapters are not a no-op
+        remote.close()
+
+        question = examples[0].question
+        args = ["ask", question, "--index", str(tiny_index.path), "--model", str(run)]
+        args += ["-k", "2", "--json", "--min-confidence", "0", "--generator-url", url]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.output)
+        expected = RAG.open(tiny_index, model=str(run), config=RAGConfig(k=2)).ask(question)
+        assert answer["answer"] == expected.text
+        assert answer["logprob"] == pytest.approx(expected.logprob, abs=5 * TOLERANCE)
+        cited = [c["passage"]["id"] for c in answer["passages"]]
+        assert cited == [c.hit.passage.id for c in expected.citations]  # the run's q(x)
+
+        other = str(tmp_path / "another-run" / "generator")
+        with pytest.raises(MixragError, match=r"--enable-lora --lora-modules run=\S*another-run"):
+            remote_generator(("smollm2-135m", other), VLLMConfig(url))

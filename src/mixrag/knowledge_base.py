@@ -26,6 +26,7 @@ a time: the server (:mod:`mixrag.server`) has the locks for concurrent requests.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from mixrag.answer import RAGConfig
 from mixrag.errors import MixragError
-from mixrag.retriever.retriever import DEFAULT_TAU, METHODS, concrete_k, parse_k
+from mixrag.retriever.retriever import DEFAULT_METHOD, DEFAULT_TAU, METHODS, concrete_k, parse_k
 
 if TYPE_CHECKING:
     from mixrag.answer import Answer
@@ -65,9 +66,12 @@ class KnowledgeBaseConfig:
     dtype:            "float32" (exact log-probs), "bfloat16", "float16" or "auto".
     passage_cache_mb: memory for the passage KV cache in MiB (0: off); None: the
                       generator's default.
-    method:           retrieval by default: "dense", "bm25" or "hybrid".
+    method:           retrieval by default: "combined", "dense", "bm25" or "hybrid".
     tau:              the prior's temperature; None: a training run's own, else
                       :data:`~mixrag.retriever.DEFAULT_TAU`.
+    bm25_weight:      w in the retriever score d(z)ᵀq(x) + w · bm25n(x, z) (0: the
+                      paper's score); None: a training run's own, else
+                      :data:`~mixrag.retriever.retriever.DEFAULT_BM25_WEIGHT`.
     answering:        the answering defaults: mode, K, beams, decoding, answer length.
     remote:           a vLLM server that runs the generator (``--generator-url``); then
                       device, dtype and passage_cache_mb do not apply.
@@ -80,8 +84,9 @@ class KnowledgeBaseConfig:
     device: str = "cpu"
     dtype: str = "float32"
     passage_cache_mb: int | None = None
-    method: str = "dense"
+    method: str = DEFAULT_METHOD
     tau: float | None = None
+    bm25_weight: float | None = None
     answering: RAGConfig = field(default_factory=RAGConfig)
     remote: VLLMConfig | None = None
 
@@ -90,6 +95,8 @@ class KnowledgeBaseConfig:
             raise MixragError(f"retrieval method must be one of {METHODS}, got {self.method!r}")
         if self.tau is not None and not self.tau > 0:
             raise MixragError(f"tau must be > 0, got {self.tau}")
+        if self.bm25_weight is not None and not self.bm25_weight >= 0:
+            raise MixragError(f"bm25_weight must be >= 0, got {self.bm25_weight}")
         if self.model is not None and not self.model.strip():
             raise MixragError("model must name a bundled model, a folder or a training run")
 
@@ -149,8 +156,9 @@ class KnowledgeBase:
         device: str = "cpu",
         dtype: str = "float32",
         passage_cache_mb: int | None = None,
-        method: str = "dense",
+        method: str = DEFAULT_METHOD,
         tau: float | None = None,
+        bm25_weight: float | None = None,
         answering: RAGConfig | None = None,
         encoder: SentenceTransformerEncoder | None = None,
         generator: TransformersGenerator | None = None,
@@ -164,7 +172,7 @@ class KnowledgeBase:
                       all-MiniLM-L6-v2, flat / HNSW by size).
         index_config: for an existing index, a check: a different chunking or encoder
                       is refused, naming each difference; vector-index settings apply.
-        model, device, dtype, passage_cache_mb, method, tau: see
+        model, device, dtype, passage_cache_mb, method, tau, bm25_weight: see
                       :class:`KnowledgeBaseConfig`.
         answering:    the answering defaults (:class:`~mixrag.answer.RAGConfig`: mode,
                       K, beams, decoding, answer length); each call may override them.
@@ -190,6 +198,7 @@ class KnowledgeBase:
             passage_cache_mb=passage_cache_mb,
             method=method,
             tau=tau,
+            bm25_weight=bm25_weight,
             answering=answering or RAGConfig(),
             remote=remote,
         )
@@ -257,6 +266,8 @@ class KnowledgeBase:
                     with_generator=with_generator,
                     remote=self.config.remote,
                 )
+            if self.config.bm25_weight is not None:
+                run = dataclasses.replace(run, bm25_weight=self.config.bm25_weight)
             self._run = run
         return run
 
@@ -272,6 +283,11 @@ class KnowledgeBase:
         """The prior's temperature: the one configured, else a training run's, else 0.05."""
         return self._resolved(with_generator=False).tau
 
+    @property
+    def bm25_weight(self) -> float:
+        """w in the retriever score: a training run's, else ``DEFAULT_BM25_WEIGHT``."""
+        return self._resolved(with_generator=False).bm25_weight
+
     def retriever(self, method: str | None = None) -> Retriever:
         """The :class:`~mixrag.retriever.Retriever` searches go through: the index's
         encoder (or a training run's q(x)) and the prior's tau; ``method`` replaces the
@@ -281,6 +297,7 @@ class KnowledgeBase:
             query_encoder=run.query_encoder,
             method=self.config.method if method is None else method,
             tau=run.tau,
+            bm25_weight=run.bm25_weight,
         )
 
     # -- questions -----------------------------------------------------------------
@@ -291,7 +308,7 @@ class KnowledgeBase:
         """The top-k passages for ``question``, best first, as ``mixrag search`` finds them.
 
         k: a positive integer or ``"all"`` (every passage); None: the configured K.
-        method: "dense", "bm25" or "hybrid"; None: the configured one.
+        method: "combined", "dense", "bm25" or "hybrid"; None: the configured one.
 
         Each :class:`~mixrag.types.Hit` carries its passage, its score d(z)ᵀq(x) and its
         prior p_eta(z|x) over the k hits. Raises :class:`~mixrag.errors.MixragError`
@@ -361,7 +378,7 @@ class KnowledgeBase:
         """Answer ``question`` as ``mixrag ask`` does; None keeps the configured value.
 
         mode: "rag-sequence", "rag-token", "concat" or "closed-book".
-        k: passages in the mixture (K), or ``"all"``. method: "dense", "bm25", "hybrid".
+        k: passages in the mixture (K), or ``"all"``. method: "combined", "dense", "bm25", "hybrid".
         beams: beam width (per passage for RAG-Sequence); 1 is greedy.
         decoding: RAG-Sequence's "thorough" or "fast". max_new_tokens: answer length.
         min_confidence: least p(y|x) of a supported answer (:mod:`mixrag.support`).

@@ -135,7 +135,11 @@ class RAG:
             remote=remote,
         )
         assert run.generator is not None
-        retriever = idx.retriever(query_encoder=run.query_encoder, tau=run.tau, **retriever_options)
+        retriever = idx.retriever(
+            query_encoder=run.query_encoder,
+            tau=run.tau,
+            **{"bm25_weight": run.bm25_weight, **retriever_options},
+        )
         return cls(retriever, run.generator, config, origin=run.origin)
 
     # -- prompts and token ids ---------------------------------------------------------

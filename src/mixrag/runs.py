@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mixrag.errors import MixragError
-from mixrag.retriever.retriever import DEFAULT_TAU
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
@@ -39,12 +39,16 @@ class Run:
     tau:           the prior's temperature: the one asked for, else the run's, else
                    ``DEFAULT_TAU``.
     origin:        a training run's ``Checkpoint.identity`` (folder, step), else None.
+    bm25_weight:   w in the retriever score d(z)ᵀq(x) + w · bm25n(x, z): the one the
+                   run was trained with (0 for runs trained before it existed), else
+                   ``DEFAULT_BM25_WEIGHT``.
     """
 
     generator: TransformersGenerator | VLLMGenerator | None
     query_encoder: Encoder | None
     tau: float
     origin: dict[str, Any] | None = None
+    bm25_weight: float = DEFAULT_BM25_WEIGHT
 
 
 def load_run(
@@ -89,8 +93,9 @@ def load_run(
         run = Run(
             generator,
             ckpt.load_query_encoder(),
-            ckpt.train_config.tau if tau is None else tau,
+            ckpt.prior["tau"] if tau is None else tau,
             ckpt.identity,
+            ckpt.prior["bm25_weight"],
         )
     else:
         if with_generator:

@@ -46,12 +46,15 @@ class Passage:
 class Hit:
     """A retrieved passage with its retriever score and prior.
 
-    ``score`` is the dense inner product s_j = d(z_j)ᵀ q(x) whatever method found
-    the passage; ``prior`` is p_eta(z_j|x) = softmax_j(s_j / tau) over the K hits
-    returned for the question, from ``mixrag.retriever.prior.log_prior``, the function
-    the mixture weights the passages with (``first_k`` renormalises hits cut to fewer);
-    ``rank_score`` is what ranked it (the inner product for dense, BM25 for bm25, the
-    fused score for hybrid).
+    ``score`` is the retriever score s_j = d(z_j)ᵀq(x) + w · bm25n(x, z_j)
+    (``mixrag.retriever.prior.combined_score``) whatever method found the passage, and
+    ``dense`` and ``bm25`` its two parts: the inner product and the normalised BM25
+    score (None when w = 0: then s_j is the inner product alone, as in the paper).
+    ``prior`` is p_eta(z_j|x) = softmax_j(s_j / tau) over the K hits returned for the
+    question, from ``mixrag.retriever.prior.log_prior``, the function the mixture
+    weights the passages with (``first_k`` renormalises hits cut to fewer);
+    ``rank_score`` is what ranked it (s_j for combined, the inner product for dense,
+    BM25 for bm25, the fused score for hybrid).
     """
 
     passage: Passage
@@ -59,11 +62,15 @@ class Hit:
     prior: float
     rank: int
     rank_score: float
+    dense: float | None = None
+    bm25: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "score": self.score,
+            "dense": self.dense,
+            "bm25": self.bm25,
             "prior": self.prior,
             "rank_score": self.rank_score,
             "passage": self.passage.to_dict(),

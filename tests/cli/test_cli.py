@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mixrag.cli.main import app
 from mixrag.retriever import DEFAULT_TAU
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT
 from tests.helpers import make_docs
 
 runner = CliRunner()
@@ -40,7 +41,9 @@ def test_search_json(built: tuple[Path, Path]) -> None:
     assert out["tau"] == DEFAULT_TAU
     top = out["hits"][0]
     assert top["passage"]["source"].endswith("mill.md")
-    assert set(top) == {"rank", "score", "prior", "rank_score", "passage"}
+    assert set(top) == {"rank", "score", "dense", "bm25", "prior", "rank_score", "passage"}
+    assert out["bm25_weight"] == DEFAULT_BM25_WEIGHT
+    assert top["score"] == pytest.approx(top["dense"] + DEFAULT_BM25_WEIGHT * top["bm25"])
 
 
 def test_search_text_and_methods(built: tuple[Path, Path]) -> None:

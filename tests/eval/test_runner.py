@@ -128,7 +128,7 @@ def test_interrupted_run_reports_common_questions_then_resumes(
     assert part["partial"] == {"answered": 1, "of": 3}
     # both runs are summarised over the one question both finished, not 2 against 1
     assert [part["answers"][key]["n"] for key in ("closed-book@0", "rag-token@1")] == [1, 1]
-    assert part["retrieval"]["dense"]["n"] == 3
+    assert part["retrieval"]["combined"]["n"] == 3
     assert "Partial run" in (tmp_path / "r" / "summary.md").read_text()
 
     monkeypatch.setattr(rag, "ask_batch", real)
@@ -155,7 +155,7 @@ def test_retrieval_metrics_measure_the_given_query_encoder(
     query.model.eval()
     trained = evaluate(tiny_index, dataset, cfg, tmp_path / "t", query_encoder=query)
     own = evaluate(tiny_index, dataset, cfg, tmp_path / "u")
-    expected = tiny_index.retriever(query_encoder=query).search_batch(
+    expected = tiny_index.retriever(query_encoder=query, method="dense").search_batch(
         [q.question for q in dataset.questions], k=3
     )
     got = {q["id"]: q["retrieval"]["dense"]["ids"] for q in trained["questions"]}

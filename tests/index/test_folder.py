@@ -72,16 +72,27 @@ def test_answering_passage_comes_first(any_index: AnyIndex) -> None:
 
 def test_hits_carry_exact_scores_and_softmax_prior(any_index: AnyIndex) -> None:
     index = any_index
-    r = index.retriever(tau=0.5)
+    r = index.retriever(tau=0.5, bm25_weight=0.4)
     hits = r.search("Who founded the mill?", k="all")
     assert len(hits) == 3  # K = M
     q = index.encoder.encode(["Who founded the mill?"])[0]
+    best = max(s for _, s in index.store.bm25("Who founded the mill?", 10))
     for h in hits:
         d = index.encoder.encode([f"{h.passage.title}\n{h.passage.text}"])[0]
-        assert h.score == pytest.approx(float(d @ q), abs=1e-5)
+        assert h.dense == pytest.approx(float(d @ q), abs=1e-5)
+        (row,) = index.store.rowids_for([h.passage.id])
+        raw = dict(index.store.bm25("Who founded the mill?", 10)).get(row, 0.0)
+        assert h.bm25 == pytest.approx(raw / best, abs=1e-6)
+        assert h.score == pytest.approx(h.dense + 0.4 * h.bm25, abs=1e-6)
     s = np.array([h.score for h in hits])
-    np.testing.assert_allclose([h.prior for h in hits], np.exp(s / 0.5) / np.exp(s / 0.5).sum())
+    np.testing.assert_allclose(
+        [h.prior for h in hits], np.exp(s / 0.5) / np.exp(s / 0.5).sum(), rtol=1e-6
+    )
     assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
+    # the paper's score alone: the inner product, and no BM25 part
+    plain = index.retriever(tau=0.5, bm25_weight=0.0).search("Who founded the mill?", k="all")
+    assert all(h.bm25 is None for h in plain)
+    assert sorted(h.score for h in plain) == pytest.approx(sorted(h.dense for h in hits))
 
 
 def test_batched_search_equals_single(any_index: AnyIndex) -> None:

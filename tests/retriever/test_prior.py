@@ -122,7 +122,9 @@ class _Store:
     def iter_vectors(self, dim: int, batch: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield np.arange(1, len(self._vectors) + 1), self._vectors
 
-    def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
+    def bm25(
+        self, question: str, n: int, rowids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
         return []
 
 

@@ -92,6 +92,21 @@ def test_bm25_ranks_matching_passages(store: PassageStore) -> None:
     assert all(s > 0 for _, s in hits)
 
 
+def test_bm25_of_chosen_passages_keeps_each_score(store: PassageStore) -> None:
+    texts = ["the tesla coil was invented", "cats and dogs", "tesla tesla motors", "a coil"]
+    _, rows = store.write_files([update("/a", texts)])
+    question = "Who invented the Tesla coil?"
+    everywhere = dict(store.bm25(question, 10))
+    chosen = [int(r) for r in rows[1:]]
+    some = store.bm25(question, 10, rowids=chosen)
+    # "cats and dogs" shares no term; the others keep their corpus-wide scores, best first
+    assert [r for r, _ in some] == [r for r, _ in store.bm25(question, 10) if r in chosen]
+    assert {r for r, _ in some} == {int(rows[2]), int(rows[3])}
+    assert [s for _, s in some] == pytest.approx([everywhere[r] for r, _ in some], rel=1e-6)
+    assert store.bm25(question, 1, rowids=chosen) == some[:1]
+    assert store.bm25(question, 10, rowids=[]) == []
+
+
 def test_iter_vectors_in_batches(store: PassageStore) -> None:
     store.write_files([update("/a", [f"t{i}" for i in range(7)])])
     got = list(store.iter_vectors(DIM, batch=3))

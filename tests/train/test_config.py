@@ -8,6 +8,15 @@ from mixrag.errors import MixragError
 from mixrag.train import TrainConfig
 
 
+def test_runs_saved_before_the_bm25_part_read_back_with_the_papers_score() -> None:
+    old = TrainConfig().to_dict()
+    del old["bm25_weight"], old["lr_prior"]
+    back = TrainConfig.from_dict(old)
+    assert (back.bm25_weight, back.lr_prior) == (0.0, 0.0)
+    with pytest.raises(MixragError, match="lr_prior must be >= 0, got -1"):
+        TrainConfig(lr_prior=-1)
+
+
 def test_config_errors_name_the_value() -> None:
     with pytest.raises(MixragError, match="'both'"):
         TrainConfig(freeze="both")

@@ -100,7 +100,7 @@ def test_save_load_same_outputs_and_resume(
     run = tmp_path / "run"
     # stops mid-epoch: 1 of 2 batches; a prior temperature other than the default, which
     # the reloaded run must keep
-    t = _trainer(index, run, max_steps=1, tau=0.5)
+    t = _trainer(index, run, max_steps=1, tau=0.5, lr_prior=0.0)  # the prior kept fixed
     history = t.train(examples)
     assert [h["step"] for h in history] == [1]
     # one loss per question of the step; the step's loss is their mean
@@ -155,7 +155,7 @@ def test_save_load_same_outputs_and_resume(
     saved = json.loads((report / "results.json").read_text())
     assert saved["query_encoder"] == t.query.fingerprint
     top = live.retriever.search_batch([e.question for e in examples], k=2)
-    by_id = {r["id"]: r["retrieval"]["dense"]["ids"] for r in saved["questions"]}
+    by_id = {r["id"]: r["retrieval"]["combined"]["ids"] for r in saved["questions"]}
     for e, hs in zip(examples, top, strict=True):
         assert by_id[e.id] == [h.passage.id for h in hs]
 
@@ -185,6 +185,37 @@ def test_save_load_same_outputs_and_resume(
     assert [h["step"] for h in history] == [1, 2]
     ck = read_checkpoint(checkpoint_path(run))
     assert (ck.step, ck.epoch, ck.position) == (2, 1, 0)  # the epoch's second batch, then done
+
+
+def test_the_prior_learns_w_and_tau_and_the_run_answers_with_them(
+    index: Index,
+    examples: list,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    """w and tau get the loss's gradient, stay in their set, are saved, and a trained
+    run's retriever uses the learned values; lr_prior = 0 keeps them."""
+    run = tmp_path / "run"
+    t = _trainer(index, run, max_steps=2, lr_prior=0.05)
+    start = t.prior.values()
+    assert start == pytest.approx({"bm25_weight": CFG.bm25_weight, "tau": CFG.tau})
+    with torch.no_grad():  # the step's prior is the retriever's, with w and tau as tensors
+        q = t.query_vectors([examples[0].question])
+        prepared = t.prepare(examples[:1], q)
+    hits = t.index.retriever(tau=CFG.tau).search(examples[0].question, k=CFG.k)
+    assert prepared.log_prior.exp()[0].tolist() == pytest.approx([h.prior for h in hits], abs=1e-5)
+    history = t.train(examples)
+    learned = t.prior.values()
+    assert learned["bm25_weight"] != start["bm25_weight"] and learned["tau"] != start["tau"]
+    assert learned["bm25_weight"] >= 0 and learned["tau"] > 0
+    assert history[-1]["prior"] == learned
+    ck = read_checkpoint(checkpoint_path(run))
+    assert ck.prior == pytest.approx(learned)
+    loaded = RAG.open(index, model=str(run), config=RAGConfig(k=2), tau=None)
+    assert loaded.retriever.config.bm25_weight == pytest.approx(learned["bm25_weight"])
+    assert loaded.retriever.config.tau == pytest.approx(learned["tau"])
+    fixed = _trainer(index, tmp_path / "fixed", max_steps=1, lr_prior=0.0)
+    fixed.train(examples)
+    assert fixed.prior.values() == pytest.approx(start)
 
 
 def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
@@ -465,7 +496,15 @@ def test_same_seed_same_run_and_the_callers_random_state_untouched(
 
     torch_state, py_state = torch.get_rng_state(), random.getstate()
     np_state = np.random.get_state()
-    noisy = {"lora_dropout": 0.2, "query_dropout": True, "batch_size": 1, "max_steps": 2}
+    # (the paper's dense prior: on three passages BM25 makes it near one-hot, and the
+    # query encoder's dropout would then leave the loss unchanged)
+    noisy = {
+        "lora_dropout": 0.2,
+        "query_dropout": True,
+        "batch_size": 1,
+        "max_steps": 2,
+        "bm25_weight": 0.0,
+    }
     straight = _trainer(index, tmp_path / "straight", **noisy)
     straight.train(examples[:2])
     halted = _trainer(index, tmp_path / "halted", **{**noisy, "max_steps": 1})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mixrag.cli.options import (
+    Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
@@ -61,7 +62,7 @@ def eval_cmd(
     k: Annotated[str, typer.Option("-k", help="Passages K per answer; several: 1,5,10.")] = "5",
     limit: Annotated[int | None, typer.Option(help="Seeded sample of this many questions.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
-    method: Annotated[str, typer.Option(help="Retrieval feeding the generator.")] = "dense",
+    method: Annotated[str, typer.Option(help="Retrieval feeding the generator.")] = "combined",
     retrieval: Annotated[
         str | None,
         typer.Option(help="Retrieval methods to measure, e.g. dense,bm25,hybrid [--method]."),
@@ -69,6 +70,7 @@ def eval_cmd(
     recall_k: Annotated[str, typer.Option(help="k of recall@k and answer-in-top-k.")] = "1,5,20",
     model: ModelOpt = None,
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     batch_size: Annotated[int, typer.Option(help="Questions answered per batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
     posteriors: Annotated[
@@ -171,17 +173,21 @@ def eval_cmd(
                 max_new_tokens=max_new_tokens,
                 min_confidence=config.min_confidence,
             )
+            weight: dict[str, Any] = {} if bm25_weight is None else {"bm25_weight": bm25_weight}
             rag = RAG.open(
                 idx,
                 model=model,
                 config=rag_cfg,
                 method=method,
                 tau=tau,
+                **weight,
                 generator_options=generator_options(device, dtype, passage_cache_mb),
                 remote=remote,
             )
-        elif model is not None:  # retrieval only: a training run's q(x), no generator
-            query_encoder = load_run(model, idx, with_generator=False).query_encoder
+        elif model is not None:  # retrieval only: a training run's q(x) and w, no generator
+            run = load_run(model, idx, with_generator=False)
+            query_encoder = run.query_encoder
+            bm25_weight = run.bm25_weight if bm25_weight is None else bm25_weight
         results = evaluate(
             idx,
             data,
@@ -192,6 +198,7 @@ def eval_cmd(
             fresh=fresh,
             command="mixrag " + shlex.join(sys.argv[1:]),
             query_encoder=query_encoder,
+            bm25_weight=bm25_weight,
         )
     if as_json:
         echo_json({k: v for k, v in results.items() if k != "questions"})

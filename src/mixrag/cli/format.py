@@ -31,7 +31,9 @@ def hits_text(hits: Sequence[Hit]) -> str:
     lines = []
     for h in hits:
         title = h.passage.title or "(untitled)"
-        lines.append(f"[{h.rank}] p={h.prior:.3f}  score={h.score:.3f}  {title}  — {where(h)}")
+        parts = "" if h.bm25 is None else f" (dense {h.dense:.3f}, bm25 {h.bm25:.2f})"
+        head = f"[{h.rank}] p={h.prior:.3f}  score={h.score:.3f}{parts}"
+        lines.append(f"{head}  {title}  — {where(h)}")
         lines.append(textwrap.indent(textwrap.fill(snippet(h.passage.text), 96), "    "))
     return "\n".join(lines)
 

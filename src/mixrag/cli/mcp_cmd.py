@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mixrag.cli.options import (
+    Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
@@ -38,9 +39,10 @@ def mcp_cmd(
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     k: Annotated[int, typer.Option("-k", help="Default K of calls that give none.")] = 5,
     method: Annotated[
-        str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
-    ] = "dense",
+        str, typer.Option(help="Default retrieval: combined, dense, bm25 or hybrid.")
+    ] = "combined",
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     max_k: Annotated[int, typer.Option(help="Largest K a call may ask for.")] = 20,
     max_question_chars: Annotated[int, typer.Option(help="Longest question accepted.")] = 2000,
     max_upload_mb: Annotated[
@@ -70,6 +72,7 @@ def mcp_cmd(
         k=k,
         method=method,
         tau=tau,
+        bm25_weight=bm25_weight,
         mcp=McpConfig(read_only=read_only),
         **generator_options(device, dtype, passage_cache_mb),
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from mixrag.errors import MixragError
-from mixrag.retriever.retriever import DEFAULT_TAU
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", "-i", help="Index folder.")]
 StoreOpt = Annotated[
@@ -28,6 +28,21 @@ StoreOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress")]
 
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        help="Retrieval: combined (dense and BM25 candidates ranked by the prior's score "
+        "dᵀq + w·bm25), dense, bm25 or hybrid (reciprocal-rank fusion)."
+    ),
+]
+Bm25WeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--bm25-weight",
+        help=f"w in the prior's score dᵀq + w·bm25 (0: the paper's dense score) "
+        f"[{DEFAULT_BM25_WEIGHT}, or a training run's own].",
+    ),
+]
 TauOpt = Annotated[
     float | None,
     typer.Option(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mixrag.cli.options import (
+    Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
@@ -19,6 +20,7 @@ from mixrag.cli.options import (
     GeneratorUrlOpt,
     IndexOpt,
     JsonOpt,
+    MethodOpt,
     MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
@@ -42,8 +44,9 @@ def search_cmd(
     index: IndexOpt = None,
     store: StoreOpt = None,
     k: Annotated[str, typer.Option("-k", help="Passages to return, or 'all'.")] = "5",
-    method: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "dense",
+    method: MethodOpt = "combined",
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve the top-k passages with their scores and prior p_eta(z|x)."""
@@ -52,9 +55,11 @@ def search_cmd(
     from mixrag.retriever.retriever import parse_k
 
     kk = parse_k(k)
-    with KnowledgeBase.open(target(index, store), method=method, tau=tau) as kb:
+    with KnowledgeBase.open(
+        target(index, store), method=method, tau=tau, bm25_weight=bm25_weight
+    ) as kb:
         hits = kb.search(question, k=kk)
-        used_tau = kb.tau
+        used_tau, weight = kb.tau, kb.bm25_weight
     if as_json:
         echo_json(
             {
@@ -62,6 +67,7 @@ def search_cmd(
                 "method": method,
                 "k": kk,
                 "tau": used_tau,
+                "bm25_weight": weight,
                 "hits": [h.to_dict() for h in hits],
             }
         )
@@ -79,6 +85,7 @@ def _open(
     tau: float | None,
     answering: RAGConfig,
     remote: VLLMConfig | None = None,
+    bm25_weight: float | None = None,
 ) -> KnowledgeBase:
     """The knowledge base ``ask`` and ``score`` answer from."""
     from mixrag.knowledge_base import KnowledgeBase
@@ -91,6 +98,7 @@ def _open(
         passage_cache_mb=passage_cache_mb,
         method=method,
         tau=tau,
+        bm25_weight=bm25_weight,
         answering=answering,
         remote=remote,
     )
@@ -103,8 +111,9 @@ def ask_cmd(
     mode: ModeOpt = "rag-sequence",
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
-    method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
+    method: MethodOpt = "combined",
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     beams: Annotated[int, typer.Option(help="Beam width (per passage for RAG-Sequence).")] = 1,
     decoding: Annotated[
         str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
@@ -137,7 +146,10 @@ def ask_cmd(
     )
     where = target(index, store)
     remote = remote_config(generator_url, generator_api_key, served_model)
-    with _open(where, model, device, dtype, passage_cache_mb, method, tau, answering, remote) as kb:
+    opened = _open(
+        where, model, device, dtype, passage_cache_mb, method, tau, answering, remote, bm25_weight
+    )
+    with opened as kb:
         answer = kb.ask(question, k=k)
     if as_json:
         echo_json(answer.to_dict())
@@ -153,8 +165,9 @@ def score_cmd(
     mode: ModeOpt = "rag-sequence",
     k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
     model: ModelOpt = None,
-    method: Annotated[str, typer.Option(help="Retrieval: dense, bm25 or hybrid.")] = "dense",
+    method: MethodOpt = "combined",
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     generator_url: GeneratorUrlOpt = None,
@@ -169,7 +182,8 @@ def score_cmd(
     answering = RAGConfig(mode=mode)
     remote = remote_config(generator_url, generator_api_key, served_model)
     where = target(index, store)
-    with _open(where, model, device, dtype, None, method, tau, answering, remote) as kb:
+    opened = _open(where, model, device, dtype, None, method, tau, answering, remote, bm25_weight)
+    with opened as kb:
         result = kb.score(question, answer, k=k)
     if as_json:
         echo_json(result.to_dict())

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mixrag.cli.options import (
+    Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
@@ -40,9 +41,10 @@ def serve_cmd(
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     k: Annotated[int, typer.Option("-k", help="Default K of requests that give none.")] = 5,
     method: Annotated[
-        str, typer.Option(help="Default retrieval: dense, bm25 or hybrid.")
-    ] = "dense",
+        str, typer.Option(help="Default retrieval: combined, dense, bm25 or hybrid.")
+    ] = "combined",
     tau: TauOpt = None,
+    bm25_weight: Bm25WeightOpt = None,
     max_k: Annotated[int, typer.Option(help="Largest K a request may ask for.")] = 20,
     max_question_chars: Annotated[int, typer.Option(help="Longest question accepted.")] = 2000,
     max_upload_mb: Annotated[float, typer.Option(help="Largest uploaded document, MB.")] = 10.0,
@@ -98,6 +100,7 @@ def serve_cmd(
         k=k,
         method=method,
         tau=tau,
+        bm25_weight=bm25_weight,
         mcp=McpConfig(read_only=mcp_read_only) if mcp else None,
         **generator_options(device, dtype, passage_cache_mb),
     )

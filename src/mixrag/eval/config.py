@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
+from mixrag.retriever.retriever import DEFAULT_METHOD, METHODS
 from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
 
 CLOSED_BOOK = "closed-book"
 ANSWER_MODES = (CLOSED_BOOK, "concat", "rag-sequence", "rag-token")
-RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
+RETRIEVAL_METHODS = METHODS
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class EvalConfig:
     ks: tuple[int, ...] = (5,)
     limit: int | None = None
     seed: int = 0
-    method: str = "dense"
-    retrieval: tuple[str, ...] = ("dense",)
+    method: str = DEFAULT_METHOD
+    retrieval: tuple[str, ...] = (DEFAULT_METHOD,)
     recall_ks: tuple[int, ...] = (1, 5, 20)
     batch_size: int = 8
     ece_bins: int = 10

@@ -52,6 +52,7 @@ from mixrag.eval.results import DatasetSummary, EvalResults, Partial, ResultsCon
 from mixrag.eval.retrieval import answer_in_passages, has_gold, is_gold
 from mixrag.eval.summary import question_results, summarize_answers, summarize_retrieval
 from mixrag.eval.unanswerable import held_out_articles, is_answerable
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
@@ -179,13 +180,16 @@ def _retrieval_phase(
     cache: ResultCache,
     progress: ProgressFn | None,
     query_encoder: Encoder | None = None,
+    bm25_weight: float = DEFAULT_BM25_WEIGHT,
 ) -> dict[str, dict[str, RetrievalRecord]]:
     depth = max(config.recall_ks)
     out: dict[str, dict[str, RetrievalRecord]] = {}
     total = len(questions) * len(config.retrieval)
     done = 0
     for method in config.retrieval:
-        retriever = index.retriever(method=method, query_encoder=query_encoder)
+        retriever = index.retriever(
+            method=method, query_encoder=query_encoder, bm25_weight=bm25_weight
+        )
         records = _cached(cache, f"retrieval:{method}", RetrievalRecord)
         pending = [q for q in questions if q.id not in records]
         done += len(questions) - len(pending)
@@ -337,13 +341,16 @@ def run_evaluation(
     fresh: bool = False,
     command: str | None = None,
     query_encoder: Encoder | None = None,
+    bm25_weight: float | None = None,
 ) -> EvalResults:
     """Run (or resume) an evaluation and write its report folder; returns its results.
 
     ``rag`` answers the questions; it may be None only when ``config.modes`` is empty.
     Its retriever's method must be ``config.method``. ``query_encoder`` is the q(x) of
     the retrieval metrics (a trained one; None: ``rag``'s retriever's, else the index's
-    own encoder), so recall@k measures the same question encoder that answers.
+    own encoder), so recall@k measures the same question encoder that answers;
+    ``bm25_weight`` likewise the w of the retriever score (None: ``rag``'s, else the
+    default), which ranks ``combined`` retrieval.
 
     Interrupted while answering (KeyboardInterrupt: Ctrl-C, or SIGTERM as the CLI maps
     it), it still writes the report, with ``partial`` set and the answer runs summarised
@@ -359,12 +366,18 @@ def run_evaluation(
         )
     out = Path(out)
     questions = sample(dataset.questions, config.limit, seed=config.seed)
-    if query_encoder is None and rag is not None:
-        query_encoder = rag.retriever.query_encoder
+    if rag is not None:
+        query_encoder = query_encoder or rag.retriever.query_encoder
+        bm25_weight = rag.retriever.config.bm25_weight if bm25_weight is None else bm25_weight
+    weight = DEFAULT_BM25_WEIGHT if bm25_weight is None else bm25_weight
     fp = fingerprint(index, dataset, config, rag if config.modes else None, query_encoder)
+    if weight > 0:  # (w = 0, the paper's score, is what every earlier report used)
+        fp["bm25_weight"] = weight
     held_out = held_out_articles(questions, config.unanswerable, config.seed)
     with ResultCache(out / "cache.sqlite", fp, fresh=fresh) as cache:
-        retrieval = _retrieval_phase(index, questions, config, cache, progress, query_encoder)
+        retrieval = _retrieval_phase(
+            index, questions, config, cache, progress, query_encoder, weight
+        )
         answers: Records[AnswerRecord] = {}
         attributed: Records[AttributionRecord] = {}
         interrupted = False
@@ -428,6 +441,7 @@ def evaluate(
     fresh: bool = False,
     command: str | None = None,
     query_encoder: Encoder | None = None,
+    bm25_weight: float | None = None,
 ) -> dict[str, Any]:
     """:func:`run_evaluation`, returning the results as the dict ``results.json`` holds
     (``EvalResults.to_dict()``: ``["retrieval"]["dense"]["recall"]["5"]`` and so on)."""
@@ -441,6 +455,7 @@ def evaluate(
         fresh=fresh,
         command=command,
         query_encoder=query_encoder,
+        bm25_weight=bm25_weight,
     ).to_dict()
 
 

@@ -2,7 +2,9 @@
 
 One definition of each piece, shared by inference and training:
 
-* :func:`inner_products`: the score s_j = d(z_j)ᵀq(x);
+* :func:`inner_products`: the paper's score d(z_j)ᵀq(x);
+* :func:`combined_score`: s_j = d(z_j)ᵀq(x) + w · bm25n(x, z_j), with
+  :func:`normalised_bm25` (w = 0: the paper's score);
 * :func:`log_prior`: log p_eta(z_j|x) = log softmax_j(s_j / tau) over the K passages;
 * :func:`pad_passages`: B questions' per-passage values as one ``[B, K, ...]`` batch
   and its ``[B, K]`` mask, for questions with fewer than K hits;
@@ -53,6 +55,34 @@ def inner_products(d: Array, q: Array) -> Array:
     """
     _namespace(d)
     return (d @ q[..., :, None])[..., 0]
+
+
+def combined_score(dense: Array, bm25: Array, weight: float | Array) -> Array:
+    """s(x, z) = d(z)ᵀq(x) + w · bm25n(x, z), the score p_eta(z|x) ∝ exp(s/tau) is of.
+
+    Lewis et al.'s retriever score is the inner product alone; this adds the lexical
+    signal, which finds SQuAD's gold paragraph first more often than the dense one
+    (docs/BENCHMARKS.md "A prior that uses BM25"). dense: [..., K] inner products;
+    bm25: [..., K] BM25 scores normalised per question (:func:`normalised_bm25`);
+    weight: w, a number, or a 0-d tensor when training learns it (the gradient reaches
+    it, and q(x) through ``dense``). w = 0 is the paper's score. Returns [..., K].
+    """
+    _namespace(dense)
+    return dense + weight * bm25
+
+
+def normalised_bm25(raw: Array, best: Array) -> Array:
+    """bm25n(x, z) = bm25(x, z) / max_z' bm25(x, z'): a passage's BM25 score relative to
+    the question's best match in the whole corpus, in [0, 1] (0: no term in common).
+
+    raw: [..., K] BM25 scores (0 for passages that match none of the question's terms);
+    best: [...] the question's highest BM25 score in the corpus (≤ 0: nothing matches,
+    and every bm25n is 0). Dividing by the corpus's best, not the K hits' best, keeps
+    bm25n of a passage the same whichever other passages were retrieved with it.
+    """
+    xp = _namespace(raw)
+    scale = xp.where(best > 0, best, xp.ones_like(best))[..., None]
+    return xp.where(best[..., None] > 0, raw / scale, xp.zeros_like(raw))
 
 
 def log_prior(scores: Array, tau: float = 1.0, mask: Array | None = None) -> Array:

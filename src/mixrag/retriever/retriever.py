@@ -1,22 +1,28 @@
 """The retriever: top-K passages for a question with their prior p_eta(z|x).
 
-Three ways to find candidates, one prior:
+One score, four ways to find candidates:
 
+* the score s(x, z) = d(z)ᵀq(x) + w · bm25n(x, z) (``bm25_weight`` w; w = 0 is the
+  paper's inner product), recomputed exactly for every hit from the stored vectors and
+  the store's BM25, and p_eta(z_j|x) = softmax_j(s_j / tau) over the K hits of its
+  question; each hit shows both parts (``dense``, ``bm25``);
+* ``combined`` (the default): the union of the dense and BM25 top ``candidates``,
+  ranked by s itself, so the K passages the mixture reads are the K its prior ranks
+  highest (recall@1 and @5 above either signal alone on held-out SQuAD articles,
+  docs/BENCHMARKS.md); with w = 0 it is ``dense``;
 * ``dense``: maximum inner product search of q(x) against d(z) in FAISS (an IVF-PQ
-  index re-ranks its compressed shortlist by the exact score itself, so the order is
-  exact over the shortlist).
-* ``bm25``: SQLite FTS5 BM25 over passage titles and texts.
+  index re-ranks its compressed shortlist by the exact score itself);
+* ``bm25``: SQLite FTS5 (or PostgreSQL) BM25 over passage titles and texts;
 * ``hybrid``: reciprocal-rank fusion of the dense and BM25 rankings (each cut at
-  ``candidates``), which beat either alone on SQuAD dev (docs/BENCHMARKS.md).
+  ``candidates``).
 
-Whatever found them, every hit gets the paper's score s_j = d(z_j)ᵀq(x), recomputed
-exactly from the stored vectors, and p_eta(z_j|x) = softmax_j(s_j / tau) over the K
-hits of its question. ``k="all"`` returns every passage, for an exact mixture.
+``k="all"`` returns every passage, for an exact mixture.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -25,13 +31,23 @@ import numpy as np
 
 from mixrag.encoders.base import Encoder
 from mixrag.errors import MixragError
-from mixrag.retriever.prior import inner_products, log_prior, reciprocal_rank_fusion
+from mixrag.retriever.prior import (
+    combined_score,
+    inner_products,
+    log_prior,
+    normalised_bm25,
+    reciprocal_rank_fusion,
+)
 from mixrag.store.base import PassageReader
 from mixrag.types import Hit
 
 log = logging.getLogger(__name__)
 
-METHODS = ("dense", "bm25", "hybrid")
+METHODS = ("combined", "dense", "bm25", "hybrid")
+#: Passages scored by BM25 one by one (an id list in the query); more: every match.
+MAX_SCORED_ROWS = 500
+#: Retrieval by default: candidates from both signals ranked by the prior's own score.
+DEFAULT_METHOD = "combined"
 K = int | Literal["all"]
 
 #: Default prior temperature. The paper's exp(d(z)ᵀq(x)) is tau = 1 for DPR's
@@ -41,23 +57,32 @@ K = int | Literal["all"]
 #: raised RAG-Sequence EM from 32 to 50 and RAG-Token from 12 to 43 (docs/BENCHMARKS.md).
 DEFAULT_TAU = 0.05
 
+#: Default w in s = d(z)ᵀq(x) + w · bm25n(x, z), fitted (with tau at its default) on
+#: SQuAD dev's training articles from (question, answer) pairs alone, the passages
+#: holding the answer string as targets (bench/prior_fit.py). On the 1,766 questions of
+#: the held-out articles, ``combined`` with it finds the gold paragraph first for 0.86
+#: of them (dense 0.71, BM25 0.84) and in the top 5 for 0.975 (docs/BENCHMARKS.md).
+DEFAULT_BM25_WEIGHT = 0.37
+
 
 @dataclass(frozen=True)
 class RetrieverConfig:
     """How passages are found and weighted.
 
-    method: ``dense``, ``bm25`` or ``hybrid``.
+    method: ``combined``, ``dense``, ``bm25`` or ``hybrid``.
     k: passages per question (K); ``"all"`` for every passage.
-    tau: temperature of p_eta(z|x) = softmax(d(z)ᵀq(x) / tau); ``DEFAULT_TAU`` = 0.05,
+    tau: temperature of p_eta(z|x) = softmax(s / tau); ``DEFAULT_TAU`` = 0.05,
         the temperature MiniLM was trained with (tau = 1, the paper's form for DPR's
         unnormalised vectors, gives unit-length vectors a nearly flat prior).
-    candidates: list length each method contributes before fusion (hybrid).
+    bm25_weight: w in s = d(z)ᵀq(x) + w · bm25n(x, z); 0 is the paper's score.
+    candidates: list length each signal contributes (combined, hybrid).
     rrf_k: the reciprocal-rank-fusion constant.
     """
 
-    method: str = "dense"
+    method: str = DEFAULT_METHOD
     k: int = 5
     tau: float = DEFAULT_TAU
+    bm25_weight: float = DEFAULT_BM25_WEIGHT
     candidates: int = 100
     rrf_k: int = 60
 
@@ -68,6 +93,8 @@ class RetrieverConfig:
             raise MixragError(f"k must be >= 1, got {self.k}")
         if not self.tau > 0:
             raise MixragError(f"tau must be > 0, got {self.tau}")
+        if not math.isfinite(self.bm25_weight) or self.bm25_weight < 0:
+            raise MixragError(f"bm25_weight must be a number >= 0, got {self.bm25_weight}")
         if self.candidates < 1 or self.rrf_k < 1:
             raise MixragError("candidates and rrf_k must be >= 1")
 
@@ -170,15 +197,25 @@ class Retriever:
         q = self.encode_questions(questions) if query_vectors is None else query_vectors
         q = np.ascontiguousarray(q, dtype=np.float32)
 
+        if method == "combined" and self.config.bm25_weight == 0:
+            method = "dense"  # s is the inner product alone: the paper's retrieval
+        if k == "all" and method == "combined":  # every passage, ranked by s
+            ranked = self._exact_all(q)
+            return [
+                self._by_score(x, qv, [i for i, _ in r], self.index.store.bm25(x, n), n, True)
+                for x, qv, r in zip(questions, q, ranked, strict=True)
+            ]
         if k == "all":
             ranked = self._exact_all(q)
+        elif method == "combined":
+            return [self._combined(x, qv, kk) for x, qv in zip(questions, q, strict=True)]
         elif method == "dense":
             ranked = self._dense(q, kk)
         elif method == "bm25":
             ranked = [self.index.store.bm25(question, kk) for question in questions]
         else:
             ranked = self._hybrid(questions, q, kk)
-        return [self._hits(qv, r[:kk]) for qv, r in zip(q, ranked, strict=True)]
+        return [self._hits(x, qv, r[:kk]) for x, qv, r in zip(questions, q, ranked, strict=True)]
 
     def _dense(self, q: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         D, I = self.index.vectors.search(q, k)
@@ -214,18 +251,93 @@ class Retriever:
             out.append(fused[:k])
         return out
 
-    def _hits(self, qv: np.ndarray, ranked: list[tuple[int, float]]) -> list[Hit]:
-        """Passages for ranked (row id, rank score) pairs, with exact d(z)ᵀq(x) and prior."""
+    def _combined(self, question: str, qv: np.ndarray, k: int) -> list[Hit]:
+        """The dense and BM25 top ``candidates`` (at least k each), ranked by s."""
+        n = max(k, self.config.candidates)
+        lexical = self.index.store.bm25(question, n)
+        pool = [i for i, _ in self._dense(qv[None, :], n)[0]] + [i for i, _ in lexical]
+        return self._by_score(question, qv, list(dict.fromkeys(pool)), lexical, k)
+
+    def _by_score(
+        self,
+        question: str,
+        qv: np.ndarray,
+        pool: list[int],
+        lexical: list[tuple[int, float]],
+        k: int,
+        complete: bool = False,
+    ) -> list[Hit]:
+        """The k passages of ``pool`` with the highest s; ``lexical``: BM25's ranking
+        (its scores reused, its first the question's best; ``complete``: every match)."""
+        if not pool:
+            return []
+        best = lexical[0][1] if lexical else 0.0
+        dense, bm25 = self._parts(question, qv, pool, dict(lexical), best, complete)
+        s = combined_score(dense, bm25, self.config.bm25_weight)
+        order = np.argsort(-s, kind="stable")[:k]
+        ranked = [(pool[j], float(s[j])) for j in order]
+        return self._hits(question, qv, ranked, (dense[order], bm25[order]))
+
+    def _parts(
+        self,
+        question: str,
+        qv: np.ndarray,
+        rowids: list[int],
+        known: dict[int, float] | None = None,
+        best: float | None = None,
+        complete: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """([n] d(z)ᵀq(x), [n] bm25n(x, z)) of passages ``rowids``: the inner products
+        from the stored vectors, BM25 from ``known`` scores where given (``complete``:
+        they are every match), else the store (0 where no term is shared); ``best``:
+        the question's top BM25 score, if known."""
+        vecs = self.index.store.vectors(rowids, self.index.dim)  # [n, D]
+        dense = inner_products(vecs, qv)  # [n] exact, whatever the ANN structure returned
+        known = dict(known or {})
+        missing = [] if complete else [r for r in rowids if r not in known]
+        if len(missing) > MAX_SCORED_ROWS:  # every match at once, not a long list of ids
+            everything = self.index.store.counts()["passages"]
+            known.update(self.index.store.bm25(question, everything))
+        elif missing:
+            known.update(self.index.store.bm25(question, len(missing), rowids=missing))
+        if best is None:
+            top = self.index.store.bm25(question, 1)
+            best = top[0][1] if top else 0.0
+        raw = np.array([known.get(r, 0.0) for r in rowids], dtype=np.float32)
+        return dense, normalised_bm25(raw, np.array(best, dtype=np.float32))
+
+    def _hits(
+        self,
+        question: str,
+        qv: np.ndarray,
+        ranked: list[tuple[int, float]],
+        parts: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[Hit]:
+        """Passages for ranked (row id, rank score) pairs, with their exact score s
+        (and its parts), and their prior over these hits."""
         if not ranked:
             return []
         rowids = [r for r, _ in ranked]
-        vecs = self.index.store.vectors(rowids, self.index.dim)  # [K, D]
-        scores = inner_products(vecs, qv)  # [K] exact, whatever the ANN structure returned
+        w = self.config.bm25_weight
+        if parts is not None:
+            dense, bm25 = parts
+        elif w > 0:
+            dense, bm25 = self._parts(question, qv, rowids)
+        else:  # the paper's score: no BM25 query needed
+            dense = inner_products(self.index.store.vectors(rowids, self.index.dim), qv)
+            bm25 = None
+        scores = dense if bm25 is None else combined_score(dense, bm25, w)  # [K]
         prior = np.exp(log_prior(scores[None, :], self.config.tau))[0]  # the mixture's prior
         passages = self.index.store.passages(rowids)
         return [
-            Hit(passage=p, score=float(s), prior=float(pr), rank=i + 1, rank_score=float(rs))
-            for i, (p, s, pr, (_, rs)) in enumerate(
-                zip(passages, scores, prior, ranked, strict=True)
+            Hit(
+                passage=p,
+                score=float(scores[i]),
+                prior=float(prior[i]),
+                rank=i + 1,
+                rank_score=float(rs),
+                dense=float(dense[i]) if bm25 is not None else None,
+                bm25=float(bm25[i]) if bm25 is not None else None,
             )
+            for i, (p, (_, rs)) in enumerate(zip(passages, ranked, strict=True))
         ]

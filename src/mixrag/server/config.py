@@ -9,7 +9,7 @@ from pathlib import Path
 from mixrag.errors import MixragError
 from mixrag.ingest.loaders import supported_suffixes
 from mixrag.rag import MODES
-from mixrag.retriever.retriever import METHODS
+from mixrag.retriever.retriever import DEFAULT_METHOD, METHODS
 from mixrag.server.chat.config import ChatConfig
 from mixrag.server.mcp.config import McpConfig
 from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
@@ -49,6 +49,8 @@ class ServerConfig:
                         below it the chat content and the web page say "not found".
     tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
                         training run's own (``model``), else ``DEFAULT_TAU``.
+    bm25_weight:        w in the score d(z)ᵀq(x) + w · bm25n(x, z); None = a training
+                        run's own, else ``DEFAULT_BM25_WEIGHT``.
     device, dtype:      where and in what precision the generator runs (GeneratorConfig).
     passage_cache_mb:   memory for the generator's passage KV cache (0: off).
     extensions:         file suffixes an upload may have (a subset of the loaders').
@@ -73,9 +75,10 @@ class ServerConfig:
     max_running: int = 4
     mode: str = "rag-sequence"
     k: int = 5
-    method: str = "dense"
+    method: str = DEFAULT_METHOD
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     tau: float | None = None
+    bm25_weight: float | None = None
     device: str = "cpu"
     dtype: str = "float32"
     passage_cache_mb: int = 2048
@@ -110,6 +113,8 @@ class ServerConfig:
         check_threshold(self.min_confidence)
         if self.tau is not None and not self.tau > 0:
             raise MixragError(f"tau must be > 0, got {self.tau}")
+        if self.bm25_weight is not None and not self.bm25_weight >= 0:
+            raise MixragError(f"bm25_weight must be >= 0, got {self.bm25_weight}")
         if not 1 <= self.k <= self.max_k:
             raise MixragError(f"k must be in 1..max_k={self.max_k}, got {self.k}")
         unknown = sorted(set(self.extensions) - set(default_extensions()))

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["rag-sequence", "rag-token", "concat", "closed-book"]
-Method = Literal["dense", "bm25", "hybrid"]
+Method = Literal["combined", "dense", "bm25", "hybrid"]
 Decoding = Literal["thorough", "fast"]
 
 
@@ -62,7 +62,9 @@ class PassageOut(BaseModel):
 
 class HitOut(BaseModel):
     rank: int
-    score: float
+    score: float = Field(description="s = dense + w · bm25, the score of the prior.")
+    dense: float | None = Field(None, description="d(z)ᵀq(x); null when w = 0.")
+    bm25: float | None = Field(None, description="BM25 / the question's best; null when w = 0.")
     prior: float = Field(description="p_eta(z|x) over the K hits.")
     rank_score: float
     passage: PassageOut
@@ -78,6 +80,8 @@ class SearchOut(BaseModel):
 class CitationOut(BaseModel):
     rank: int
     score: float
+    dense: float | None = None
+    bm25: float | None = None
     rank_score: float
     prior: float = Field(description="p_eta(z|x).")
     posterior: float | None = Field(description="p(z|x,y).")

@@ -36,7 +36,7 @@ from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
-from mixrag.retriever.retriever import DEFAULT_TAU, METHODS
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU, METHODS
 from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import BusyError, ReadWriteLock, release_free_memory
 from mixrag.server.config import ServerConfig
@@ -96,6 +96,7 @@ class Service:
         self.retriever = index.retriever(
             method=config.method,
             tau=config.tau if config.tau is not None else DEFAULT_TAU,
+            bm25_weight=DEFAULT_BM25_WEIGHT if config.bm25_weight is None else config.bm25_weight,
             query_encoder=query_encoder,
         )
         self.uploads = UploadStore(index.path)
@@ -139,7 +140,8 @@ class Service:
             )
             assert isinstance(run.generator, TransformersGenerator)  # the server runs it
             generator, query_encoder = run.generator, run.query_encoder
-            config = dataclasses.replace(config, tau=run.tau)
+            weight = run.bm25_weight if config.bm25_weight is None else config.bm25_weight
+            config = dataclasses.replace(config, tau=run.tau, bm25_weight=weight)
         generator.load()
         service = cls(config, index, generator, query_encoder)
         service.load()

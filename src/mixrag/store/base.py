@@ -73,8 +73,11 @@ class PassageReader(Protocol):
         """All (row ids [n], vectors [n, dim]) in row-id order, in batches."""
         ...
 
-    def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (row id, BM25 score) for ``question``; higher is better."""
+    def bm25(
+        self, question: str, n: int, rowids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-n (row id, BM25 score) for ``question``; higher is better. ``rowids``:
+        score only these passages (the ones that share no term with it are left out)."""
         ...
 
 

@@ -8,6 +8,7 @@ SQL instead (docs/BENCHMARKS.md compares it with FTS5). The corpus totals it nee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 _BM25_SQL = """
@@ -23,6 +24,7 @@ WITH q AS (
 ), cand AS (
     SELECT p.rowid, p.tsv FROM passages p
     WHERE p.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM q)
+      AND (%(rowids)s::bigint[] IS NULL OR p.rowid = ANY(%(rowids)s::bigint[]))
 )
 SELECT c.rowid,
        SUM(ln(1 + (st.docs - df.n + 0.5) / (df.n + 0.5))
@@ -40,8 +42,11 @@ LIMIT %(n)s
 """
 
 
-def bm25(conn: Any, terms: list[str], n: int) -> list[tuple[int, float]]:
-    """Top-n (row id, BM25 score) for the question ``terms``; higher is better.
+def bm25(
+    conn: Any, terms: list[str], n: int, rowids: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """Top-n (row id, BM25 score) for the question ``terms``; higher is better; among
+    ``rowids`` only, when given (each score unchanged: the statistics are the corpus's).
 
     Okapi BM25 with FTS5's constants (k1 = 1.2, b = 0.75): the terms stemmed by
     PostgreSQL's English configuration, any of them matching (GIN index); idf from each
@@ -49,7 +54,8 @@ def bm25(conn: Any, terms: list[str], n: int) -> list[tuple[int, float]]:
     length and its average from the running totals in ``meta``. Lengths count distinct
     lexemes, not tokens: the one difference from FTS5's formula.
     """
-    rows = conn.execute(_BM25_SQL, {"text": " ".join(terms), "n": n}).fetchall()
+    only = None if rowids is None else [int(r) for r in rowids]
+    rows = conn.execute(_BM25_SQL, {"text": " ".join(terms), "n": n, "rowids": only}).fetchall()
     return [(int(r), float(s)) for r, s in rows]
 
 

@@ -408,17 +408,20 @@ class PgPassageStore:
                     D[b, j] = score
         return D, I
 
-    def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (row id, BM25 score) for ``question``; higher is better.
+    def bm25(
+        self, question: str, n: int, rowids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-n (row id, BM25 score) for ``question``; higher is better. ``rowids``:
+        score only these passages (those sharing no term with it are left out).
 
         Okapi BM25 computed in SQL (:func:`mixrag.store.pg_bm25.bm25`) over the
         question's terms, stop words dropped as for SQLite.
         """
         terms = query_terms(question)
-        if not terms or n < 1 or self.dim is None:
+        if not terms or n < 1 or self.dim is None or (rowids is not None and not rowids):
             return []
         with self.pool.connection() as conn:
-            return pg_bm25.bm25(conn, terms, n)
+            return pg_bm25.bm25(conn, terms, n, rowids)
 
     def size_bytes(self) -> int:
         """Bytes on disk of the store's tables and their indexes."""

@@ -329,19 +329,27 @@ class SqlitePassageStore:
             yield ids, vecs
             last = int(ids[-1])
 
-    def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
-        """Top-n (row id, BM25 score) for ``question``; higher is better.
+    def bm25(
+        self, question: str, n: int, rowids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-n (row id, BM25 score) for ``question``; higher is better. ``rowids``:
+        score only these passages (those sharing no term with it are left out).
 
         FTS5's ``bm25()`` is negated by SQLite convention (smaller = better); this returns
-        the usual positive score.
+        the usual positive score. Restricting the rows leaves each score unchanged (the
+        corpus statistics are the whole table's).
         """
         expr = match_expression(question)
-        if expr is None or n < 1:
+        if expr is None or n < 1 or (rowids is not None and not rowids):
             return []
+        only, args = "", list[str | int]([expr])
+        if rowids is not None:
+            only = f" AND rowid IN ({', '.join('?' * len(rowids))})"
+            args += [int(r) for r in rowids]
         rows = self.conn.execute(
-            "SELECT rowid, bm25(passages_fts) AS s FROM passages_fts WHERE passages_fts MATCH ? "
-            "ORDER BY s LIMIT ?",
-            (expr, n),
+            "SELECT rowid, bm25(passages_fts) AS s FROM passages_fts WHERE passages_fts MATCH ?"
+            f"{only} ORDER BY s LIMIT ?",
+            (*args, n),
         )
         return [(int(r), -float(s)) for r, s in rows]
 

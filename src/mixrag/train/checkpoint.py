@@ -97,6 +97,12 @@ class Checkpoint:
             "created": self.manifest.get("created"),
         }
 
+    @property
+    def prior(self) -> dict[str, float]:
+        """The prior's w and tau as trained (learned, or the run's settings)."""
+        saved = self.manifest.get("prior")
+        return dict(saved) if isinstance(saved, dict) else self.train_config.prior
+
     def check_index(self, index: AnyIndex) -> None:
         """Refuse an index whose passage vectors this q(x) was not trained against."""
         now = index_identity(index)

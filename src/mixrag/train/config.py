@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
-from mixrag.retriever.retriever import DEFAULT_TAU
+from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU
 
 TRAIN_MODES = ("rag-sequence", "rag-token")
 FREEZE = ("none", "retriever", "generator")
@@ -71,7 +71,15 @@ class TrainConfig:
     few_shot:        prompts with the few-shot examples (longer, slower); the trained
                      generator is then used with the same setting.
     max_answer_tokens: answers longer than this are cut (token count, end token added).
-    tau:             prior temperature, softmax(d(z)ᵀq(x) / tau).
+    tau:             prior temperature, softmax(s / tau).
+    bm25_weight:     w in the retriever score s = d(z)ᵀq(x) + w · bm25n(x, z), its value
+                     at step 0 (passages are retrieved as ``combined`` while w > 0, by
+                     dense search at w = 0). Runs saved before it existed were trained
+                     with the paper's score and read back with w = 0.
+    lr_prior:        learning rate of the prior's w and tau (:mod:`mixrag.train.prior`),
+                     learned by the same loss as q(x); 0 keeps both at their settings.
+                     The learned values are in the checkpoint, and a run answers with
+                     them.
     seed:            data order, initialisation of adapters, dropout.
     checkpoint_every: optimiser steps between checkpoints (and at the end).
     retriever_patience: early stopping of q(x) on the dev set: every dev evaluation
@@ -121,6 +129,8 @@ class TrainConfig:
     few_shot: bool = False
     max_answer_tokens: int = 24
     tau: float = DEFAULT_TAU
+    bm25_weight: float = DEFAULT_BM25_WEIGHT
+    lr_prior: float = 0.01
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int | None = None
@@ -189,6 +199,9 @@ class TrainConfig:
             )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise MixragError(f"max_minutes must be > 0, got {self.max_minutes}")
+        for name in ("bm25_weight", "lr_prior"):
+            if not getattr(self, name) >= 0:
+                raise MixragError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "lr_retriever", "tau"):
             if not getattr(self, name) > 0:
                 raise MixragError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -199,6 +212,11 @@ class TrainConfig:
                 "warmup_steps and weight_decay must be >= 0 and max_grad_norm > 0, got "
                 f"{self.warmup_steps}, {self.weight_decay}, {self.max_grad_norm}"
             )
+
+    @property
+    def prior(self) -> dict[str, float]:
+        """The prior's w and tau at step 0."""
+        return {"bm25_weight": self.bm25_weight, "tau": self.tau}
 
     @property
     def trains_retriever(self) -> bool:
@@ -219,7 +237,7 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise MixragError(f"unknown training settings: {', '.join(unknown)}")
-        d = dict(data)
+        d = {"bm25_weight": 0.0, "lr_prior": 0.0, **data}  # older runs: the paper's score
         if "lora_targets" in d:
             d["lora_targets"] = tuple(d["lora_targets"])
         return cls(**d)

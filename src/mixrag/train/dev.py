@@ -34,6 +34,15 @@ ANSWER_BATCH = 4  # questions decoded together
 SAMPLE_SEED = 0  # the answered questions: the same seeded sample at every evaluation
 
 
+def training_retriever(
+    index: AnyIndex, tau: float, bm25_weight: float, query: Encoder | None = None
+) -> Retriever:
+    """The retriever a run trains and is evaluated with: ``combined`` retrieval with its
+    score d(z)ᵀq(x) + w · bm25n when w > 0, dense search when w = 0 (the paper's)."""
+    method = "combined" if bm25_weight > 0 else "dense"
+    return index.retriever(tau=tau, method=method, bm25_weight=bm25_weight, query_encoder=query)
+
+
 def retrieval_figures(
     retriever: Retriever, questions: Sequence[Question], ks: Sequence[int]
 ) -> dict[str, float]:
@@ -92,12 +101,14 @@ def evaluate_dev(
     k: int,
     tau: float,
     limit: int,
+    bm25_weight: float = 0.0,
 ) -> dict[str, float]:
-    """Dense retrieval with q(x) ``query`` (None: the index's encoder) on every dev
-    question: answer@1/5/20/k, and recall@1/5/20/k and MRR where the questions name
-    gold passages; RAG-Sequence EM / F1 with ``generator`` (not trained through: call
-    under no grad, in eval mode) on a seeded sample of ``limit`` of them (0: none)."""
-    retriever = index.retriever(tau=tau, method="dense", query_encoder=query)
+    """Retrieval (:func:`training_retriever`) with q(x) ``query`` (None: the index's
+    encoder) on every dev question: answer@1/5/20/k, and recall@1/5/20/k and MRR where
+    the questions name gold passages; RAG-Sequence EM / F1 with ``generator`` (not
+    trained through: call under no grad, in eval mode) on a seeded sample of ``limit``
+    of them (0: none)."""
+    retriever = training_retriever(index, tau, bm25_weight, query)
     ks = tuple(sorted({1, 5, 20, k}))  # recall@k decides early stops
     result = retrieval_figures(retriever, dev.questions, ks)
     if limit > 0:

@@ -25,6 +25,7 @@ from mixrag.errors import MixragError
 from mixrag.train.checkpoint import Checkpoint, checkpoint_path, read_checkpoint
 from mixrag.train.config import TrainConfig
 from mixrag.train.models import QueryEncoder, prepare_generator, trainable
+from mixrag.train.prior import LearnedPrior
 
 if TYPE_CHECKING:
     from mixrag.generator.hf import TransformersGenerator
@@ -140,14 +141,20 @@ def trainable_query_encoder(
     return query
 
 
-def optimizer_for(query: QueryEncoder | None, lm: Any, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters: q(x) first (group 0), then the generator."""
+def optimizer_for(
+    query: QueryEncoder | None, lm: Any, config: TrainConfig, prior: LearnedPrior | None = None
+) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters: q(x) first (group 0), then the generator,
+    then the prior's w and tau (``lr_prior`` > 0; no weight decay)."""
     groups: list[dict[str, Any]] = []
     if query is not None:
         groups.append({"params": query.parameters(), "lr": config.lr_retriever})
     gen_params = trainable(lm) if config.trains_generator else []
     if gen_params:
         groups.append({"params": gen_params, "lr": config.lr})
+    if prior is not None and config.lr_prior > 0:
+        groups.append({"params": list(prior.parameters()), "lr": config.lr_prior,
+                       "weight_decay": 0.0})  # fmt: skip
     if not groups:
         raise MixragError("nothing to train: both sides are frozen")
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)

@@ -8,7 +8,8 @@ One training step on a batch of (x, y) pairs, z latent:
    stored vectors d(z_j) (fixed: the index is not re-encoded), and the scores
    s_j = d(z_j)ᵀq(x) (:func:`mixrag.retriever.prior.inner_products`, the retriever's
    own): the gradient reaches q(x) through these K inner products;
-3. log p_eta(z_j|x) = log softmax(s / tau) (:func:`mixrag.retriever.prior.log_prior`);
+3. log p_eta(z_j|x) = log softmax(s / tau), s_j = d(z_j)ᵀq(x) + w · bm25n(x, z_j), with
+   w and tau learned too (:mod:`mixrag.train.prior`);
 4. log p_phi(y_i|x,z_j,y_<i) for the K passage prompts, [B, K, T] with gradient
    (``TransformersGenerator.logprobs`` with ``track_grad``);
 5. loss = -log p_RAG(y|x) of the chosen mode (:mod:`mixrag.mixture.loss`), averaged.
@@ -46,14 +47,15 @@ from mixrag.eval.datasets import Dataset, Question
 from mixrag.generator.base import TokenLogprobs
 from mixrag.mixture.loss import rag_sequence_nll, rag_token_nll
 from mixrag.rag import passage_prompts
-from mixrag.retriever.prior import inner_products, log_prior, pad_passages
+from mixrag.retriever.prior import inner_products, pad_passages
 from mixrag.train import loop
 from mixrag.train.checkpoint import checkpoint_path, index_identity, write_checkpoint
 from mixrag.train.config import TrainConfig
-from mixrag.train.dev import evaluate_dev
+from mixrag.train.dev import evaluate_dev, training_retriever
 from mixrag.train.early_stopping import RetrieverEarlyStopping
 from mixrag.train.loop import ProgressFn, TrainProgress
 from mixrag.train.plots import plot_loss
+from mixrag.train.prior import LearnedPrior
 from mixrag.train.rng import RunRNG, isolated
 from mixrag.train.setup import (
     TRAINER_STATE,
@@ -128,9 +130,10 @@ class Trainer:
                 config, ckpt, model, generator
             )
             self.query = trainable_query_encoder(index, config, ckpt)
-        self.retriever = index.retriever(tau=config.tau, method="dense")
+        start = ckpt.prior if ckpt is not None else config.prior
+        self.prior = LearnedPrior(start["bm25_weight"], start["tau"], config.lr_prior > 0)
         warn_if_slow_autocast(config)
-        self.optimizer = optimizer_for(self.query, self.model, config)
+        self.optimizer = optimizer_for(self.query, self.model, config, self.prior)
         self.total_steps = 0
         self._scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self._state = resumed.state if resumed else None  # the checkpoint's scheduler
@@ -179,15 +182,19 @@ class Trainer:
         """Re-retrieve the top K with the current q(x); prior with gradient; the prompts."""
         xs = [item.question for item in batch]
         k = self.config.k
-        hits = self.retriever.search_batch(xs, k=k, query_vectors=q.detach().numpy())
+        now = self.prior.values()  # retrieve with the current w (and tau)
+        retriever = training_retriever(self.index, now["tau"], now["bm25_weight"])
+        hits = retriever.search_batch(xs, k=k, query_vectors=q.detach().numpy())
         prompts = passage_prompts(self.generator, xs, hits, k)  # names a question without hits
         store = self.index.store
         ids = [h.passage.id for hs in hits for h in hs]
         flat = store.vectors(store.rowids_for(ids), q.shape[1])  # [N, D], one read
         rows = np.split(flat, np.cumsum([len(hs) for hs in hits])[:-1])  # B of [n_b, D]
         d, mask = pad_passages(rows, k)  # [B, K, D] the fixed d(z_j), [B, K]
-        scores = inner_products(torch.from_numpy(d), q)  # [B, K] s_j, with gradient into q(x)
-        prior = log_prior(scores, self.config.tau, torch.from_numpy(mask))
+        dense = inner_products(torch.from_numpy(d), q)  # [B, K], with gradient into q(x)
+        bm25, _ = pad_passages([np.array([h.bm25 or 0.0 for h in hs]) for hs in hits], k)
+        # [B, K] log p_eta(z_j|x), with gradient into q(x), w and tau
+        prior = self.prior.log_prior(dense, torch.from_numpy(bm25), torch.from_numpy(mask))
         answers = [self.answer_ids(item.answers[0]) for item in batch]
         return _Batch(prior, prompts, answers)
 
@@ -325,6 +332,7 @@ class Trainer:
         losses, times = loop.accumulate(self.question_losses, micro_batches)
         assert self._scheduler is not None
         grad_norm = loop.optimizer_step(self.optimizer, self._scheduler, self.config.max_grad_norm)
+        self.prior.project()
         self.step += 1
         record = loop.step_record(
             self.step,
@@ -336,6 +344,7 @@ class Trainer:
             query_trained,
             times,
         )
+        record["prior"] = self.prior.values()
         self.history.append(record)
         return record
 
@@ -374,7 +383,8 @@ class Trainer:
                 query=self.query,
                 generator=generator,
                 k=self.config.k,
-                tau=self.config.tau,
+                tau=self.prior.values()["tau"],
+                bm25_weight=self.prior.values()["bm25_weight"],
                 limit=limit,
             )
         finally:
@@ -402,6 +412,7 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
             "dev_start": self.dev_start,
             "retriever_early_stop": self.early.to_manifest(),
+            "prior": self.prior.values(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 

@@ -99,6 +99,9 @@ function renderPassages(hits) {
     text.addEventListener("click", () => text.classList.toggle("open"));
     card.append(text);
     setBar(card, "prior", hit.prior);
+    if (hit.bm25 !== null && hit.bm25 !== undefined) {
+      bars.title = `score ${hit.score.toFixed(3)}: dense ${hit.dense.toFixed(3)}, BM25 ${hit.bm25.toFixed(3)} of the best match`;
+    }
     box.append(card);
   }
   $("legend").hidden = hits.length === 0;

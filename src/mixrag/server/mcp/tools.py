@@ -129,7 +129,8 @@ def _fields(service: Service) -> dict[str, Any]:
             description=f"Passages to retrieve and mix, 1 to {cfg.max_k} (default {cfg.k})."
         ),
         "method": Field(
-            description="Retrieval: dense (by meaning), bm25 (by keywords) or hybrid (both); "
+            description="Retrieval: combined (meaning and keywords in one score), dense (by "
+            "meaning), bm25 (by keywords) or hybrid (both lists fused by rank); "
             f"default {cfg.method}."
         ),
         "answer": Field(

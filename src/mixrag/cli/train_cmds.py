@@ -105,8 +105,15 @@ def train_cmd(
         bool, typer.Option(help="Keep the few-shot examples in the prompts.")
     ] = TrainConfig.few_shot,
     tau: Annotated[
-        float, typer.Option(help="Prior temperature: softmax(score / tau).")
+        float, typer.Option(help="Prior temperature at step 0: softmax(score / tau).")
     ] = TrainConfig.tau,
+    bm25_weight: Annotated[
+        float,
+        typer.Option(help="w in the prior's score dᵀq + w·bm25 at step 0 (0: the paper's)."),
+    ] = TrainConfig.bm25_weight,
+    lr_prior: Annotated[
+        float, typer.Option(help="Learning rate of the prior's w and tau; 0 keeps them.")
+    ] = TrainConfig.lr_prior,
     eval_every: Annotated[
         int | None, typer.Option(help="Dev evaluation every N steps [each epoch].")
     ] = TrainConfig.eval_every,
@@ -164,6 +171,8 @@ def train_cmd(
         query_dropout=query_dropout,
         few_shot=few_shot,
         tau=tau,
+        bm25_weight=bm25_weight,
+        lr_prior=lr_prior,
         eval_every=eval_every,
         eval_limit=eval_limit,
         checkpoint_every=checkpoint_every,

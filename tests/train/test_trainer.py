@@ -218,6 +218,26 @@ def test_the_prior_learns_w_and_tau_and_the_run_answers_with_them(
     assert fixed.prior.values() == pytest.approx(start)
 
 
+def test_w_learns_from_zero(index: Index, examples: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """A run that starts at the paper's score (w = 0) still gets bm25n into the step, so
+    w has a gradient: its retrieval at w = 0 is dense, its hits carry both parts."""
+    t = _trainer(index, tmp_path / "run", bm25_weight=0.0, lr_prior=0.05, freeze="generator")
+    q = t.query_vectors([x.question for x in examples[:2]])
+    prepared = t.prepare(examples[:2], q)
+    dense_hits = index.retriever(method="dense", bm25_weight=0.0, tau=CFG.tau)
+    for x, row in zip(examples[:2], prepared.log_prior.detach().exp(), strict=True):
+        hits = dense_hits.search(x.question, k=CFG.k)
+        assert row.tolist()[: len(hits)] == pytest.approx([h.prior for h in hits], abs=1e-5)
+    loss, _ = t.loss(examples[:2])
+    loss.backward()
+    grad = t.prior.bm25_weight.grad
+    assert grad is not None and float(grad) != 0.0
+    reference = index.retriever(method="dense", bm25_weight=0.0, score_parts=True)
+    parts = reference.search(examples[0].question, k=CFG.k)
+    assert all(h.bm25 is not None and 0.0 <= h.bm25 <= 1.0 for h in parts)
+    assert any(h.bm25 for h in parts)
+
+
 def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
     t = _trainer(index, tmp_path / "frozen-gen", freeze="generator", max_steps=1)
     assert all(not p.requires_grad for p in t.model.parameters())

@@ -77,6 +77,8 @@ class RetrieverConfig:
     bm25_weight: w in s = d(z)ᵀq(x) + w · bm25n(x, z); 0 is the paper's score.
     candidates: list length each signal contributes (combined, hybrid).
     rrf_k: the reciprocal-rank-fusion constant.
+    score_parts: give every hit its dense and bm25 parts even when w = 0 (one BM25
+        query per question): training that learns w needs bm25n at w = 0 as well.
     """
 
     method: str = DEFAULT_METHOD
@@ -85,6 +87,7 @@ class RetrieverConfig:
     bm25_weight: float = DEFAULT_BM25_WEIGHT
     candidates: int = 100
     rrf_k: int = 60
+    score_parts: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -321,7 +324,7 @@ class Retriever:
         w = self.config.bm25_weight
         if parts is not None:
             dense, bm25 = parts
-        elif w > 0:
+        elif w > 0 or self.config.score_parts:
             dense, bm25 = self._parts(question, qv, rowids)
         else:  # the paper's score: no BM25 query needed
             dense = inner_products(self.index.store.vectors(rowids, self.index.dim), qv)

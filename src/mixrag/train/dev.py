@@ -35,12 +35,23 @@ SAMPLE_SEED = 0  # the answered questions: the same seeded sample at every evalu
 
 
 def training_retriever(
-    index: AnyIndex, tau: float, bm25_weight: float, query: Encoder | None = None
+    index: AnyIndex,
+    tau: float,
+    bm25_weight: float,
+    query: Encoder | None = None,
+    score_parts: bool = False,
 ) -> Retriever:
     """The retriever a run trains and is evaluated with: ``combined`` retrieval with its
-    score d(z)ᵀq(x) + w · bm25n when w > 0, dense search when w = 0 (the paper's)."""
+    score d(z)ᵀq(x) + w · bm25n when w > 0, dense search when w = 0 (the paper's).
+    ``score_parts``: hits carry bm25n at w = 0 too (a step that learns w needs it)."""
     method = "combined" if bm25_weight > 0 else "dense"
-    return index.retriever(tau=tau, method=method, bm25_weight=bm25_weight, query_encoder=query)
+    return index.retriever(
+        tau=tau,
+        method=method,
+        bm25_weight=bm25_weight,
+        query_encoder=query,
+        score_parts=score_parts,
+    )
 
 
 def retrieval_figures(

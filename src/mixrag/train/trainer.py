@@ -183,7 +183,10 @@ class Trainer:
         xs = [item.question for item in batch]
         k = self.config.k
         now = self.prior.values()  # retrieve with the current w (and tau)
-        retriever = training_retriever(self.index, now["tau"], now["bm25_weight"])
+        learns_w = self.prior.bm25_weight.requires_grad  # bm25n's gradient from w = 0 too
+        retriever = training_retriever(
+            self.index, now["tau"], now["bm25_weight"], score_parts=learns_w
+        )
         hits = retriever.search_batch(xs, k=k, query_vectors=q.detach().numpy())
         prompts = passage_prompts(self.generator, xs, hits, k)  # names a question without hits
         store = self.index.store

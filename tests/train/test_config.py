@@ -17,6 +17,23 @@ def test_runs_saved_before_the_bm25_part_read_back_with_the_papers_score() -> No
         TrainConfig(lr_prior=-1)
 
 
+def test_freeze_is_a_set_of_parts() -> None:
+    prior_only = TrainConfig(freeze="retriever, generator")
+    assert prior_only.frozen == {"retriever", "generator"}
+    assert (prior_only.trains_retriever, prior_only.trains_generator) == (False, False)
+    assert prior_only.trains_prior
+    assert (
+        not TrainConfig(freeze="prior").trains_prior
+        and TrainConfig(freeze="prior").trains_generator
+    )
+    assert not TrainConfig(lr_prior=0.0).trains_prior
+    assert TrainConfig(freeze="none").frozen == frozenset()
+    with pytest.raises(MixragError, match="leaves nothing to train"):
+        TrainConfig(freeze="prior,generator,retriever")
+    with pytest.raises(MixragError, match="'retriever,encoder'"):
+        TrainConfig(freeze="retriever,encoder")
+
+
 def test_config_errors_name_the_value() -> None:
     with pytest.raises(MixragError, match="'both'"):
         TrainConfig(freeze="both")

@@ -27,8 +27,10 @@ def test_total_steps_epochs_max_steps_and_a_frozen_generator() -> None:
     cfg = TrainConfig(batch_size=2, grad_accum=2, epochs=3)
     assert total_steps(9, cfg) == 3 * 3  # ceil(9 / 4) steps an epoch
     assert total_steps(9, TrainConfig(batch_size=2, grad_accum=2, epochs=3, max_steps=4)) == 4
-    frozen = TrainConfig(freeze="generator", retriever_steps=2, epochs=3)
+    frozen = TrainConfig(freeze="generator,prior", retriever_steps=2, epochs=3)
     assert total_steps(100, frozen) == 2  # nothing trains after q(x) stops
+    prior_learns = TrainConfig(freeze="generator", retriever_steps=2, epochs=3)
+    assert total_steps(100, prior_learns) == 3 * 13  # w and tau go on learning
 
 
 def test_each_epoch_has_its_own_seeded_order() -> None:

@@ -259,6 +259,15 @@ def test_frozen_sides_and_mismatched_index(index: Index, examples: list, tmp_pat
     with pytest.raises(IndexMismatchError, match="encoder_fingerprint"):
         RAG.open(index, model=str(tmp_path / "frozen-ret"))
 
+    # the prior alone (an ablation): w and tau move, q(x) and p_phi stay the index's
+    t = _trainer(index, tmp_path / "prior-only", freeze="retriever,generator", max_steps=1)
+    start = t.prior.values()
+    assert t.query is None and all(not p.requires_grad for p in t.model.parameters())
+    t.train(examples[:2])
+    ck = read_checkpoint(checkpoint_path(tmp_path / "prior-only"))
+    assert not ck.has_query_encoder and not ck.has_generator
+    assert ck.prior == pytest.approx(t.prior.values()) and ck.prior != pytest.approx(start)
+
 
 def test_train_layers_puts_adapters_in_the_top_layers_only(index: Index, tmp_path: Path) -> None:
     t = _trainer(index, tmp_path / "run", train_layers=2)
@@ -385,8 +394,10 @@ def test_retriever_steps_stops_q_and_dev_recall_is_measured_without_answers(
     assert {k: v for k, v in answered.items() if k not in ("em", "f1")} == history[-1]["dev"]
     assert 0.0 <= answered["em"] <= answered["f1"] <= 100.0
 
-    # the generator frozen: nothing trains after q(x) stops, so the run ends there
-    t = _trainer(index, tmp_path / "q-only", freeze="generator", retriever_steps=1, max_steps=3)
+    # the generator and the prior frozen: nothing trains after q(x) stops, the run ends
+    t = _trainer(
+        index, tmp_path / "q-only", freeze="generator,prior", retriever_steps=1, max_steps=3
+    )
     assert [h["step"] for h in t.train(examples)] == [1]
     with pytest.raises(MixragError, match="retriever_steps=2 trains q"):
         TrainConfig(freeze="retriever", retriever_steps=2)

@@ -80,7 +80,12 @@ def train_cmd(
     grad_accum: Annotated[
         int, typer.Option(help="Passes per optimiser step.")
     ] = TrainConfig.grad_accum,
-    freeze: Annotated[str, typer.Option(help="none, retriever or generator.")] = TrainConfig.freeze,
+    freeze: Annotated[
+        str,
+        typer.Option(
+            help="Parts held fixed: none, or a comma-separated set of retriever, generator, prior."
+        ),
+    ] = TrainConfig.freeze,
     update: Annotated[
         str, typer.Option(help="Generator update: lora or full.")
     ] = TrainConfig.generator_update,

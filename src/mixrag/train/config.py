@@ -10,7 +10,8 @@ from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU
 
 TRAIN_MODES = ("rag-sequence", "rag-token")
-FREEZE = ("none", "retriever", "generator")
+#: The parts ``freeze`` can hold fixed: q(x), p_phi and the prior's w and tau.
+FREEZE = ("retriever", "generator", "prior")
 GENERATOR_UPDATES = ("lora", "full")
 AUTOCAST = ("none", "bfloat16")
 
@@ -50,8 +51,10 @@ class TrainConfig:
     warmup_steps:    linear warm-up, then linear decay to 0 at the last step.
     max_grad_norm:   gradient clipping (global L2 norm over all trained parameters).
     label_smoothing: epsilon of :mod:`mixrag.mixture.loss` (0 = exactly -log p_RAG).
-    freeze:          "retriever" keeps q(x) fixed, "generator" keeps p_phi fixed (the
-                     paper's Table 6 ablation), "none" trains both.
+    freeze:          the parts held fixed, comma-separated: "retriever" (q(x)),
+                     "generator" (p_phi; the paper's Table 6 ablation), "prior" (w and
+                     tau, as lr_prior = 0 does); "none" trains all. Ablations:
+                     "retriever,generator" trains the prior alone.
     generator_update: "lora" (adapters via peft) or "full" fine-tuning.
     lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapters.
     train_layers:    train just the top N decoder layers (LoRA: adapters there only;
@@ -141,8 +144,15 @@ class TrainConfig:
             raise MixragError(
                 f"training mode must be one of {', '.join(TRAIN_MODES)}, got {self.mode!r}"
             )
-        if self.freeze not in FREEZE:
-            raise MixragError(f"freeze must be one of {', '.join(FREEZE)}, got {self.freeze!r}")
+        parts = [p.strip() for p in self.freeze.split(",")] if self.freeze != "none" else []
+        bad = [p for p in parts if p not in FREEZE]
+        if bad or not isinstance(self.freeze, str) or (self.freeze != "none" and not parts):
+            raise MixragError(
+                f"freeze must be 'none' or a comma-separated set of {', '.join(FREEZE)}, "
+                f"got {self.freeze!r}"
+            )
+        if set(parts) == set(FREEZE):
+            raise MixragError(f"freeze={self.freeze!r} leaves nothing to train")
         if self.generator_update not in GENERATOR_UPDATES:
             raise MixragError(
                 f"generator_update must be one of {', '.join(GENERATOR_UPDATES)}, "
@@ -171,9 +181,9 @@ class TrainConfig:
                 f"got {self.eval_limit!r}"
             )
         for name in ("retriever_steps", "retriever_patience"):
-            if getattr(self, name) is not None and self.freeze == "retriever":
+            if getattr(self, name) is not None and not self.trains_retriever:
                 raise MixragError(
-                    f"{name}={getattr(self, name)} trains q(x), but freeze='retriever' "
+                    f"{name}={getattr(self, name)} trains q(x), but freeze={self.freeze!r} "
                     "keeps it fixed; give one of them"
                 )
         if self.retriever_patience is not None and self.eval_every is None:
@@ -219,12 +229,24 @@ class TrainConfig:
         return {"bm25_weight": self.bm25_weight, "tau": self.tau}
 
     @property
+    def frozen(self) -> frozenset[str]:
+        """The parts ``freeze`` holds fixed (empty for "none")."""
+        if self.freeze == "none":
+            return frozenset()
+        return frozenset(p.strip() for p in self.freeze.split(","))
+
+    @property
     def trains_retriever(self) -> bool:
-        return self.freeze != "retriever"
+        return "retriever" not in self.frozen
 
     @property
     def trains_generator(self) -> bool:
-        return self.freeze != "generator"
+        return "generator" not in self.frozen
+
+    @property
+    def trains_prior(self) -> bool:
+        """w and tau learn: lr_prior > 0 and "prior" not frozen."""
+        return self.lr_prior > 0 and "prior" not in self.frozen
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

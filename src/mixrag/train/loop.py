@@ -42,12 +42,12 @@ ProgressFn = Callable[[TrainProgress], None]
 
 def total_steps(n_examples: int, config: TrainConfig) -> int:
     """Optimiser steps of the run: the epochs, cut by ``max_steps`` and, with the
-    generator frozen, by ``retriever_steps`` (nothing trains after q(x) stops)."""
+    generator and the prior frozen, by ``retriever_steps`` (nothing trains after q(x) stops)."""
     per_step = config.batch_size * config.grad_accum
     total = config.epochs * math.ceil(n_examples / per_step)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    if not config.trains_generator and config.retriever_steps is not None:
+    if not (config.trains_generator or config.trains_prior) and config.retriever_steps is not None:
         total = min(total, config.retriever_steps)
     return total
 

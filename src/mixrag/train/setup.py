@@ -145,18 +145,18 @@ def optimizer_for(
     query: QueryEncoder | None, lm: Any, config: TrainConfig, prior: LearnedPrior | None = None
 ) -> torch.optim.AdamW:
     """AdamW over the trainable parameters: q(x) first (group 0), then the generator,
-    then the prior's w and tau (``lr_prior`` > 0; no weight decay)."""
+    then the prior's w and tau (when it learns; no weight decay)."""
     groups: list[dict[str, Any]] = []
     if query is not None:
         groups.append({"params": query.parameters(), "lr": config.lr_retriever})
     gen_params = trainable(lm) if config.trains_generator else []
     if gen_params:
         groups.append({"params": gen_params, "lr": config.lr})
-    if prior is not None and config.lr_prior > 0:
+    if prior is not None and config.trains_prior:
         groups.append({"params": list(prior.parameters()), "lr": config.lr_prior,
                        "weight_decay": 0.0})  # fmt: skip
     if not groups:
-        raise MixragError("nothing to train: both sides are frozen")
+        raise MixragError(f"nothing to train: freeze={config.freeze!r}, lr_prior={config.lr_prior}")
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 

@@ -131,7 +131,7 @@ class Trainer:
             )
             self.query = trainable_query_encoder(index, config, ckpt)
         start = ckpt.prior if ckpt is not None else config.prior
-        self.prior = LearnedPrior(start["bm25_weight"], start["tau"], config.lr_prior > 0)
+        self.prior = LearnedPrior(start["bm25_weight"], start["tau"], config.trains_prior)
         warn_if_slow_autocast(config)
         self.optimizer = optimizer_for(self.query, self.model, config, self.prior)
         self.total_steps = 0
@@ -265,8 +265,10 @@ class Trainer:
             self.query.model.train(on and self.config.query_dropout)
 
     def _nothing_trains(self) -> bool:
-        """q(x) has stopped (retriever_steps, retriever_patience) and the generator is frozen."""
-        return not self.config.trains_generator and not self.trains_query
+        """q(x) has stopped (retriever_steps, retriever_patience) and the generator and
+        the prior are frozen."""
+        cfg = self.config
+        return not cfg.trains_generator and not cfg.trains_prior and not self.trains_query
 
     # ------------------------------------------------------------------ the loop
 

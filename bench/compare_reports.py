@@ -1,5 +1,7 @@
 """Two `mixrag eval` reports on the same questions, run against run: EM and F1 of each
-on the questions both answered, and the paired bootstrap interval of the difference.
+on the questions both answered, and the paired bootstrap interval of the difference;
+how many answers are the same text, and the largest |Δ log p(y|x)| among those (two
+devices or dtypes answering alike).
 
 Usage:
   python bench/compare_reports.py docs/eval/squad-dev-500-bf16-dense \\
@@ -32,7 +34,7 @@ def answers(report: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 def compare(a: Path, b: Path) -> list[dict[str, Any]]:
     """One row per run key both reports hold: n, EM and F1 of each, B − A with its 95%
-    interval over resampled questions."""
+    interval over resampled questions, same answers and their largest log p difference."""
     left, right = answers(a), answers(b)
     rows = []
     for run in sorted(set(left) & set(right)):
@@ -46,6 +48,11 @@ def compare(a: Path, b: Path) -> list[dict[str, Any]]:
             diff, lo, hi = paired_bootstrap(xb, xa)
             row[metric] = {"a": 100 * sum(xa) / len(ids), "b": 100 * sum(xb) / len(ids),
                            "b_minus_a": diff, "interval": [lo, hi]}  # fmt: skip
+        same = [i for i in ids if left[run][i]["prediction"] == right[run][i]["prediction"]]
+        row["same_answer"] = len(same)
+        row["max_logprob_diff_same_answer"] = max(
+            (abs(left[run][i]["logprob"] - right[run][i]["logprob"]) for i in same), default=None
+        )
         rows.append(row)
     return rows
 
@@ -57,8 +64,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     rows = compare(args.a, args.b)
-    print("| run | n | EM A | EM B | B − A (95% CI) | F1 A | F1 B | B − A (95% CI) |")
-    print("|---|---:|---:|---:|---|---:|---:|---|")
+    print("| run | n | EM A | EM B | B − A (95% CI) | F1 A | F1 B | B − A (95% CI) | same answer |")
+    print("|---|---:|---:|---:|---|---:|---:|---|---:|")
     for r in rows:
         cells = [r["run"], str(r["n"])]
         for metric in ("em", "f1"):
@@ -69,6 +76,7 @@ def main() -> None:
                 f"{m['b']:.1f}",
                 f"{m['b_minus_a']:+.1f} [{lo:+.1f}, {hi:+.1f}]",
             ]
+        cells.append(str(r["same_answer"]))
         print("| " + " | ".join(cells) + " |")
     if args.out:
         write_json(args.out, {"a": str(args.a), "b": str(args.b), "runs": rows})

@@ -34,9 +34,8 @@ from mixrag.generator.decode_state import HFDecodeState
 from mixrag.generator.kv import Context, concat_rows
 from mixrag.generator.kv_store import KVStore
 from mixrag.generator.passage_cache import PassageCache
-from mixrag.generator.prompts import Message
 from mixrag.generator.scoring import Scorer
-from mixrag.generator.tokenization import Tokenization, find_eos_ids
+from mixrag.generator.tokenization import Tokenization, UsesTokenization, find_eos_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class TransformersGenerator:
+class TransformersGenerator(UsesTokenization):
     """A :class:`~mixrag.generator.base.StepGenerator` over a transformers causal LM.
 
     The constructor is cheap; the model loads on first use or on :meth:`load`. A
@@ -155,34 +154,8 @@ class TransformersGenerator:
         assert self._tok is not None
         return self._tok
 
-    @property
-    def eos_ids(self) -> tuple[int, ...]:
-        """Token ids that end an answer: the model's EOS ids and chat end-of-turn markers."""
-        return self.tokenization.eos_ids
-
-    @property
-    def end_id(self) -> int:
-        """The token that ends an answer y when it is scored or trained on."""
-        return self.tokenization.end_id
-
-    def render(self, messages: Sequence[Message], passage: Passage | None = None) -> str:
-        """The prompt string for chat ``messages`` (:meth:`Tokenization.render`)."""
-        return self.tokenization.render(messages, passage)
-
-    def encode_prompt(self, prompt: str) -> list[int]:
-        """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
-        return self.tokenization.encode(prompt).ids
-
     def _encode(self, prompt: str) -> Encoded:
         return self.tokenization.encode(prompt)
-
-    def encode_answer(self, text: str) -> list[int]:
-        """Token ids of answer ``text`` as it continues a rendered prompt (no special tokens)."""
-        return self.tokenization.encode_answer(text)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of answer token ids, special tokens dropped."""
-        return self.tokenization.decode(ids)
 
     def _grad_context(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.config.track_grad else torch.inference_mode()

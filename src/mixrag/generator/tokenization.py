@@ -178,6 +178,42 @@ class Tokenization:
         return str(text).lstrip(" ")
 
 
+class UsesTokenization:
+    """The text side every generator backend shares, through its :class:`Tokenization`:
+    what :class:`mixrag.rag.RAG` renders, encodes and decodes. A backend defines
+    ``tokenization`` (the in-process one loads it lazily, the vLLM one at connection)."""
+
+    @property
+    def tokenization(self) -> Tokenization:
+        raise NotImplementedError
+
+    @property
+    def eos_ids(self) -> tuple[int, ...]:
+        """Token ids that end an answer: the model's EOS ids and chat end-of-turn markers."""
+        return self.tokenization.eos_ids
+
+    @property
+    def end_id(self) -> int:
+        """The token that ends an answer y when it is scored or trained on."""
+        return self.tokenization.end_id
+
+    def render(self, messages: Sequence[Message], passage: Passage | None = None) -> str:
+        """The prompt string for chat ``messages`` (:meth:`Tokenization.render`)."""
+        return self.tokenization.render(messages, passage)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a rendered prompt, exactly as scoring and decoding feed them."""
+        return self.tokenization.encode(prompt).ids
+
+    def encode_answer(self, text: str) -> list[int]:
+        """Token ids of answer ``text`` as it continues a rendered prompt (no special tokens)."""
+        return self.tokenization.encode_answer(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of answer token ids, special tokens dropped."""
+        return self.tokenization.decode(ids)
+
+
 def _mark(text: str, passage: Passage | None, messages: Sequence[Message]) -> str:
     if passage is not None:
         return Prompt.around(text, passage_segment(passage), passage.id or None)

@@ -39,10 +39,9 @@ from mixrag.decoding.remote import Generation
 from mixrag.errors import MixragError
 from mixrag.generator.base import TokenLogprobs
 from mixrag.generator.config import GeneratorConfig
-from mixrag.generator.prompts import Message, PromptFormat
-from mixrag.generator.tokenization import Tokenization, find_eos_ids
+from mixrag.generator.prompts import PromptFormat
+from mixrag.generator.tokenization import Tokenization, UsesTokenization, find_eos_ids
 from mixrag.generator.vllm_client import GeneratorServerError, VLLMClient, VLLMConfig
-from mixrag.types import Passage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ PROBE = (
 )
 
 
-class VLLMGenerator:
+class VLLMGenerator(UsesTokenization):
     """A :class:`~mixrag.generator.base.Generator` whose forward passes run on a vLLM
     server (module docstring); it also generates (:meth:`generate`), but is not a
     step generator."""
@@ -70,7 +69,7 @@ class VLLMGenerator:
     ) -> None:
         self.config = config
         self.remote = remote
-        self.tokenization = tokenization
+        self._tokenization = tokenization
         self.client = client or VLLMClient(remote)
         self._pool = ThreadPoolExecutor(remote.concurrency, thread_name_prefix="mixrag-vllm")
         self._model_name: str | None = remote.served_model
@@ -120,24 +119,9 @@ class VLLMGenerator:
         return self.config.prompt_format
 
     @property
-    def eos_ids(self) -> tuple[int, ...]:
-        return self.tokenization.eos_ids
-
-    @property
-    def end_id(self) -> int:
-        return self.tokenization.end_id
-
-    def render(self, messages: Sequence[Message], passage: Passage | None = None) -> str:
-        return self.tokenization.render(messages, passage)
-
-    def encode_prompt(self, prompt: str) -> list[int]:
-        return self.tokenization.encode(prompt).ids
-
-    def encode_answer(self, text: str) -> list[int]:
-        return self.tokenization.encode_answer(text)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenization.decode(ids)
+    def tokenization(self) -> Tokenization:
+        """The tokeniser of the served model, checked against the server's (:meth:`check`)."""
+        return self._tokenization
 
     def describe(self) -> dict[str, Any]:
         """What reports record of this generator."""

@@ -7,6 +7,10 @@
 #   MODEL=qwen2.5-0.5b MINUTES=60 MAX_STEPS=150 N=300 bash bench/train_ablation.sh
 #   TAG=-fewshot EXTRA=--few-shot VARIANTS=none bash bench/train_ablation.sh  # one setting
 #   TAG=-k10 TRAIN_K=10 EXTRA="--few-shot --grad-passages 5" VARIANTS=none bash bench/train_ablation.sh
+#   # issue 27's ablations with the learned prior (w, tau): all, the prior alone, q(x)
+#   # alone, the generator alone; recall of the answering retrieval (combined):
+#   TAG=-prior RETRIEVAL=combined EXTRA=--few-shot \
+#     VARIANTS="none retriever,generator generator,prior retriever,prior" bash bench/train_ablation.sh
 #   # q(x) early-stopped on validation articles (python bench/train_val_split.py first):
 #   TAG=-es TRAIN_SET=.bench/train/val-split/train.jsonl VARIANTS=none \
 #     EXTRA="--few-shot --dev .bench/train/val-split/val.jsonl --eval-every 10 --eval-limit 0 \
@@ -42,7 +46,8 @@ SQUAD=data/squad/squaddev_v1.1.json.gz
 MIXRAG=".venv/bin/mixrag --threads $THREADS"
 EXTRA=${EXTRA:-}  # more `mixrag train` options, e.g. --few-shot
 TAG=${TAG:-}      # suffix of the run and report folders of this setting, e.g. -fewshot
-VARIANTS=${VARIANTS:-none retriever generator}  # which sides to freeze, in this order
+VARIANTS=${VARIANTS:-none retriever generator}  # --freeze of each run, in this order
+RETRIEVAL=${RETRIEVAL:-dense}  # the method recall@k is measured for (the reports so far: dense)
 
 [ -f "$INDEX/mixrag.json" ] || $MIXRAG index "$SQUAD" --index "$INDEX" --no-progress
 [ -f "$OUT/split/dev.jsonl" ] || $MIXRAG split-squad "$SQUAD" --out "$OUT/split" --dev-fraction 0.2 --seed 0
@@ -60,16 +65,16 @@ evaluate() {  # evaluate NAME MODEL_OR_RUN
   # to skip its ~17 minutes); an interrupted one resumes from its cache.
   done_already "$OUT/eval-$1" || $MIXRAG eval --dataset "$OUT/split/dev.jsonl" \
     --index "$INDEX" --model "$2" --modes rag-sequence -k "$K" --limit "$N" \
-    --retrieval dense --recall-k 1,5,20 --out "$OUT/eval-$1" --no-progress > /dev/null
+    --retrieval "$RETRIEVAL" --recall-k 1,5,20 --out "$OUT/eval-$1" --no-progress > /dev/null
   $MIXRAG eval --dataset "$OUT/split/dev.jsonl" --index "$INDEX" --model "$2" \
-    --modes none --retrieval dense --recall-k 1,5,20 \
+    --modes none --retrieval "$RETRIEVAL" --recall-k 1,5,20 \
     --out "$OUT/eval-$1-recall" --no-progress > /dev/null
   echo "== $1"; sed -n '/## Answers/,/^EM and F1/p' "$OUT/eval-$1/summary.md" | sed -n 3,5p
 }
 
 evaluate "$MODEL-untrained" "$MODEL"
 for freeze in $VARIANTS; do
-  run="$OUT/$MODEL$TAG-freeze-$freeze"
+  run="$OUT/$MODEL$TAG-freeze-${freeze//,/+}"  # a set of parts: retriever+generator
   resume=()
   [ -f "$run/checkpoint/mixrag-checkpoint.json" ] && resume=(--resume "$run")
   [ ${#resume[@]} -eq 0 ] && resume=(--out "$run")
@@ -79,7 +84,7 @@ for freeze in $VARIANTS; do
     --max-steps "$MAX_STEPS" --autocast "$AUTOCAST" --train-layers "$TRAIN_LAYERS" \
     --lr "$LR" --lr-retriever "$LR_RETRIEVER" \
     --checkpoint-every 25 --no-progress "${resume[@]}" $EXTRA
-  evaluate "$MODEL$TAG-freeze-$freeze" "$run"
+  evaluate "$MODEL$TAG-freeze-${freeze//,/+}" "$run"
 done
 .venv/bin/python bench/train_ablation_table.py --out "$OUT" --model "$MODEL" --tag="$TAG" \
   | tee "$OUT/ablation$TAG.md"

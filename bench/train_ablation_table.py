@@ -1,9 +1,9 @@
 """The ablation table of bench/train_ablation.sh: one row per model, from its report and run.
 
 Reads ``<out>/eval-<model>-<variant>/results.json`` (rag-sequence EM / F1 on a sample of
-the held-out questions), ``<out>/eval-<model>-<variant>-recall/results.json`` (dense
-recall@k on all of them, measured with that model's own q(x); the answer report's
-recall is used where that is missing) and
+the held-out questions), ``<out>/eval-<model>-<variant>-recall/results.json`` (recall@k
+of its one retrieval method, the script's RETRIEVAL, on all of them, measured with that
+model's own q(x); the answer report's recall is used where that is missing) and
 ``<out>/<model>-freeze-<side>/history.jsonl`` (steps, examples, training minutes, where
 the time went) and prints a markdown table, then the paired bootstrap difference of
 each trained model's EM and F1 against the untrained one on the same questions.
@@ -24,6 +24,10 @@ ROWS = (
     ("freeze-none", "freeze-none", "joint: q(x) + generator"),
     ("freeze-retriever", "freeze-retriever", "retriever frozen: generator only"),
     ("freeze-generator", "freeze-generator", "generator frozen: q(x) only"),
+    # issue 27 (--freeze as a set; "retriever" and "generator" above then also learn w, tau)
+    ("freeze-retriever+generator", "freeze-retriever+generator", "the prior's w, tau only"),
+    ("freeze-generator+prior", "freeze-generator+prior", "q(x) only, prior fixed"),
+    ("freeze-retriever+prior", "freeze-retriever+prior", "generator only, prior fixed"),
 )
 
 
@@ -95,7 +99,7 @@ def main() -> None:
         ans = res["answers"][next(iter(res["answers"]))]
         recall_report = args.out / f"eval-{name}-recall" / "results.json"
         recall_res = json.loads(recall_report.read_text()) if recall_report.exists() else res
-        rec = recall_res["retrieval"]["dense"]["recall"]
+        rec = next(iter(recall_res["retrieval"].values()))["recall"]  # its one method
         n_recall = recall_res["dataset"]["evaluated"]
         reports[key] = res
         t = training(args.out / f"{args.model}{args.tag}-{run_name}") if run_name else None

@@ -95,3 +95,29 @@ def test_the_lexical_signal_reorders_the_mixture(tiny_index: Index) -> None:
     lexical = tiny_index.retriever(method="combined", bm25_weight=10.0).search(question, k=3)
     assert "1923" in lexical[0].passage.text and lexical[0].bm25 == pytest.approx(1.0)
     assert lexical[0].prior > 0.99  # the weight moves the prior, not only the order
+
+
+@pytest.mark.parametrize(("method", "most"), [("bm25", 1), ("hybrid", 2)])
+def test_bm25_scores_a_ranking_fetched_are_not_fetched_again(
+    tiny_index: Index, monkeypatch: pytest.MonkeyPatch, method: str, most: int
+) -> None:
+    """BM25's own list gives its hits' bm25 parts and the question's best score: no
+    second query for them (hybrid asks once more at most, for dense-only hits)."""
+    store = tiny_index.store
+    calls: list[str] = []
+    real = store.bm25
+
+    def counted(question: str, n: int, rowids: object = None) -> list[tuple[int, float]]:
+        calls.append(question)
+        return real(question, n, rowids)  # type: ignore[arg-type]
+
+    retriever = tiny_index.retriever(method=method, bm25_weight=0.7)
+    expected = retriever.search_batch(QUESTIONS[:3], k=3)
+    monkeypatch.setattr(store, "bm25", counted)
+    for question, hits in zip(QUESTIONS[:3], expected, strict=True):
+        calls.clear()
+        again = retriever.search(question, k=3)
+        assert 1 <= len(calls) <= most
+        assert [h.passage.id for h in again] == [h.passage.id for h in hits]
+        assert [h.bm25 for h in again] == pytest.approx([h.bm25 for h in hits], abs=1e-6)
+        assert [h.prior for h in again] == pytest.approx([h.prior for h in hits], abs=1e-4)

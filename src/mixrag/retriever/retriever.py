@@ -214,11 +214,36 @@ class Retriever:
             return [self._combined(x, qv, kk) for x, qv in zip(questions, q, strict=True)]
         elif method == "dense":
             ranked = self._dense(q, kk)
-        elif method == "bm25":
-            ranked = [self.index.store.bm25(question, kk) for question in questions]
+        elif method == "bm25":  # BM25's own list: every hit's bm25 part is known already
+            lexical = [self.index.store.bm25(question, kk) for question in questions]
+            return [
+                self._hits_known(x, qv, r, r)
+                for x, qv, r in zip(questions, q, lexical, strict=True)
+            ]
         else:
-            ranked = self._hybrid(questions, q, kk)
+            fused = self._hybrid(questions, q, kk)
+            return [
+                self._hits_known(x, qv, r, lexical)
+                for x, qv, (r, lexical) in zip(questions, q, fused, strict=True)
+            ]
         return [self._hits(x, qv, r[:kk]) for x, qv, r in zip(questions, q, ranked, strict=True)]
+
+    def _hits_known(
+        self,
+        question: str,
+        qv: np.ndarray,
+        ranked: list[tuple[int, float]],
+        lexical: list[tuple[int, float]],
+    ) -> list[Hit]:
+        """:meth:`_hits` reusing the BM25 scores a ranking already fetched (``lexical``:
+        BM25's top list for the question, its first the question's best), so the score's
+        bm25 part asks the store only for the hits outside that list."""
+        if not ranked or not (self.config.bm25_weight > 0 or self.config.score_parts):
+            return self._hits(question, qv, ranked)
+        rowids = [r for r, _ in ranked]
+        best = lexical[0][1] if lexical else 0.0
+        parts = self._parts(question, qv, rowids, dict(lexical), best)
+        return self._hits(question, qv, ranked, parts)
 
     def _dense(self, q: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         D, I = self.index.vectors.search(q, k)
@@ -242,7 +267,8 @@ class Retriever:
 
     def _hybrid(
         self, questions: Sequence[str], q: np.ndarray, k: int
-    ) -> list[list[tuple[int, float]]]:
+    ) -> list[tuple[list[tuple[int, float]], list[tuple[int, float]]]]:
+        """Per question: the RRF top k of the dense and BM25 lists, and the BM25 list."""
         n = max(k, self.config.candidates)
         dense = self._dense(q, n)
         out = []
@@ -251,7 +277,7 @@ class Retriever:
             fused = reciprocal_rank_fusion(
                 [[i for i, _ in d], [i for i, _ in sparse]], k=self.config.rrf_k
             )
-            out.append(fused[:k])
+            out.append((fused[:k], sparse))
         return out
 
     def _combined(self, question: str, qv: np.ndarray, k: int) -> list[Hit]:

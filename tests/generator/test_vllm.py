@@ -114,6 +114,42 @@ def test_rag_sequence_answers_and_posteriors_equal_in_process(
     remote.close()
 
 
+def test_the_http_server_answers_through_vllm(
+    served: tuple[TransformersGenerator, str], demo_index
+) -> None:  # type: ignore[no-untyped-def]
+    """``mixrag serve --generator-url``: /v1/ask (plain and streamed) gives the in-process
+    answers, RAG-Token asks are refused with the reason, /v1/info names the server."""
+    gen, url = served
+    if gen.config.model != "smollm2-135m":
+        pytest.skip("once, on the small model")
+    from fastapi.testclient import TestClient
+
+    from mixrag.server import ServerConfig, create_app
+    from tests.server.helpers import sse_events
+
+    questions = [q.question for q in sample(load_squad(DEMO_SQUAD), 3, seed=3)]
+    expected = RAG(demo_index.retriever(), gen, RAGConfig(mode="rag-sequence", k=K))
+    answers = expected.ask_batch(questions)
+    config = ServerConfig(
+        index=demo_index.path, model="smollm2-135m", remote=VLLMConfig(url), mcp=None
+    )
+    with TestClient(create_app(config)) as client:
+        for question, answer in zip(questions, answers, strict=True):
+            body = {"question": question, "mode": "rag-sequence", "k": K}
+            got = client.post("/v1/ask", json=body)
+            assert got.status_code == 200, got.text
+            assert got.json()["answer"] == answer.text
+        streamed = client.post("/v1/ask", json=body, headers={"Accept": "text/event-stream"})
+        events = sse_events(streamed.text)
+        assert events[-1][0] == "answer" and events[-1][1]["answer"] == answers[-1].text
+        refused = client.post("/v1/ask", json={**body, "mode": "rag-token"})
+        assert refused.status_code == 400 and "vLLM server" in refused.json()["detail"]
+        info = client.get("/v1/info").json()["generator"]
+        assert info["engine"] is None and info["server"]["url"] == url
+    with pytest.raises(MixragError, match="rag-token"):
+        ServerConfig(index=demo_index.path, mode="rag-token", remote=VLLMConfig(url))
+
+
 def test_the_command_line_answers_through_the_server(
     served: tuple[TransformersGenerator, str], demo_index
 ) -> None:  # type: ignore[no-untyped-def]

@@ -13,13 +13,17 @@ from mixrag.cli.options import (
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
+    GeneratorKeyOpt,
+    GeneratorUrlOpt,
     IndexOpt,
     MinConfidenceOpt,
     ModelOpt,
     ModeOpt,
+    ServedModelOpt,
     StoreOpt,
     TauOpt,
     generator_options,
+    remote_config,
     target,
 )
 from mixrag.support import DEFAULT_MIN_CONFIDENCE
@@ -64,6 +68,9 @@ def serve_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
+    generator_url: GeneratorUrlOpt = None,
+    generator_api_key: GeneratorKeyOpt = None,
+    served_model: ServedModelOpt = None,
     mcp: Annotated[
         bool, typer.Option("--mcp/--no-mcp", help="Serve the MCP tools at /mcp (streamable HTTP).")
     ] = True,
@@ -102,6 +109,7 @@ def serve_cmd(
         tau=tau,
         bm25_weight=bm25_weight,
         mcp=McpConfig(read_only=mcp_read_only) if mcp else None,
+        remote=remote_config(generator_url, generator_api_key, served_model),
         **generator_options(device, dtype, passage_cache_mb),
     )
     log = logging.getLogger("mixrag.server")

@@ -64,6 +64,7 @@ from mixrag.server.streaming import AnswerStream, finite
 if TYPE_CHECKING:
     from mixrag.encoders.sentence import SentenceTransformerEncoder
     from mixrag.generator.hf import TransformersGenerator
+    from mixrag.generator.vllm import VLLMGenerator
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def create_app(
     *,
     service: Service | None = None,
     encoder: SentenceTransformerEncoder | None = None,
-    generator: TransformersGenerator | None = None,
+    generator: TransformersGenerator | VLLMGenerator | None = None,
 ) -> FastAPI:
     """The app over ``config.index``; models load here, once (or pass already loaded ones)."""
     from mixrag import __version__

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixrag.errors import MixragError
+from mixrag.generator.vllm_client import VLLMConfig
 from mixrag.ingest.loaders import supported_suffixes
 from mixrag.rag import MODES
 from mixrag.retriever.retriever import DEFAULT_METHOD, METHODS
@@ -52,6 +53,10 @@ class ServerConfig:
     bm25_weight:        w in the score d(z)ᵀq(x) + w · bm25n(x, z); None = a training
                         run's own, else ``DEFAULT_BM25_WEIGHT``.
     device, dtype:      where and in what precision the generator runs (GeneratorConfig).
+    remote:             a vLLM server that runs the generator's forward passes
+                        (``--generator-url``); ``model`` then names its tokeniser, and
+                        device, dtype and passage_cache_mb do not apply. RAG-Token asks
+                        are refused (the server gives no full next-token distribution).
     passage_cache_mb:   memory for the generator's passage KV cache (0: off).
     extensions:         file suffixes an upload may have (a subset of the loaders').
     shutdown_timeout:   seconds uvicorn waits for in-flight requests on shutdown.
@@ -82,6 +87,7 @@ class ServerConfig:
     device: str = "cpu"
     dtype: str = "float32"
     passage_cache_mb: int = 2048
+    remote: VLLMConfig | None = None
     extensions: tuple[str, ...] = field(default_factory=default_extensions)
     shutdown_timeout: int = 30
     chat: ChatConfig = field(default_factory=ChatConfig)
@@ -108,6 +114,11 @@ class ServerConfig:
             raise MixragError("the token is empty; put a secret in the token file")
         if self.mode not in MODES:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.remote is not None and self.mode == "rag-token":
+            raise MixragError(
+                "mode 'rag-token' cannot be the default with a vLLM server as the generator "
+                "(it needs every step's full next-token distribution); use rag-sequence"
+            )
         if self.method not in METHODS:
             raise MixragError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         check_threshold(self.min_confidence)

@@ -11,6 +11,8 @@ HTTP. Concurrency (see :mod:`mixrag.server.concurrency`):
   changes the passages of an answer under way. Up to ``max_running`` batches of asks
   decode at once (:mod:`mixrag.server.batching`), their forward passes merged step
   by step on the generator's one engine thread (:mod:`mixrag.generator.engine`);
+  with a vLLM server as the generator (``ServerConfig.remote``) there is no engine: each
+  batch's requests go to that server concurrently, which batches them itself;
 * uploads and removals hold the write lock for the whole ``Index.add``/``remove``,
   so readers see the index before or after a change.
 """
@@ -24,8 +26,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,7 @@ from mixrag.decoding import PrefixFn
 from mixrag.generator.engine import StepEngine
 from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
+from mixrag.generator.vllm import VLLMGenerator
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU, METHODS
@@ -87,7 +91,7 @@ class Service:
         self,
         config: ServerConfig,
         index: AnyIndex,
-        generator: TransformersGenerator,
+        generator: TransformersGenerator | VLLMGenerator,
         query_encoder: Encoder | None = None,
     ) -> None:
         self.config = config
@@ -100,9 +104,14 @@ class Service:
             query_encoder=query_encoder,
         )
         self.uploads = UploadStore(index.path)
-        # every forward pass runs on the engine's thread, decodes merged step by step;
-        # the batcher bounds the asks (max_waiting) and runs max_running batches at once
-        self.engine = StepEngine(generator, on_idle=release_free_memory)
+        # every forward pass runs on the engine's thread, decodes merged step by step
+        # (a vLLM server batches its requests itself: no engine); the batcher bounds the
+        # asks (max_waiting) and runs max_running batches at once
+        self.engine = (
+            StepEngine(generator, on_idle=release_free_memory)
+            if isinstance(generator, TransformersGenerator)
+            else None
+        )
         self.batcher = AskBatcher(
             self._answer_batch, config.max_batch, config.max_waiting, config.max_running
         )
@@ -116,7 +125,7 @@ class Service:
         config: ServerConfig,
         *,
         encoder: SentenceTransformerEncoder | None = None,
-        generator: TransformersGenerator | None = None,
+        generator: TransformersGenerator | VLLMGenerator | None = None,
     ) -> Service:
         """Open (or create) the index and load both models now, not on the first request."""
         from mixrag.runs import load_run
@@ -137,12 +146,14 @@ class Service:
                     "dtype": config.dtype,
                     "passage_cache_mb": config.passage_cache_mb,
                 },
+                remote=config.remote,
             )
-            assert isinstance(run.generator, TransformersGenerator)  # the server runs it
+            assert run.generator is not None
             generator, query_encoder = run.generator, run.query_encoder
             weight = run.bm25_weight if config.bm25_weight is None else config.bm25_weight
             config = dataclasses.replace(config, tau=run.tau, bm25_weight=weight)
-        generator.load()
+        if isinstance(generator, TransformersGenerator):
+            generator.load()
         service = cls(config, index, generator, query_encoder)
         service.load()
         return service
@@ -159,7 +170,10 @@ class Service:
         the generator's engine, and close the index once no request uses it (an ingest
         in flight commits first)."""
         self.batcher.shutdown()
-        self.engine.close()
+        if self.engine is not None:
+            self.engine.close()
+        elif isinstance(self.generator, VLLMGenerator):
+            self.generator.close()
         with self._index_lock.write():
             self.index.close()
 
@@ -263,7 +277,9 @@ class Service:
         final or provisional as ``RAGConfig.prefix_is_final`` says. Raises
         :class:`~mixrag.server.concurrency.BusyError` at once when the queue is full.
         """
-        return self.batcher.submit(params.rag_config(), params.question, hits, on_prefix)
+        config = params.rag_config()
+        self._remote_mode(config.mode)
+        return self.batcher.submit(config, params.question, hits, on_prefix)
 
     def _answer_batch(
         self,
@@ -273,9 +289,27 @@ class Service:
         on_prefix: PrefixFn,
     ) -> list[Answer]:
         """Asks that wait together, answered in one batch (:mod:`mixrag.server.batching`)."""
-        with self.engine.session() as steps:
+        with self._steps() as steps:
             rag = RAG(self.retriever, self.generator, config, steps=steps)
             return rag.ask_batch(list(questions), hits=list(hits), on_prefix=on_prefix)
+
+    @contextmanager
+    def _steps(self) -> Iterator[Any]:
+        """The engine's session that decodes step by step, or None (a vLLM server)."""
+        if self.engine is None:
+            yield None
+            return
+        with self.engine.session() as steps:
+            yield steps
+
+    def _remote_mode(self, mode: str) -> None:
+        if self.engine is None and mode == "rag-token":
+            raise ApiError(
+                400,
+                "invalid_request",
+                "mode 'rag-token' is not available: this server's generator is a vLLM "
+                "server, which gives no full next-token distribution; use rag-sequence",
+            )
 
     def answer(self, params: AskParams, hits: list[Hit]) -> Answer:
         """Decode an answer, waiting for it (see :meth:`submit_answer`)."""
@@ -293,7 +327,7 @@ class Service:
         if self.batcher.full:  # the generator is as busy as an ask would find it
             raise BusyError(f"{self.batcher.pending} answers are running or queued; retry soon")
         hits = self.retrieve(params)
-        with self.engine.session() as steps:
+        with self._steps() as steps:
             rag = RAG(self.retriever, self.generator, params.rag_config(), steps=steps)
             return rag.score_batch([params.question], [answer], hits=[hits])[0]
 
@@ -323,18 +357,20 @@ class Service:
     def info(self) -> dict[str, Any]:
         """Index statistics, the models, the limits and defaults a client may use."""
         cfg = self.config
-        cache = self.generator.passage_cache
+        gen = self.generator
+        cache = gen.passage_cache if isinstance(gen, TransformersGenerator) else None
         with self._index_lock.read():
             index = self.index.info()
         return {
             "index": index,
             "generator": {
-                "model": self.generator.config.model,
-                "dtype": self.generator.config.dtype,
-                "device": self.generator.config.device,
+                "model": gen.config.model,
+                "dtype": gen.config.dtype if self.engine is not None else None,
+                "device": gen.config.device if self.engine is not None else None,
+                "server": gen.describe() if isinstance(gen, VLLMGenerator) else None,
                 "passage_cache": cache.stats().to_dict() if cache is not None else None,
                 "batches": {str(n): c for n, c in sorted(self.batcher.batch_sizes.items())},
-                "engine": self.engine.stats.as_dict(),
+                "engine": self.engine.stats.as_dict() if self.engine is not None else None,
             },
             "encoder": index.get("encoder", {}),
             "modes": list(MODES),

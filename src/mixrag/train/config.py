@@ -144,14 +144,12 @@ class TrainConfig:
             raise MixragError(
                 f"training mode must be one of {', '.join(TRAIN_MODES)}, got {self.mode!r}"
             )
-        parts = [p.strip() for p in self.freeze.split(",")] if self.freeze != "none" else []
-        bad = [p for p in parts if p not in FREEZE]
-        if bad or not isinstance(self.freeze, str) or (self.freeze != "none" and not parts):
+        if not isinstance(self.freeze, str) or self.frozen - set(FREEZE):  # "", "a,", typos
             raise MixragError(
                 f"freeze must be 'none' or a comma-separated set of {', '.join(FREEZE)}, "
                 f"got {self.freeze!r}"
             )
-        if set(parts) == set(FREEZE):
+        if self.frozen == set(FREEZE):
             raise MixragError(f"freeze={self.freeze!r} leaves nothing to train")
         if self.generator_update not in GENERATOR_UPDATES:
             raise MixragError(

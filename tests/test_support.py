@@ -12,7 +12,7 @@ import pytest
 
 from mixrag.answer import Answer, Citation, RAGConfig
 from mixrag.errors import MixragError
-from mixrag.support import NOT_FOUND, closed_book_logprobs, gain, judge
+from mixrag.support import NOT_FOUND, closed_book_logprobs, gain, judge, relevance
 from mixrag.support_pass import with_support
 from mixrag.types import Hit, Passage
 from tests.fakes import FakeGenerator
@@ -32,6 +32,52 @@ def test_judge_on_hand_computed_numbers() -> None:
     cb = judge(math.log(0.5), math.log(0.5), 0.3, min_gain=5.0, closed_book=True)
     assert cb.supported and cb.gain == 0.0
     assert judge(0.0, math.log(0.3), 0.3).supported  # p = 1 >= 0.3; threshold inclusive
+
+
+def _hit(i: int, score: float, dense: float | None) -> Hit:
+    return Hit(Passage(f"p{i}", "d", "t", f"passage {i}"), score, 0.5, i, score, dense)
+
+
+def test_relevance_and_its_test_on_hand_computed_numbers() -> None:
+    # the best inner product of the passages: the dense part, else the score itself
+    assert relevance([]) is None
+    assert relevance([_hit(1, 0.9, 0.3), _hit(2, 0.7, 0.5)]) == 0.5
+    assert relevance([_hit(1, 0.45, None), _hit(2, 0.7, 0.2)]) == 0.45
+    p9, p1 = math.log(0.9), math.log(0.1)
+    off = judge(p9, p1, 0.5, relevance=0.3, min_relevance=0.42)
+    assert not off.supported and off.off_topic and off.relevance == 0.3
+    assert judge(p9, p1, 0.5, relevance=0.42, min_relevance=0.42).supported  # inclusive
+    assert judge(p9, p1, 0.5, relevance=0.3, min_relevance=None).supported  # off
+    assert not judge(p9, p1, 0.5, relevance=None, min_relevance=0.42).supported  # no passage
+    # closed-book reads no passage: its support is its confidence alone
+    assert judge(p9, p9, 0.5, closed_book=True, relevance=0.1, min_relevance=0.42).supported
+    # both tests must pass: a relevant passage does not rescue a low p(y|x)
+    low = judge(p1, p1, 0.5, relevance=0.9, min_relevance=0.42)
+    assert not low.supported and not low.off_topic
+    with pytest.raises(MixragError, match="min_relevance"):
+        RAGConfig(min_relevance=math.nan)
+
+
+def test_an_answer_whose_passages_are_off_the_question_is_not_supported() -> None:
+    fake = FakeGenerator(vocab_size=7, seed=1)
+    a = _answer("concat", math.log(0.9), (2, 0))
+    a = replace(
+        a,
+        citations=tuple(
+            replace(c, hit=replace(c.hit, dense=d))
+            for c, d in zip(a.citations, (0.3, 0.5), strict=True)
+        ),
+    )
+    (out,) = with_support(_fake_rag(fake), [a], RAGConfig(min_confidence=0.0, min_relevance=0.6))
+    assert not out.supported and out.shown() == NOT_FOUND
+    assert out.support_line() == (
+        "not supported by the indexed documents "
+        "(no passage is about the question: relevance 0.50 < 0.6; p = 0.9)"
+    )
+    d = out.to_dict()
+    assert d["relevance"] == 0.5 and d["min_relevance"] == 0.6
+    (ok,) = with_support(_fake_rag(fake), [a], RAGConfig(min_confidence=0.0, min_relevance=0.5))
+    assert ok.supported
 
 
 def test_gain_when_closed_book_gives_zero_probability() -> None:

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixrag.errors import MixragError
-from mixrag.support import DEFAULT_MIN_CONFIDENCE, NOT_FOUND, Support, check_threshold
+from mixrag.support import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_MIN_RELEVANCE,
+    NOT_FOUND,
+    Support,
+    check_threshold,
+)
 from mixrag.types import Hit
 
 MODES = ("rag-sequence", "rag-token", "concat", "closed-book")
@@ -19,6 +25,11 @@ SEQUENCE_DECODING = ("thorough", "fast")
 #: Least posterior p(z|x,y) at which a passage is cited beside the most likely one (the web
 #: page's CITE_MIN, server/static/app.js, and the chat API's ``[n]`` markers).
 CITE_MIN = 0.25
+#: K of a mode when none is given. Measured on 200 questions of SQuAD dev's training
+#: articles (docs/BENCHMARKS.md, "EM by K"): concat reads its K passages in one prompt and
+#: loses EM beyond K = 3; the mixtures read each passage alone and hold their EM from 3 to
+#: 10. Closed-book reads none; its K passages are the ones its posterior cites.
+DEFAULT_K = {"rag-sequence": 5, "rag-token": 5, "concat": 3, "closed-book": 5}
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,8 @@ class RAGConfig:
     """How questions are answered.
 
     mode: one of ``MODES``.
-    k: passages per question (K).
+    k: passages per question (K); None: the mode's measured default (``DEFAULT_K``, read
+        as :attr:`top_k`), so a mode chosen later still gets its own.
     num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
     sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
     max_new_tokens: answer length limit in tokens.
@@ -34,22 +46,25 @@ class RAGConfig:
     min_confidence: least p(y|x) of an answer the documents support (below it the CLI,
         the API and the web page say "not found"; :mod:`mixrag.support`).
     min_gain: also require log p(y|x) − log p(y|x, no passage) ≥ this (nats); None: off.
+    min_relevance: also require max_j d(z_j)ᵀq(x) ≥ this: some passage is about the
+        question (:func:`mixrag.support.relevance`); None: off.
     """
 
     mode: str = "rag-sequence"
-    k: int = 5
+    k: int | None = None
     num_beams: int = 1
     sequence_decoding: str = "thorough"
     max_new_tokens: int = 32
     stop_at_newline: bool = True
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     min_gain: float | None = None
+    min_relevance: float | None = DEFAULT_MIN_RELEVANCE
 
     def __post_init__(self) -> None:
-        check_threshold(self.min_confidence, self.min_gain)
+        check_threshold(self.min_confidence, self.min_gain, self.min_relevance)
         if self.mode not in MODES:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise MixragError(f"k must be >= 1, got {self.k}")
         if self.num_beams < 1:
             raise MixragError(f"num_beams must be >= 1, got {self.num_beams}")
@@ -60,6 +75,11 @@ class RAGConfig:
             )
         if self.max_new_tokens < 1:
             raise MixragError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    @property
+    def top_k(self) -> int:
+        """K this config answers with: ``k``, or the mode's default when ``k`` is None."""
+        return DEFAULT_K[self.mode] if self.k is None else self.k
 
     @property
     def prefix_is_final(self) -> bool:
@@ -136,6 +156,13 @@ class Answer:
             return ""
         p = f"p = {self.probability:.2g}"
         if not self.support.supported:
+            if self.mode != "closed-book" and self.support.off_topic:
+                r, least = self.support.relevance, self.support.min_relevance
+                about = f": relevance {r:.2f} < {least:g}" if r is not None else ""
+                return (
+                    "not supported by the indexed documents "
+                    f"(no passage is about the question{about}; {p})"
+                )
             return f"not supported by the indexed documents ({p})"
         if self.mode == "closed-book":
             return f"answered from the model alone, not the documents ({p})"
@@ -178,4 +205,6 @@ class Answer:
             "gain": None if self.support is None else self.support.gain,
             "min_confidence": None if self.support is None else self.support.min_confidence,
             "min_gain": None if self.support is None else self.support.min_gain,
+            "relevance": None if self.support is None else self.support.relevance,
+            "min_relevance": None if self.support is None else self.support.min_relevance,
         }

@@ -315,7 +315,8 @@ class KnowledgeBase:
         naming a bad k, method or an empty question.
         """
         retriever = self.retriever(method)
-        return retriever.search(question, k=parse_k(self.config.answering.k if k is None else k))
+        depth = self.config.answering.top_k if k is None else k
+        return retriever.search(question, k=parse_k(depth))
 
     def rag(
         self,
@@ -327,6 +328,7 @@ class KnowledgeBase:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
+        min_relevance: float | None = None,
     ) -> RAG:
         """The :class:`~mixrag.rag.RAG` that :meth:`ask` and :meth:`score` use, for
         ``ask_batch`` / ``score_batch`` and the rest of its API.
@@ -335,7 +337,9 @@ class KnowledgeBase:
         """
         from mixrag.rag import RAG
 
-        answering = self._answering(mode, k, beams, decoding, max_new_tokens, min_confidence)
+        answering = self._answering(
+            mode, k, beams, decoding, max_new_tokens, min_confidence, min_relevance
+        )
         retriever = self.retriever(method)
         run = self._resolved(with_generator=True)
         assert run.generator is not None  # resolved with one
@@ -349,6 +353,7 @@ class KnowledgeBase:
         decoding: str | None,
         max_new_tokens: int | None,
         min_confidence: float | None = None,
+        min_relevance: float | None = None,
     ) -> RAGConfig:
         """The configured answering settings with the given ones replaced (validated)."""
         given = {
@@ -357,6 +362,7 @@ class KnowledgeBase:
             "sequence_decoding": decoding,
             "max_new_tokens": max_new_tokens,
             "min_confidence": min_confidence,
+            "min_relevance": min_relevance,
         }
         changes: dict[str, Any] = {name: v for name, v in given.items() if v is not None}
         if k is not None:
@@ -374,6 +380,7 @@ class KnowledgeBase:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
+        min_relevance: float | None = None,
     ) -> Answer:
         """Answer ``question`` as ``mixrag ask`` does; None keeps the configured value.
 
@@ -382,6 +389,8 @@ class KnowledgeBase:
         beams: beam width (per passage for RAG-Sequence); 1 is greedy.
         decoding: RAG-Sequence's "thorough" or "fast". max_new_tokens: answer length.
         min_confidence: least p(y|x) of a supported answer (:mod:`mixrag.support`).
+        min_relevance: least max_j d(z_j)ᵀq(x) of a supported answer (off in the
+        configured ``RAGConfig(min_relevance=None)``).
 
         Returns the :class:`~mixrag.answer.Answer`: its text, log p(y|x) under the
         mode, one :class:`~mixrag.answer.Citation` per passage (its hit, prior
@@ -398,6 +407,7 @@ class KnowledgeBase:
             decoding=decoding,
             max_new_tokens=max_new_tokens,
             min_confidence=min_confidence,
+            min_relevance=min_relevance,
         )
         return rag.ask(question)
 

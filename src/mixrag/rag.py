@@ -218,7 +218,7 @@ class RAG:
         """
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
-        hits = self._hits(questions, cfg.k, hits)
+        hits = self._hits(questions, cfg.top_k, hits)
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)
@@ -322,7 +322,7 @@ class RAG:
                 raise MixragError("answer to score must be a non-empty string")
         cfg = self._config(mode, k)
         t0 = time.perf_counter()
-        hits = self._hits(questions, cfg.k, hits)
+        hits = self._hits(questions, cfg.top_k, hits)
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)

@@ -10,9 +10,17 @@ Every answer carries two numbers of evidence:
   says "the passages say so"; g ≈ 0 or below says the model would have given (or
   guessed) the same answer without them. A closed-book answer has g = 0 by definition.
 
-The rule (:func:`judge`): an answer is *supported* iff p(y|x) ≥ ``min_confidence`` and,
-when ``min_gain`` is set, g ≥ ``min_gain``. The gain test does not apply to closed-book
-answers (there is no passage to gain from; their support is their confidence alone).
+A third number comes from the retriever, before any answer: the *relevance*
+r = max_j d(z_j)ᵀq(x), the best inner product of the question with its K passages
+(:func:`relevance`). A question whose answer is not in the index finds only passages
+about something else, and r says so: on SQuAD dev with a third of the articles left
+out, r alone answers 93% of the answerable questions and abstains on 83% of the
+unanswerable, where no threshold on p(y|x) gets past 65% / 65% (docs/BENCHMARKS.md).
+
+The rule (:func:`judge`): an answer is *supported* iff p(y|x) ≥ ``min_confidence``,
+r ≥ ``min_relevance`` (unless that is None), and, when ``min_gain`` is set,
+g ≥ ``min_gain``. The relevance and gain tests do not apply to closed-book answers
+(they read no passage; their support is their confidence alone).
 ``min_gain`` is off by default: which of the two numbers separates answerable from
 unanswerable questions better is measured by ``bench/abstention.py`` (docs/DESIGN.md).
 
@@ -33,34 +41,53 @@ from mixrag.errors import MixragError
 
 if TYPE_CHECKING:
     from mixrag.generator.base import Generator
+    from mixrag.types import Hit
 
-#: Least p(y|x) of a supported answer: chosen by ``bench/abstention.py`` on 300 SQuAD dev
-#: questions, a third of them unanswerable, Qwen2.5-0.5B bfloat16, K = 5: RAG-Sequence's
-#: threshold with the best mean of answerable answered (64%) and unanswerable abstained
-#: (65%); none reaches the issue's 85% / 80% (docs/BENCHMARKS.md, "Abstention").
-DEFAULT_MIN_CONFIDENCE = 0.17
+#: Least p(y|x) of a supported answer, and least relevance max_j d(z_j)ᵀq(x) for the
+#: bundled encoder (all-MiniLM-L6-v2, unit vectors; a trained q(x) stays unit-length).
+#: Chosen by ``bench/abstention_signals.py`` on 300 SQuAD dev questions, a third of them
+#: unanswerable (Qwen2.5-0.5B bfloat16, RAG-Sequence, combined retrieval): with
+#: thresholds fitted on one half of the articles and measured on the other, the two
+#: together answer 92.2% of the answerable and abstain on 83.3% of the unanswerable (the
+#: issue's targets: 85% / 80%); p(y|x) alone reaches at best 43% / 86% in-sample
+#: (docs/BENCHMARKS.md, "Abstention"). The p floor only drops answers the model itself
+#: gives under 1%; "not in the documents" is the relevance's call. Another encoder has
+#: its own scale of inner products.
+DEFAULT_MIN_CONFIDENCE = 0.01
+DEFAULT_MIN_RELEVANCE = 0.42
 
 #: What the CLI, the chat endpoint and the web page say in place of an unsupported answer.
 NOT_FOUND = "Not found in the documents."
 
 
-def check_threshold(min_confidence: float, min_gain: float | None = None) -> None:
+def check_threshold(
+    min_confidence: float, min_gain: float | None = None, min_relevance: float | None = None
+) -> None:
     """Raise :class:`MixragError` naming a threshold outside its range."""
     if not (isinstance(min_confidence, int | float) and 0.0 <= min_confidence <= 1.0):
         raise MixragError(f"min_confidence must be a probability in [0, 1], got {min_confidence!r}")
     if min_gain is not None and not math.isfinite(min_gain):
         raise MixragError(f"min_gain must be a finite number of nats or None, got {min_gain!r}")
+    if min_relevance is not None and not (
+        isinstance(min_relevance, int | float) and math.isfinite(min_relevance)
+    ):
+        raise MixragError(
+            f"min_relevance must be a finite inner product or None, got {min_relevance!r}"
+        )
 
 
 @dataclass(frozen=True)
 class Support:
     """The verdict on one answer and the evidence behind it.
 
-    supported:      p(y|x) ≥ min_confidence (and gain ≥ min_gain when that is set).
+    supported:      p(y|x) ≥ min_confidence, relevance ≥ min_relevance and gain ≥
+                    min_gain (each of the last two when set; neither for closed-book).
     probability:    p(y|x) under the answer's mode.
     gain:           log p(y|x) − log p(y|x, no passage), nats; 0 for closed-book.
     min_confidence: the threshold on p(y|x) it was judged by.
     min_gain:       the threshold on the gain (None: not used).
+    relevance:      max_j d(z_j)ᵀq(x) over the answer's passages (None: it has none).
+    min_relevance:  the threshold on the relevance (None: not used).
     """
 
     supported: bool
@@ -68,6 +95,15 @@ class Support:
     gain: float
     min_confidence: float
     min_gain: float | None = None
+    relevance: float | None = None
+    min_relevance: float | None = None
+
+    @property
+    def off_topic(self) -> bool:
+        """Whether the relevance test failed: no passage is about the question."""
+        if self.min_relevance is None:
+            return False
+        return self.relevance is None or self.relevance < self.min_relevance
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +112,8 @@ class Support:
             "gain": self.gain,
             "min_confidence": self.min_confidence,
             "min_gain": self.min_gain,
+            "relevance": self.relevance,
+            "min_relevance": self.min_relevance,
         }
 
 
@@ -87,6 +125,15 @@ def gain(logprob: float, closed_logprob: float) -> float:
     return logprob - closed_logprob
 
 
+def relevance(hits: Sequence[Hit]) -> float | None:
+    """r = max_j d(z_j)ᵀq(x): the best inner product of the question with its passages
+    (a hit's ``dense`` part, or its score when the score is the inner product alone);
+    None without passages."""
+    if not hits:
+        return None
+    return max(float(h.score if h.dense is None else h.dense) for h in hits)
+
+
 def judge(
     logprob: float,
     closed_logprob: float,
@@ -94,17 +141,22 @@ def judge(
     min_gain: float | None = None,
     *,
     closed_book: bool = False,
+    relevance: float | None = None,
+    min_relevance: float | None = None,
 ) -> Support:
-    """The support of an answer with log p(y|x) = ``logprob`` and log p(y|x, no passage)
-    = ``closed_logprob``: supported iff p(y|x) ≥ min_confidence and (unless closed-book
-    or ``min_gain`` is None) g ≥ min_gain."""
-    check_threshold(min_confidence, min_gain)
+    """The support of an answer with log p(y|x) = ``logprob``, log p(y|x, no passage)
+    = ``closed_logprob`` and passages of ``relevance`` r: supported iff p(y|x) ≥
+    min_confidence and, unless closed-book, r ≥ min_relevance (when both are given; no
+    passages at all fails it) and g ≥ min_gain (when that is given)."""
+    check_threshold(min_confidence, min_gain, min_relevance)
     p = math.exp(logprob)
     g = 0.0 if closed_book else gain(logprob, closed_logprob)
     ok = p >= min_confidence
     if ok and min_gain is not None and not closed_book:
         ok = g >= min_gain
-    return Support(ok, p, g, float(min_confidence), min_gain)
+    if ok and min_relevance is not None and not closed_book:
+        ok = relevance is not None and relevance >= min_relevance
+    return Support(ok, p, g, float(min_confidence), min_gain, relevance, min_relevance)
 
 
 def closed_book_logprobs(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mixrag.answer import Answer, RAGConfig
-from mixrag.support import closed_book_logprobs, judge
+from mixrag.support import closed_book_logprobs, judge, relevance
 
 if TYPE_CHECKING:
     from mixrag.generator.base import Generator
@@ -51,6 +51,8 @@ def with_support(rag: Answerer, answers: Sequence[Answer], cfg: RAGConfig) -> li
             cfg.min_confidence,
             cfg.min_gain,
             closed_book=cb,
+            relevance=relevance([c.hit for c in a.citations]),
+            min_relevance=cfg.min_relevance,
         )
         out.append(replace(a, support=verdict))
     return out

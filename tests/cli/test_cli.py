@@ -156,6 +156,7 @@ def test_eval_builds_the_index_from_the_dataset_and_reports(tmp_path: Path) -> N
         (["--modes", "rag-seq"], "'rag-seq'"),
         (["-k", "five"], "-k must be comma-separated integers"),
         (["--retrieval", "sparse"], "'sparse'"),
+        (["--min-relevance", "high"], "--min-relevance must be a number or 'off', got 'high'"),
         (["--build-index", "{tmp}/idx2", "--dataset", "{tmp}/q.jsonl"], "needs a SQuAD-layout"),
     ],
 )

@@ -33,3 +33,13 @@ def test_generator_options_are_checked_now() -> None:
     assert generator_options("cpu", "bfloat16", 0)["passage_cache_mb"] == 0
     with pytest.raises(MixragError, match="dtype 'int8' is not one"):
         generator_options("cpu", "int8")
+
+
+def test_min_relevance_is_a_number_or_off() -> None:
+    from mixrag.cli.options import relevance_threshold
+
+    assert relevance_threshold("0.42") == 0.42 and relevance_threshold("-1") == -1.0
+    assert relevance_threshold("off") is None and relevance_threshold(" OFF ") is None
+    for bad in ("high", "nan", "inf", ""):
+        with pytest.raises(MixragError, match="--min-relevance must be a number or 'off'"):
+            relevance_threshold(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,9 @@ def test_index_with_held_out_articles_leaks_none(
         index_dataset(data, tmp_path / "full", held_out=frozenset({"0"}), encoder=encoder)
 
 
-def _record(p: float, em: float, answerable: bool | None) -> AnswerRecord:
+def _record(
+    p: float, em: float, answerable: bool | None, relevance: float | None = None
+) -> AnswerRecord:
     return AnswerRecord(
         prediction="x",
         em=em,
@@ -150,7 +153,34 @@ def _record(p: float, em: float, answerable: bool | None) -> AnswerRecord:
         timings={"total": 0.1},
         answerable=answerable,
         gain=0.5,
+        relevance=relevance,
     )
+
+
+def test_an_answer_off_the_question_is_abstained_on_too() -> None:
+    """Answered iff p ≥ 0.5 and relevance ≥ 0.4 (closed-book: p alone), by hand:
+    q1 (0.9, 0.9) yes; q2 (0.8, 0.3) no; q3 (0.8, 0.8) yes; q4 (0.3, 0.2) no."""
+    from mixrag.eval.summary import answer_result
+
+    split = [True, True, False, False]
+    relevance = [0.9, 0.3, 0.8, 0.2]
+    rows = [
+        _record(p, e, a, r) for p, e, a, r in zip(CONF, [1, 0, 1, 1], split, relevance, strict=True)
+    ]
+    gated = answer_result("concat", 3, rows, 5, min_confidence=0.5, min_relevance=0.4).abstention
+    assert gated is not None and gated.min_relevance == 0.4
+    assert gated.answer_rate == 0.5 and gated.abstention_rate == 0.5
+    assert gated.em_answerable == 50.0 and gated.em_answered == 100.0
+    book = answer_result("closed-book", 0, rows, 5, min_confidence=0.5, min_relevance=0.4)
+    assert book.abstention is not None and book.abstention.min_relevance is None
+    assert book.abstention.answer_rate == 1.0 and book.abstention.abstention_rate == 0.5
+    # the curve stays on p(y|x) alone
+    assert gated.curve == book.abstention.curve
+    # records without a relevance (written before it was recorded): p alone
+    old = [replace(r, relevance=None) for r in rows]
+    plain = answer_result("concat", 3, old, 5, min_confidence=0.5, min_relevance=0.4).abstention
+    assert plain is not None and plain.answer_rate == 1.0
+    assert AnswerRecord.from_dict(rows[1].to_dict()).relevance == 0.3
 
 
 def test_run_summary_has_abstention_only_with_a_split(tmp_path: Path) -> None:
@@ -173,7 +203,7 @@ def test_run_summary_has_abstention_only_with_a_split(tmp_path: Path) -> None:
     )
     assert EvalResults.from_dict(json.loads(json.dumps(results.to_dict()))) == results
     section = "\n".join(abstention_markdown(results))
-    assert "| concat@5 | 2 | 2 | 0.5 | 100.0 | 50.0 | 50.0 | 50.0 | 0.521 | 0.250 |" in section
+    assert "| concat@5 | 2 | 2 | 0.5 | – | 100.0 | 50.0 | 50.0 | 50.0 | 0.521 | 0.250 |" in section
     assert "other@5" not in section
     files = write_report(results, tmp_path / "r")
     assert (tmp_path / "r" / "plots" / "risk_coverage.png").is_file()

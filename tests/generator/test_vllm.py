@@ -150,6 +150,32 @@ def test_the_http_server_answers_through_vllm(
         ServerConfig(index=demo_index.path, mode="rag-token", remote=VLLMConfig(url))
 
 
+def test_mcp_over_stdio_answers_through_vllm(
+    served: tuple[TransformersGenerator, str], demo_index
+) -> None:  # type: ignore[no-untyped-def]
+    """``mixrag mcp --generator-url``: the ask tool gives the in-process answer; a RAG-Token
+    ask is a tool error that names why, and the process lives on."""
+    gen, url = served
+    if gen.config.model != "smollm2-135m":
+        pytest.skip("once, on the small model")
+    from tests.server.mcp_client import Session, server_params
+
+    question = "Which NFL team won Super Bowl 50?"
+    expected = RAG(demo_index.retriever(), gen, RAGConfig(mode="rag-sequence", k=3)).ask(question)
+    session = Session(server_params(demo_index.path, "--read-only", "--generator-url", url))
+    session.open()
+    try:
+        answer = session.run("call_tool", "ask", {"question": question, "mode": "rag-sequence"})
+        assert not answer.is_error, answer.content
+        assert answer.structured_content["answer"] == expected.text
+        refused = session.run("call_tool", "ask", {"question": question, "mode": "rag-token"})
+        assert refused.is_error and "rag-token" in refused.content[0].text
+        assert not session.run("call_tool", "list_documents", {}).is_error
+        assert not session.transport_errors
+    finally:
+        session.close()
+
+
 def test_the_command_line_answers_through_the_server(
     served: tuple[TransformersGenerator, str], demo_index
 ) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mixrag.answer import DEFAULT_K
 from mixrag.decoding import DecodingConfig, greedy, rag_token_greedy
 from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
@@ -115,6 +116,22 @@ def test_bad_input_names_the_value(rag: RAG) -> None:
         rag.ask(QUESTION, k=0)
     with pytest.raises(MixragError, match="non-empty"):
         rag.score(QUESTION, "  ")
+
+
+def test_each_mode_takes_its_own_k_unless_one_is_given(rag: RAG) -> None:
+    """k None: concat reads DEFAULT_K["concat"] passages, the mixtures theirs; a mode
+    chosen per call still gets its own, and a given k wins."""
+    assert DEFAULT_K["concat"] < DEFAULT_K["rag-sequence"]
+    assert RAGConfig().top_k == DEFAULT_K["rag-sequence"]
+    assert RAGConfig(mode="concat").top_k == DEFAULT_K["concat"]
+    assert RAGConfig(mode="concat", k=4).top_k == 4
+    n = rag.retriever.index.store.counts()["passages"]
+    by_mode = RAG(rag.retriever, rag.generator, RAGConfig(max_new_tokens=4))
+    concat = by_mode.ask(QUESTION, mode="concat")
+    assert len(concat.citations) == min(n, DEFAULT_K["concat"])
+    sequence = by_mode.ask(QUESTION, mode="rag-sequence")
+    assert len(sequence.citations) == min(n, DEFAULT_K["rag-sequence"])
+    assert len(by_mode.ask(QUESTION, mode="concat", k=2).citations) == 2
 
 
 def test_open_takes_k_all_as_every_passage(rag: RAG) -> None:

@@ -19,6 +19,7 @@ def test_health_info_and_the_page(served: Served) -> None:
     info = c.get("/v1/info").json()
     assert info["index"]["documents"] == 3 and info["index"]["passages"] == 3
     assert info["limits"]["max_k"] == 5 and info["defaults"]["k"] == 3
+    assert info["defaults"]["k_by_mode"] == dict.fromkeys(MODES, 3)  # k given: every mode's
     assert info["generator"]["model"] == "smollm2-135m"
     assert ".md" in info["extensions"] and info["auth"] is False
     page = c.get("/")
@@ -130,3 +131,12 @@ def test_ask_says_whether_the_documents_support_the_answer(served: Served) -> No
     assert default["supported"] == (default["probability"] >= served.config.min_confidence)
     r = served.client.post("/v1/ask", json={**body, "min_confidence": 1.5})
     assert r.status_code == 422 and "min_confidence" in r.text
+    # the retriever's test: the best passage's inner product with the question
+    assert default["min_relevance"] == served.config.min_relevance
+    passages = [p["dense"] if p["dense"] is not None else p["score"] for p in default["passages"]]
+    assert default["relevance"] == pytest.approx(max(passages), abs=1e-6)
+    off = {**body, "min_confidence": 0.0, "min_relevance": default["relevance"] + 0.01}
+    far = served.client.post("/v1/ask", json=off).json()
+    assert far["supported"] is False and far["answer"] == default["answer"]
+    on = {**off, "min_relevance": default["relevance"]}
+    assert served.client.post("/v1/ask", json=on).json()["supported"] is True

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tests.server.helpers import MILL_QUESTION, TOKEN, build_index, small_config
 
+from mixrag.answer import DEFAULT_K
 from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
 from mixrag.server import ServerConfig, create_app
@@ -79,6 +80,11 @@ def test_config_and_token_file(tmp_path: Path) -> None:
     assert TOKEN not in repr(ServerConfig(index=tmp_path, token=TOKEN))
     assert ServerConfig(index=tmp_path).is_loopback
     assert not ServerConfig(index=tmp_path, host="0.0.0.0").is_loopback
+    by_mode = ServerConfig(index=tmp_path)  # no k: each mode its measured default
+    assert by_mode.k_for() == by_mode.k_for("rag-sequence") == DEFAULT_K["rag-sequence"]
+    assert by_mode.k_for("concat") == DEFAULT_K["concat"]
+    assert ServerConfig(index=tmp_path, max_k=2).k_for() == 2
+    assert ServerConfig(index=tmp_path, k=4).k_for("concat") == 4
     for bad in ({"k": 30}, {"max_k": 0}, {"mode": "x"}, {"extensions": (".exe",)}):
         with pytest.raises(MixragError):
             ServerConfig(index=tmp_path, **bad)  # type: ignore[arg-type]

@@ -128,10 +128,16 @@ def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
 
 def test_the_page_reports_a_bad_question(live_url: str, browser: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(live_url + "/")
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "k").text)
+    # K follows the chosen mode's default (this server gives one k: set the table here)
+    browser.execute_script("kByMode = {'concat': 2, 'rag-sequence': 4};")
+    Select(browser.find_element(By.ID, "mode")).select_by_value("concat")
+    assert Select(browser.find_element(By.ID, "k")).first_selected_option.text == "2"
+    Select(browser.find_element(By.ID, "mode")).select_by_value("rag-sequence")
+    assert Select(browser.find_element(By.ID, "k")).first_selected_option.text == "4"
     browser.find_element(By.ID, "question").send_keys("x" * 250)
     browser.find_element(By.ID, "ask-button").click()
     error = browser.find_element(By.ID, "error")

@@ -17,6 +17,7 @@ from mixrag.cli.options import (
     GeneratorUrlOpt,
     IndexOpt,
     JsonOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ProgressOpt,
     ServedModelOpt,
@@ -24,10 +25,12 @@ from mixrag.cli.options import (
     TauOpt,
     echo_json,
     generator_options,
+    relevance_threshold,
     remote_config,
     target,
 )
 from mixrag.errors import MixragError
+from mixrag.support import DEFAULT_MIN_RELEVANCE
 
 
 def _csv(value: str, name: str) -> list[str]:
@@ -59,7 +62,15 @@ def eval_cmd(
     modes: Annotated[
         str, typer.Option(help="Comma-separated answer modes, or 'none' for retrieval only.")
     ] = "closed-book,concat,rag-sequence,rag-token",
-    k: Annotated[str, typer.Option("-k", help="Passages K per answer; several: 1,5,10.")] = "5",
+    k: Annotated[
+        str | None,
+        typer.Option(
+            "-k",
+            help="Passages K per answer; several: 1,5,10 "
+            "\\[each mode's measured best: 5, concat 3].",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Seeded sample of this many questions.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
     method: Annotated[str, typer.Option(help="Retrieval feeding the generator.")] = "combined",
@@ -87,6 +98,7 @@ def eval_cmd(
         float | None,
         typer.Option(help="Threshold on p(y|x) the abstention rates are taken at [default]."),
     ] = None,
+    min_relevance: MinRelevanceOpt = str(DEFAULT_MIN_RELEVANCE),
     attribution: Annotated[
         bool,
         typer.Option(
@@ -130,7 +142,7 @@ def eval_cmd(
     mode_list = [] if modes.strip().lower() == "none" else _csv(modes, "--modes")
     config = EvalConfig(
         modes=tuple(mode_list),
-        ks=_csv_ints(k, "-k"),
+        ks=_csv_ints(k, "-k") if k is not None else (),
         limit=limit,
         seed=seed,
         method=method,
@@ -140,6 +152,7 @@ def eval_cmd(
         posteriors=posteriors,
         unanswerable=unanswerable,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        min_relevance=relevance_threshold(min_relevance),
         attribution=attribution,
     )
     data = load_dataset(dataset, format=format)
@@ -169,9 +182,10 @@ def eval_cmd(
         query_encoder = None
         if config.modes:
             rag_cfg = RAGConfig(
-                k=max(config.ks),
+                k=config.depth,
                 max_new_tokens=max_new_tokens,
                 min_confidence=config.min_confidence,
+                min_relevance=config.min_relevance,
             )
             weight: dict[str, Any] = {} if bm25_weight is None else {"bm25_weight": bm25_weight}
             rag = RAG.open(

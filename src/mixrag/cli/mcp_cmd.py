@@ -9,18 +9,25 @@ import typer
 from mixrag.cli.options import (
     Bm25WeightOpt,
     CacheOpt,
+    DefaultKOpt,
     DeviceOpt,
     DtypeOpt,
+    GeneratorKeyOpt,
+    GeneratorUrlOpt,
     IndexOpt,
     MinConfidenceOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModeOpt,
+    ServedModelOpt,
     StoreOpt,
     TauOpt,
     generator_options,
+    relevance_threshold,
+    remote_config,
     target,
 )
-from mixrag.support import DEFAULT_MIN_CONFIDENCE
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE
 
 
 def mcp_cmd(
@@ -37,7 +44,8 @@ def mcp_cmd(
     model: ModelOpt = None,
     mode: ModeOpt = "rag-sequence",
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
-    k: Annotated[int, typer.Option("-k", help="Default K of calls that give none.")] = 5,
+    min_relevance: MinRelevanceOpt = str(DEFAULT_MIN_RELEVANCE),
+    k: DefaultKOpt = None,
     method: Annotated[
         str, typer.Option(help="Default retrieval: combined, dense, bm25 or hybrid.")
     ] = "combined",
@@ -51,6 +59,9 @@ def mcp_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
+    generator_url: GeneratorUrlOpt = None,
+    generator_api_key: GeneratorKeyOpt = None,
+    served_model: ServedModelOpt = None,
 ) -> None:
     """Serve the index as MCP tools over stdin/stdout (stdout carries only the protocol).
 
@@ -69,11 +80,13 @@ def mcp_cmd(
         max_upload_bytes=int(max_upload_mb * MiB),
         mode=mode,
         min_confidence=min_confidence,
+        min_relevance=relevance_threshold(min_relevance),
         k=k,
         method=method,
         tau=tau,
         bm25_weight=bm25_weight,
         mcp=McpConfig(read_only=read_only),
+        remote=remote_config(generator_url, generator_api_key, served_model),
         **generator_options(device, dtype, passage_cache_mb),
     )
     serve_stdio(config)

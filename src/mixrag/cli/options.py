@@ -8,6 +8,7 @@ the helpers raise :class:`~mixrag.errors.MixragError` for a bad value, which
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,22 @@ TauOpt = Annotated[
 ModeOpt = Annotated[
     str, typer.Option("--mode", "-m", help="rag-sequence, rag-token, concat or closed-book.")
 ]
+AnswerKOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-k",
+        help="Passages in the mixture (K), or 'all' \\[the mode's measured best: 5, concat 3].",
+        show_default=False,
+    ),
+]
+DefaultKOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-k",
+        help="Default K of asks that give none \\[the mode's measured best: 5, concat 3].",
+        show_default=False,
+    ),
+]
 MinConfidenceOpt = Annotated[
     float,
     typer.Option(
@@ -59,6 +76,28 @@ MinConfidenceOpt = Annotated[
         "is shown as not found."
     ),
 ]
+MinRelevanceOpt = Annotated[
+    str,
+    typer.Option(
+        help="Least relevance max_j d(z_j)·q(x) of a supported answer: some passage must be "
+        "about the question, else the answer is shown as not found; 'off' to skip the test.",
+    ),
+]
+
+
+def relevance_threshold(value: str) -> float | None:
+    """``--min-relevance``: a finite number, or None for ``off``; else a MixragError."""
+    if value.strip().lower() in ("off", "none"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise MixragError(f"--min-relevance must be a number or 'off', got {value!r}")
+    return number
+
+
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Generator: smollm2-135m, qwen2.5-0.5b, or a model folder."),

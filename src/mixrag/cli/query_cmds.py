@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mixrag.cli.options import (
+    AnswerKOpt,
     Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
@@ -22,16 +23,18 @@ from mixrag.cli.options import (
     JsonOpt,
     MethodOpt,
     MinConfidenceOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModeOpt,
     ServedModelOpt,
     StoreOpt,
     TauOpt,
     echo_json,
+    relevance_threshold,
     remote_config,
     target,
 )
-from mixrag.support import DEFAULT_MIN_CONFIDENCE
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE
 
 if TYPE_CHECKING:
     from mixrag.answer import RAGConfig
@@ -109,7 +112,7 @@ def ask_cmd(
     index: IndexOpt = None,
     store: StoreOpt = None,
     mode: ModeOpt = "rag-sequence",
-    k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
+    k: AnswerKOpt = None,
     model: ModelOpt = None,
     method: MethodOpt = "combined",
     tau: TauOpt = None,
@@ -123,6 +126,7 @@ def ask_cmd(
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    min_relevance: MinRelevanceOpt = str(DEFAULT_MIN_RELEVANCE),
     show_guess: Annotated[
         bool, typer.Option(help="Show the best guess even when the documents do not support it.")
     ] = False,
@@ -143,6 +147,7 @@ def ask_cmd(
         sequence_decoding=decoding,
         max_new_tokens=max_new_tokens,
         min_confidence=min_confidence,
+        min_relevance=relevance_threshold(min_relevance),
     )
     where = target(index, store)
     remote = remote_config(generator_url, generator_api_key, served_model)
@@ -163,7 +168,7 @@ def score_cmd(
     index: IndexOpt = None,
     store: StoreOpt = None,
     mode: ModeOpt = "rag-sequence",
-    k: Annotated[str, typer.Option("-k", help="Passages in the mixture (K), or 'all'.")] = "5",
+    k: AnswerKOpt = None,
     model: ModelOpt = None,
     method: MethodOpt = "combined",
     tau: TauOpt = None,

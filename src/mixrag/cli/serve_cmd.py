@@ -11,22 +11,25 @@ import typer
 from mixrag.cli.options import (
     Bm25WeightOpt,
     CacheOpt,
+    DefaultKOpt,
     DeviceOpt,
     DtypeOpt,
     GeneratorKeyOpt,
     GeneratorUrlOpt,
     IndexOpt,
     MinConfidenceOpt,
+    MinRelevanceOpt,
     ModelOpt,
     ModeOpt,
     ServedModelOpt,
     StoreOpt,
     TauOpt,
     generator_options,
+    relevance_threshold,
     remote_config,
     target,
 )
-from mixrag.support import DEFAULT_MIN_CONFIDENCE
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE
 
 
 def serve_cmd(
@@ -43,7 +46,8 @@ def serve_cmd(
     ] = None,
     mode: ModeOpt = "rag-sequence",
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
-    k: Annotated[int, typer.Option("-k", help="Default K of requests that give none.")] = 5,
+    min_relevance: MinRelevanceOpt = str(DEFAULT_MIN_RELEVANCE),
+    k: DefaultKOpt = None,
     method: Annotated[
         str, typer.Option(help="Default retrieval: combined, dense, bm25 or hybrid.")
     ] = "combined",
@@ -104,6 +108,7 @@ def serve_cmd(
         max_running=max_running,
         mode=mode,
         min_confidence=min_confidence,
+        min_relevance=relevance_threshold(min_relevance),
         k=k,
         method=method,
         tau=tau,

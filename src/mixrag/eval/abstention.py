@@ -17,6 +17,7 @@ match is 1; an answered unanswerable question is wrong.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,8 +132,11 @@ class Abstention:
     """One answer run judged as a selective answerer (module docstring).
 
     min_confidence:  the threshold on p(y|x) the rates are taken at.
+    min_relevance:   and the threshold on the relevance max_j d(z_j)ᵀq(x) (None: not
+                     used; nor for closed-book, nor for records without a relevance).
     answerable:      questions with their article in the index; unanswerable: without.
-    answer_rate:     share of the answerable answered (p ≥ min_confidence).
+    answer_rate:     share of the answerable answered (supported: p ≥ min_confidence and
+                     relevance ≥ min_relevance).
     em_answerable:   EM (percent) over all answerable questions, answered or not.
     em_answered:     EM (percent) over the answerable questions answered.
     abstention_rate: share of the unanswerable abstained on (None: none unanswerable).
@@ -151,6 +155,7 @@ class Abstention:
     aurc: float | None
     accuracy_at_80: float | None
     curve: tuple[CurvePoint, ...] = ()
+    min_relevance: float | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "abstention") -> Abstention:
@@ -167,10 +172,14 @@ class Abstention:
             aurc=optional(data, "aurc", as_float, where),
             accuracy_at_80=optional(data, "accuracy_at_80", as_float, where),
             curve=tuple(_point(p, f"{where}.curve[{i}]") for i, p in enumerate(points)),
+            min_relevance=optional(data, "min_relevance", as_float, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        out = dict(plain(self))
+        if out["min_relevance"] is None:  # as files written before it have it
+            del out["min_relevance"]
+        return out
 
 
 def _point(data: Any, where: str) -> CurvePoint:
@@ -187,15 +196,25 @@ def abstention(
     em: Sequence[float],
     answerable: Sequence[bool],
     min_confidence: float,
+    relevance: Sequence[float | None] | None = None,
+    min_relevance: float | None = None,
 ) -> Abstention:
-    """A run's :class:`Abstention` from its answers' p(y|x), exact match and split."""
+    """A run's :class:`Abstention` from its answers' p(y|x), exact match and split; with
+    ``min_relevance``, an answer whose ``relevance`` is below it is abstained on too (the
+    rule of :func:`mixrag.support.judge`). The risk–coverage curve stays on p(y|x)."""
     conf = [float(p) for p in probability]
     correct = [bool(a) and e >= 1.0 for e, a in zip(em, answerable, strict=True)]
     curve = risk_coverage(conf, correct)
-    r = rates(conf, answerable, min_confidence)
+    relevant = [
+        min_relevance is None or r is None or r >= min_relevance
+        for r in (relevance if relevance is not None else [None] * len(conf))
+    ]
+    # answered iff supported: the rates' threshold test on p(y|x), or −inf when off topic
+    gated = [c if ok else -math.inf for c, ok in zip(conf, relevant, strict=True)]
+    r = rates(gated, answerable, min_confidence)
     ans_em = [e for e, a in zip(em, answerable, strict=True) if a]
     answered_em = [
-        e for c, e, a in zip(conf, em, answerable, strict=True) if a and c >= min_confidence
+        e for c, e, a in zip(gated, em, answerable, strict=True) if a and c >= min_confidence
     ]
     return Abstention(
         min_confidence=min_confidence,
@@ -208,4 +227,5 @@ def abstention(
         aurc=aurc(curve),
         accuracy_at_80=accuracy_at_coverage(curve, 0.8),
         curve=tuple(curve),
+        min_relevance=min_relevance,
     )

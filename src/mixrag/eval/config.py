@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from mixrag.answer import DEFAULT_K
 from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_METHOD, METHODS
-from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE, check_threshold
 
 CLOSED_BOOK = "closed-book"
 ANSWER_MODES = (CLOSED_BOOK, "concat", "rag-sequence", "rag-token")
@@ -21,6 +22,7 @@ class EvalConfig:
 
     modes:      answer modes to run (any of ``ANSWER_MODES``); empty = retrieval only.
     ks:         passages per question K for the passage modes; closed-book runs once.
+                Empty: each mode at its own default (``DEFAULT_K``: 5, concat 3).
     limit:      evaluate a seeded random sample of this many questions (None = all).
     seed:       the sample's seed.
     method:     retrieval method feeding the generator.
@@ -33,13 +35,14 @@ class EvalConfig:
     unanswerable: share of the questions whose article the index leaves out (seeded by
                 ``seed``; :mod:`mixrag.eval.unanswerable`); 0 = every question answerable.
     min_confidence: the threshold on p(y|x) the abstention rates are reported at.
+    min_relevance: and the threshold on max_j d(z_j)ᵀq(x) (None: not used).
     attribution: also name each answer's sources four ways (posterior, prompted
                 citations, leave-one-out, rank) and measure them against the gold
                 passages (:mod:`mixrag.eval.attribution`); every mode but closed-book.
     """
 
     modes: tuple[str, ...] = ANSWER_MODES
-    ks: tuple[int, ...] = (5,)
+    ks: tuple[int, ...] = ()
     limit: int | None = None
     seed: int = 0
     method: str = DEFAULT_METHOD
@@ -50,12 +53,13 @@ class EvalConfig:
     posteriors: bool = False
     unanswerable: float = 0.0
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_relevance: float | None = DEFAULT_MIN_RELEVANCE
     attribution: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.unanswerable < 1.0:
             raise MixragError(f"unanswerable must be a share in [0, 1), got {self.unanswerable}")
-        check_threshold(self.min_confidence)
+        check_threshold(self.min_confidence, None, self.min_relevance)
         for m in self.modes:
             if m not in ANSWER_MODES:
                 raise MixragError(f"mode {m!r} is not one of {', '.join(ANSWER_MODES)}")
@@ -68,7 +72,8 @@ class EvalConfig:
             raise MixragError(f"modes repeat: {', '.join(self.modes)}")
         for name in ("ks", "recall_ks"):
             values = getattr(self, name)
-            if not values or any(not isinstance(v, int) or v < 1 for v in values):
+            empty = not values and name == "recall_ks"
+            if empty or any(not isinstance(v, int) or v < 1 for v in values):
                 raise MixragError(f"{name} must be positive integers, got {list(values)}")
         if self.limit is not None and self.limit < 1:
             raise MixragError(f"limit must be >= 1, got {self.limit}")
@@ -85,8 +90,15 @@ class EvalConfig:
             if mode == CLOSED_BOOK:
                 out.append((mode, 0))
             else:
-                out += [(mode, k) for k in sorted(set(self.ks))]
+                out += [(mode, k) for k in sorted(set(self.ks or (DEFAULT_K[mode],)))]
         return out
+
+    @property
+    def depth(self) -> int:
+        """Passages retrieved per question: the largest K of any run (closed-book's
+        citations come from as many)."""
+        given = [k for _, k in self.runs if k] + list(self.ks)
+        return max(given, default=DEFAULT_K[CLOSED_BOOK])
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -71,6 +71,7 @@ class AnswerRecord:
     answerable:         the question's article is in the index (None: no held-out split).
     gain:               log p(y|x) − log p(y|x, no passage), nats (None: not measured
                         or infinite).
+    relevance:          max_j d(z_j)ᵀq(x) over the K passages (None: not recorded).
     """
 
     prediction: str
@@ -86,11 +87,13 @@ class AnswerRecord:
     timings: dict[str, float]
     answerable: bool | None = None
     gain: float | None = None
+    relevance: float | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "record") -> AnswerRecord:
         # records written before the abstention fields lack them
-        data = complete({"answerable": None, "gain": None, **as_map(data, where)}, cls, where)
+        known = {"answerable": None, "gain": None, "relevance": None}
+        data = complete({**known, **as_map(data, where)}, cls, where)
         timings = required(data, "timings", as_map, where)
         return cls(
             prediction=as_str(data["prediction"], f"{where}.prediction"),
@@ -106,12 +109,13 @@ class AnswerRecord:
             timings={k: as_float(v, f"{where}.timings.{k}") for k, v in timings.items()},
             answerable=optional(data, "answerable", as_bool, where),
             gain=optional(data, "gain", as_float, where),
+            relevance=optional(data, "relevance", as_float, where),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``answerable`` and ``gain`` appear only when set."""
+        """The JSON form; ``answerable``, ``gain`` and ``relevance`` appear only when set."""
         out = dict(plain(self))
-        for key in ("answerable", "gain"):
+        for key in ("answerable", "gain", "relevance"):
             if out[key] is None:
                 del out[key]
         return out

@@ -239,6 +239,7 @@ class ResultsConfig:
     posteriors: bool | None = None
     unanswerable: float | None = None
     min_confidence: float | None = None
+    min_relevance: float | None = None
     attribution: bool | None = None
     dataset: str | None = None
     index: str | None = None
@@ -262,6 +263,7 @@ class ResultsConfig:
             "posteriors": as_bool,
             "unanswerable": as_float,
             "min_confidence": as_float,
+            "min_relevance": as_float,
             "attribution": as_bool,
         }
         return cls(
@@ -395,7 +397,7 @@ class EvalResults:
         for key in ("attribution", "partial", "command"):
             if not out[key]:
                 del out[key]
-        _drop_none(out["config"], ("unanswerable", "min_confidence"))
+        _drop_none(out["config"], ("unanswerable", "min_confidence", "min_relevance"))
         for run in out["answers"].values():
             _drop_none(run, ("abstention",))
         out["questions"] = [q.to_dict() for q in self.questions]

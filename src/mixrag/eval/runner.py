@@ -53,6 +53,7 @@ from mixrag.eval.retrieval import answer_in_passages, has_gold, is_gold
 from mixrag.eval.summary import question_results, summarize_answers, summarize_retrieval
 from mixrag.eval.unanswerable import held_out_articles, is_answerable
 from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT
+from mixrag.support import relevance as passage_relevance
 
 if TYPE_CHECKING:
     from mixrag.encoders.base import Encoder
@@ -148,7 +149,7 @@ def fingerprint(
         if gen.get("passage_cache_dtype") is None:
             gen.pop("passage_cache_dtype", None)
         rc = dataclasses.asdict(rag.config)
-        for summary_only in ("mode", "k", "min_confidence", "min_gain"):
+        for summary_only in ("mode", "k", "min_confidence", "min_gain", "min_relevance"):
             rc.pop(summary_only, None)
         fp["generator"] = gen
         fp["answering"] = {
@@ -243,6 +244,7 @@ def _answer_record(
         timings=timings,
         answerable=answerable,
         gain=g if answer.support is not None and math.isfinite(g := answer.support.gain) else None,
+        relevance=passage_relevance([c.hit for c in answer.citations]),
     )
 
 
@@ -276,7 +278,7 @@ def _answer_phase(
     def missing(key: str, q: Question) -> bool:
         return q.id not in records[key] or (key in attributed and q.id not in attributed[key])
 
-    depth = max(config.ks)
+    depth = config.depth
     total = len(questions) * len(runs)
     done = sum(1 for key, _m, _k in runs for q in questions if not missing(key, q))
     pending = [q for q in questions if any(missing(key, q) for key, _m, _k in runs)]

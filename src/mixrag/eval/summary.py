@@ -71,13 +71,15 @@ def answer_result(
     rows: Sequence[AnswerRecord],
     ece_bins: int,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_relevance: float | None = None,
 ) -> AnswerResult:
     """One answer run's summary over its records ``rows`` (at least one).
 
     EM and F1 in percent; ECE and the reliability bins of p(y|x), clipped to [0, 1],
     against exact match (``ece_bins`` equal-width bins). With a held-out split (records
-    marked answerable or not), the abstention rates at ``min_confidence`` and the
-    risk–coverage curve (:mod:`mixrag.eval.abstention`).
+    marked answerable or not), the abstention rates at ``min_confidence`` and (but for
+    closed-book) ``min_relevance``, and the risk–coverage curve
+    (:mod:`mixrag.eval.abstention`).
     """
     conf = [min(1.0, max(0.0, r.probability)) for r in rows]
     correct = [float(r.em) for r in rows]
@@ -97,7 +99,14 @@ def answer_result(
         recall=None if closed else _mean(golds),
         cited_gold=_mean(cited) if cited else None,
         latency_s=latency([r.timings["total"] for r in rows]),
-        abstention=abstention(conf, correct, [bool(r.answerable) for r in rows], min_confidence)
+        abstention=abstention(
+            conf,
+            correct,
+            [bool(r.answerable) for r in rows],
+            min_confidence,
+            [r.relevance for r in rows],
+            None if closed else min_relevance,
+        )
         if any(r.answerable is not None for r in rows)
         else None,
     )
@@ -128,7 +137,9 @@ def summarize_answers(
         recs = records.get(key, {})
         rows = [recs[q.id] for q in questions if q.id in recs]
         if rows:
-            out[key] = answer_result(mode, k, rows, config.ece_bins, config.min_confidence)
+            out[key] = answer_result(
+                mode, k, rows, config.ece_bins, config.min_confidence, config.min_relevance
+            )
     return out
 
 

@@ -162,6 +162,7 @@ def api_router(service: Service) -> APIRouter:
             body.decoding,
             body.max_new_tokens,
             body.min_confidence,
+            body.min_relevance,
         )
         if service.batcher.full:  # refuse before retrieving
             raise BusyError(f"{service.batcher.pending} answers are running or queued; retry soon")
@@ -187,7 +188,7 @@ def api_router(service: Service) -> APIRouter:
             {
                 "question": q,
                 "method": method or service.config.method,
-                "k": k or service.config.k,
+                "k": k or service.config.k_for(),
                 "hits": [h.to_dict() for h in hits],
             }
         )

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mixrag.answer import DEFAULT_K
 from mixrag.errors import MixragError
 from mixrag.generator.vllm_client import VLLMConfig
 from mixrag.ingest.loaders import supported_suffixes
@@ -13,7 +14,7 @@ from mixrag.rag import MODES
 from mixrag.retriever.retriever import DEFAULT_METHOD, METHODS
 from mixrag.server.chat.config import ChatConfig
 from mixrag.server.mcp.config import McpConfig
-from mixrag.support import DEFAULT_MIN_CONFIDENCE, check_threshold
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE, check_threshold
 
 MiB = 2**20
 
@@ -45,9 +46,12 @@ class ServerConfig:
                         while the generator was busy, with the same mode, K and decoding).
     max_running:        batches decoding at once, their forward passes shared step by
                         step (continuous batching); 1 = one batch after another.
-    mode, k, method:    defaults of requests that leave them out.
+    mode, k, method:    defaults of requests that leave them out; k None: each mode's
+                        measured best (``DEFAULT_K``: 5, concat 3), see :meth:`k_for`.
     min_confidence:     default least p(y|x) of a supported answer (:mod:`mixrag.support`);
                         below it the chat content and the web page say "not found".
+    min_relevance:      default least max_j d(z_j)ᵀq(x) of a supported answer (some
+                        passage is about the question); None: not used.
     tau:                prior temperature: p_eta(z|x) = softmax(score / tau); None = a
                         training run's own (``model``), else ``DEFAULT_TAU``.
     bm25_weight:        w in the score d(z)ᵀq(x) + w · bm25n(x, z); None = a training
@@ -79,9 +83,10 @@ class ServerConfig:
     max_batch: int = 8
     max_running: int = 4
     mode: str = "rag-sequence"
-    k: int = 5
+    k: int | None = None
     method: str = DEFAULT_METHOD
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_relevance: float | None = DEFAULT_MIN_RELEVANCE
     tau: float | None = None
     bm25_weight: float | None = None
     device: str = "cpu"
@@ -121,17 +126,23 @@ class ServerConfig:
             )
         if self.method not in METHODS:
             raise MixragError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        check_threshold(self.min_confidence)
+        check_threshold(self.min_confidence, None, self.min_relevance)
         if self.tau is not None and not self.tau > 0:
             raise MixragError(f"tau must be > 0, got {self.tau}")
         if self.bm25_weight is not None and not self.bm25_weight >= 0:
             raise MixragError(f"bm25_weight must be >= 0, got {self.bm25_weight}")
-        if not 1 <= self.k <= self.max_k:
+        if self.k is not None and not 1 <= self.k <= self.max_k:
             raise MixragError(f"k must be in 1..max_k={self.max_k}, got {self.k}")
         unknown = sorted(set(self.extensions) - set(default_extensions()))
         if unknown:
             known = ", ".join(default_extensions())
             raise MixragError(f"no loader reads {', '.join(unknown)}; choose from {known}")
+
+    def k_for(self, mode: str | None = None) -> int:
+        """K of a request that gives none: ``k``, else the mode's default (``DEFAULT_K``),
+        at most ``max_k``; ``mode`` None: the server's default mode (and for searches)."""
+        k = DEFAULT_K[mode or self.mode] if self.k is None else self.k
+        return min(k, self.max_k)
 
     @property
     def is_open(self) -> bool:

@@ -30,6 +30,11 @@ class AskRequest(BaseModel):
     min_confidence: float | None = Field(
         None, description="Least p(y|x) of a supported answer, 0..1 (server default if left out)."
     )
+    min_relevance: float | None = Field(
+        None,
+        description="Least relevance max_j d(z_j)·q(x) of a supported answer: some passage "
+        "must be about the question (server default if left out).",
+    )
     stream: bool = Field(
         False, description="Stream Server-Sent Events (as does Accept: text/event-stream)."
     )
@@ -101,13 +106,21 @@ class AnswerOut(BaseModel):
     passages: list[CitationOut]
     timings: dict[str, float]
     supported: bool = Field(
-        True, description="p(y|x) >= min_confidence: the indexed documents support the answer."
+        True,
+        description="p(y|x) >= min_confidence and relevance >= min_relevance: the indexed "
+        "documents support the answer.",
     )
     gain: float | None = Field(
         None, description="log p(y|x) - log p(y|x, no passage): what the passages added (nats)."
     )
     min_confidence: float | None = Field(None, description="The threshold it was judged by.")
     min_gain: float | None = Field(None, description="Threshold on the gain; null: not used.")
+    relevance: float | None = Field(
+        None, description="max_j d(z_j)·q(x): how close the best passage is to the question."
+    )
+    min_relevance: float | None = Field(
+        None, description="Threshold on the relevance; null: not used."
+    )
 
 
 class DocumentOut(BaseModel):

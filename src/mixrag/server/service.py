@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -48,7 +49,7 @@ from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
 from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
-from mixrag.support import DEFAULT_MIN_CONFIDENCE
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class AskParams:
     decoding: str
     max_new_tokens: int
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_relevance: float | None = DEFAULT_MIN_RELEVANCE
 
     def rag_config(self) -> RAGConfig:
         return RAGConfig(
@@ -81,6 +83,7 @@ class AskParams:
             sequence_decoding=self.decoding,
             max_new_tokens=self.max_new_tokens,
             min_confidence=self.min_confidence,
+            min_relevance=self.min_relevance,
         )
 
 
@@ -215,13 +218,15 @@ class Service:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
+        min_relevance: float | None = None,
     ) -> AskParams:
         """An ask with the server's defaults filled in, or ApiError naming a bad field."""
         cfg = self.config
+        chosen = self._choice("mode", mode or cfg.mode, MODES)
         return AskParams(
             question=self._question(question),
-            mode=self._choice("mode", mode or cfg.mode, MODES),
-            k=self._in_range("k", cfg.k if k is None else k, cfg.max_k),
+            mode=chosen,
+            k=self._in_range("k", cfg.k_for(chosen) if k is None else k, cfg.max_k),
             method=self._choice("method", method or cfg.method, METHODS),
             beams=self._in_range("beams", 1 if beams is None else beams, cfg.max_beams),
             decoding=self._choice("decoding", decoding or "thorough", SEQUENCE_DECODING),
@@ -233,7 +238,17 @@ class Service:
             min_confidence=self._threshold(
                 cfg.min_confidence if min_confidence is None else min_confidence
             ),
+            min_relevance=self._relevance(
+                cfg.min_relevance if min_relevance is None else min_relevance
+            ),
         )
+
+    def _relevance(self, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ApiError(
+                422, "invalid_request", f"min_relevance: must be a finite number, got {value}"
+            )
+        return value
 
     def _threshold(self, value: float) -> float:
         if not 0.0 <= value <= 1.0:
@@ -247,7 +262,7 @@ class Service:
     def search(self, question: str, k: int | None = None, method: str | None = None) -> list[Hit]:
         """Top-k hits with their prior p_eta(z|x); fewer when the index holds fewer."""
         question = self._question(question)
-        kk = self._in_range("k", self.config.k if k is None else k, self.config.max_k)
+        kk = self._in_range("k", self.config.k_for() if k is None else k, self.config.max_k)
         method = self._choice("method", method or self.config.method, METHODS)
         with self._index_lock.read():
             with self._encoder_lock:
@@ -378,9 +393,12 @@ class Service:
             "decodings": list(SEQUENCE_DECODING),
             "defaults": {
                 "mode": cfg.mode,
-                "k": cfg.k,
+                "k": cfg.k_for(),
+                "k_by_mode": {m: cfg.k_for(m) for m in MODES},
                 "method": cfg.method,
                 "tau": self.retriever.config.tau,
+                "min_confidence": cfg.min_confidence,
+                "min_relevance": cfg.min_relevance,
             },
             "limits": {
                 "max_question_chars": cfg.max_question_chars,

@@ -85,6 +85,7 @@ def plan_reply(service: Service, body: ChatRequest) -> Reply:
         body.decoding,
         _answer_limit(body, cfg.max_new_tokens),
         body.min_confidence,
+        body.min_relevance,
     )
     options = body.stream_options
     return Reply.new(

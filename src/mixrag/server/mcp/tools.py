@@ -33,8 +33,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mixrag.answer import MODES
 from mixrag.errors import MixragError
 from mixrag.server.concurrency import BusyError
+from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError, api_error
 from mixrag.server.mcp import text as render
 from mixrag.server.mcp.config import McpConfig
@@ -110,6 +112,14 @@ def build_server(service: Service, config: McpConfig) -> MCPServer[Any]:
     return server
 
 
+def _k_text(cfg: ServerConfig) -> str:
+    """The default K in words: one number, or the mode's own (concat reads fewer)."""
+    by_mode = {m: cfg.k_for(m) for m in MODES}
+    if len(set(by_mode.values())) == 1:
+        return str(cfg.k_for())
+    return ", ".join(f"{k} for {m}" for m, k in by_mode.items())
+
+
 def _fields(service: Service) -> dict[str, Any]:
     """Descriptions of the arguments ask, score and search share, with this server's
     defaults and limits (checked by the service, as for ``/v1``)."""
@@ -126,7 +136,7 @@ def _fields(service: Service) -> dict[str, Any]:
             "concat (all k passages in one prompt), closed-book (no passages: the model alone)."
         ),
         "k": Field(
-            description=f"Passages to retrieve and mix, 1 to {cfg.max_k} (default {cfg.k})."
+            description=f"Passages to retrieve and mix, 1 to {cfg.max_k} (default {_k_text(cfg)})."
         ),
         "method": Field(
             description="Retrieval: combined (meaning and keywords in one score), dense (by "
@@ -154,7 +164,7 @@ def _add_read_tools(server: MCPServer[Any], service: Service) -> None:
         body = {
             "question": question,
             "method": used,
-            "k": k or service.config.k,
+            "k": k or service.config.k_for(),
             "hits": [h.to_dict() for h in hits],
         }
         return _result(SearchOut, body, render.hits_text(question, used, hits))
@@ -192,7 +202,7 @@ def _add_read_tools(server: MCPServer[Any], service: Service) -> None:
         _READ,
         f"""\
 Find the passages of the indexed documents most relevant to a question, without \
-generating an answer. Returns up to k passages (default {cfg.k}, at most {cfg.max_k}), best \
+generating an answer. Returns up to k passages (default {cfg.k_for()}, at most {cfg.max_k}), best \
 first, each with its full text, title and source file, the retriever's score (the inner \
 product d(z)·q(x)) and its prior p(z|x): the retriever's probability that this passage is \
 the one the question needs, over the passages returned. Use it to read what the documents \
@@ -207,7 +217,7 @@ language model runs.""",
 Answer a question from the indexed documents with mixrag's own local language model, \
 and say which passage the answer came from. Returns the answer (short: a name, date, \
 number or phrase), log p(y|x) (the answer's log-probability under the mode's mixture; \
-closer to 0 means more certain), and the k passages (default {cfg.k}) with their prior \
+closer to 0 means more certain), and the k passages (default {_k_text(cfg)}) with their prior \
 p(z|x) and posterior p(z|x,y), the probability that the passage is the answer's source \
 once the answer is known. The passage with the highest posterior is the citation; the \
 text result marks it [n] (n = retrieval rank). Takes seconds; for explanations or long \

@@ -42,6 +42,14 @@ function fmt(p) {
 
 // -- info -------------------------------------------------------------------
 
+// K of each mode when none is chosen (the server's defaults: concat reads fewer passages)
+let kByMode = {};
+
+function followModeK() {
+  const k = kByMode[$("mode").value];
+  if (k) $("k").value = String(k);
+}
+
 async function loadInfo() {
   const info = await (await api("/v1/info")).json();
   const k = $("k");
@@ -51,8 +59,9 @@ async function loadInfo() {
     option.value = String(i);
     k.append(option);
   }
-  k.value = String(info.defaults.k);
   $("mode").value = info.defaults.mode;
+  kByMode = info.defaults.k_by_mode || {};
+  k.value = String(kByMode[info.defaults.mode] || info.defaults.k);
   $("method").value = info.defaults.method;
   const idx = info.index;
   $("stats").textContent =
@@ -129,13 +138,20 @@ function citeLinks(cited) {
   });
 }
 
-// "supported by [n] (p = 0.97)" or "not supported by the indexed documents (p = 0.12)"
+// "supported by [n] (p = 0.97)" or "not supported by the indexed documents (p = 0.12)",
+// naming the relevance when no passage is about the question
 function showSupport(answer, cited) {
   const box = $("answer-support");
   const p = answer.probability === null ? "–" : answer.probability.toPrecision(2);
   box.replaceChildren();
   box.className = answer.supported === false ? "answer-support unsupported" : "answer-support";
-  if (answer.supported === false) {
+  const offTopic =
+    answer.mode !== "closed-book" && answer.min_relevance != null &&
+    (answer.relevance == null || answer.relevance < answer.min_relevance);
+  if (answer.supported === false && offTopic) {
+    const r = answer.relevance == null ? "" : `: relevance ${answer.relevance.toFixed(2)} < ${answer.min_relevance}`;
+    box.append(`not supported by the indexed documents (no passage is about the question${r}; p = ${p})`);
+  } else if (answer.supported === false) {
     box.append(`not supported by the indexed documents (p = ${p})`);
   } else if (answer.mode === "closed-book") {
     box.append(`answered from the model alone, not the documents (p = ${p})`);
@@ -357,6 +373,7 @@ async function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("ask-form").addEventListener("submit", ask);
+  $("mode").addEventListener("change", followModeK);
   $("upload-form").addEventListener("submit", upload);
   $("text-form").addEventListener("submit", addText);
   $("token").value = token;

@@ -1,11 +1,12 @@
 """Choose the default --min-confidence on SQuAD dev with a third of the questions unanswerable.
 
-    python bench/abstention.py --model qwen2.5-0.5b --dtype bfloat16 --device cuda \
-        --n 300 --share 0.33 -k 5 --out bench/results/abstention-qwen2.5-0.5b-n300.json
+    python bench/abstention.py --model qwen2.5-0.5b --dtype bfloat16 \
+        --n 300 --share 0.33 --out bench/results/abstention-qwen2.5-0.5b-n300-combined.json
 
 Runs ``mixrag eval``'s pipeline (:func:`mixrag.eval.runner.run_evaluation`) on ``--n``
 seeded questions over an index of the dataset's paragraphs built WITHOUT the articles
-of ``--share`` of them (:mod:`mixrag.eval.unanswerable`), in every mode at K. Then, per
+of ``--share`` of them (:mod:`mixrag.eval.unanswerable`), in every mode at its K
+(``-k``, else each mode's default) with ``--method`` retrieval. Then, per
 mode, on the same answers:
 
 * the risk–coverage curve and AURC with p(y|x) as the confidence, and with the gain
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from mixrag.eval.runner import EvalConfig, run_evaluation, run_key
 from mixrag.eval.unanswerable import held_out_articles
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
+from mixrag.retriever.retriever import DEFAULT_METHOD
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,12 +63,15 @@ def _dataset(given: str | None) -> Path:
     raise SystemExit("no SQuAD dev file: give --dataset")
 
 
-def _mode_rows(results: Any, key: str) -> tuple[list[float], list[float], list[bool], list[bool]]:
-    """p(y|x), gain, answerable and correct of every question answered by run ``key``."""
+def _mode_rows(
+    results: Any, key: str, keys: list[str]
+) -> tuple[list[float], list[float], list[bool], list[bool]]:
+    """p(y|x), gain, answerable and correct of run ``key`` on every question that all the
+    runs ``keys`` answered (the same questions for every mode, also in a partial run)."""
     probs, gains, answerable, correct = [], [], [], []
     for q in results.questions:
         rec = q.answers.get(key)
-        if rec is None or rec.answerable is None:
+        if rec is None or rec.answerable is None or any(k not in q.answers for k in keys):
             continue
         probs.append(float(rec.probability))
         gains.append(float(rec.gain) if rec.gain is not None else float("inf"))
@@ -83,7 +89,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--share", type=float, default=0.33)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("-k", type=int, default=None, help="K of every mode [each mode's default]")
+    ap.add_argument("--method", default=DEFAULT_METHOD, help="retrieval feeding the generator")
     ap.add_argument("--modes", default="closed-book,concat,rag-sequence,rag-token")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=32)
@@ -100,11 +107,12 @@ def main() -> None:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     config = EvalConfig(
         modes=modes,
-        ks=(args.k,),
+        ks=() if args.k is None else (args.k,),
         limit=args.n,
         seed=args.seed,
-        retrieval=("dense",),
-        recall_ks=(1, args.k),
+        method=args.method,
+        retrieval=(args.method,),
+        recall_ks=(1, 5),
         batch_size=args.batch_size,
         unanswerable=args.share,
     )
@@ -115,11 +123,16 @@ def main() -> None:
     index_dataset(data, folder, held_out=held)
     out = Path(args.out or REPO / f"bench/results/abstention-{args.model}-n{args.n}.json")
 
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # run_evaluation keeps what is answered: a partial table
+
+    signal.signal(signal.SIGTERM, stop)
     with Index.open(folder) as index:
         rag = RAG.open(
             index,
             model=args.model,
-            config=RAGConfig(k=args.k, max_new_tokens=args.max_new_tokens),
+            config=RAGConfig(k=config.depth, max_new_tokens=args.max_new_tokens),
+            method=args.method,
             generator_options={"device": args.device, "dtype": args.dtype},
         )
         results = run_evaluation(
@@ -128,9 +141,10 @@ def main() -> None:
 
     runs: dict[str, Any] = {}
     curves = {}
+    keys = {mode: run_key(mode, k) for mode, k in config.runs}
     for mode in modes:
-        key = run_key(mode, 0 if mode == "closed-book" else args.k)
-        probs, gains, answerable, correct = _mode_rows(results, key)
+        key = keys[mode]
+        probs, gains, answerable, correct = _mode_rows(results, key, list(keys.values()))
         if not probs or all(answerable) or not any(answerable):
             continue
         by_p = risk_coverage(probs, correct)
@@ -152,15 +166,17 @@ def main() -> None:
             "curve_p": [[c.threshold, c.coverage, c.accuracy] for c in by_p],
             "curve_gain": [[c.threshold, c.coverage, c.accuracy] for c in by_gain],
         }
-    default_key = run_key(args.default_mode, args.k)
+    default_key = keys.get(args.default_mode, "")
     report = {
         "command": " ".join(sys.argv),
         "machine": machine(),
         "dataset": str(path),
         "model": args.model,
         "dtype": args.dtype,
-        "k": args.k,
+        "k": {mode: k for mode, k in config.runs},
+        "method": args.method,
         "n": len(questions),
+        "partial": None if results.partial is None else vars(results.partial),
         "share": args.share,
         "seed": args.seed,
         "held_out_articles": sorted(held, key=int),
@@ -174,7 +190,9 @@ def main() -> None:
         curves,
         out.with_suffix(".png"),
         f"Risk–coverage on {len(questions)} SQuAD dev questions, "
-        f"{args.share:.0%} unanswerable ({args.model}, K = {args.k})",
+        f"{args.share:.0%} unanswerable ({args.model}, {args.method}, "
+        + ", ".join(f"{m} K = {k}" for m, k in config.runs if k)
+        + ")",
     )
     print(table(report))
     print(f"\nwrote {out}, {out.with_suffix('.png')} and {out.with_suffix('.report')}/")

@@ -79,6 +79,7 @@ def test_bad_options_are_named_before_the_index_opens(
         ({"decoding": "slow"}, "sequence_decoding must be one of .* got 'slow'"),
         ({"method": "sparse"}, "retrieval method must be one of .* got 'sparse'"),
         ({"min_confidence": 2.0}, r"min_confidence must be a probability in \[0, 1\], got 2\.0"),
+        ({"min_relevance": "never"}, "min_relevance must be a number or 'off', got 'never'"),
     ],
 )
 def test_bad_ask_arguments_are_named_before_a_model_loads(
@@ -188,6 +189,10 @@ def test_ask_answers_with_citations(kb: KnowledgeBase) -> None:
     best = max(answer.citations, key=lambda c: c.posterior or 0.0)
     assert best.hit.passage.source.endswith("mill.md")
     assert sum(c.posterior or 0.0 for c in answer.citations) == pytest.approx(1.0, abs=1e-5)
+    # the relevance test: configured by default, "off" per call
+    assert kb.rag().config.min_relevance == kb.config.answering.min_relevance
+    assert kb.rag(min_relevance="off").config.min_relevance is None
+    assert kb.rag(min_relevance=0.1).config.min_relevance == 0.1
 
 
 def test_score_is_the_mixture_of_the_per_passage_terms(kb: KnowledgeBase) -> None:

@@ -12,7 +12,15 @@ import pytest
 
 from mixrag.answer import Answer, Citation, RAGConfig
 from mixrag.errors import MixragError
-from mixrag.support import NOT_FOUND, closed_book_logprobs, gain, judge, relevance
+from mixrag.support import (
+    NOT_FOUND,
+    closed_book_logprobs,
+    gain,
+    is_relevant,
+    judge,
+    min_relevance_of,
+    relevance,
+)
 from mixrag.support_pass import with_support
 from mixrag.types import Hit, Passage
 from tests.fakes import FakeGenerator
@@ -56,6 +64,20 @@ def test_relevance_and_its_test_on_hand_computed_numbers() -> None:
     assert not low.supported and not low.off_topic
     with pytest.raises(MixragError, match="min_relevance"):
         RAGConfig(min_relevance=math.nan)
+
+
+def test_one_relevance_rule_and_per_request_thresholds() -> None:
+    assert is_relevant(0.5, 0.42) and is_relevant(0.42, 0.42) and not is_relevant(0.4, 0.42)
+    assert is_relevant(None, None) and is_relevant(-1.0, None)  # the test is off
+    assert not is_relevant(None, 0.42)  # no passage, the test on
+    # what a request gives: None keeps the default, "off" turns the test off
+    assert min_relevance_of(None, 0.42) == 0.42 and min_relevance_of(None, None) is None
+    assert min_relevance_of("off", 0.42) is None and min_relevance_of(" OFF ", 0.42) is None
+    assert min_relevance_of(0.3, 0.42) == 0.3 and min_relevance_of(1, None) == 1.0
+    with pytest.raises(MixragError, match="min_relevance must be a number or 'off', got 'on'"):
+        min_relevance_of("on", 0.42)
+    with pytest.raises(MixragError, match="min_relevance must be a finite"):
+        min_relevance_of(math.inf, 0.42)
 
 
 def test_an_answer_whose_passages_are_off_the_question_is_not_supported() -> None:

@@ -32,6 +32,12 @@ CITE_MIN = 0.25
 DEFAULT_K = {"rag-sequence": 5, "rag-token": 5, "concat": 3, "closed-book": 5}
 
 
+def default_k(mode: str, k: int | None = None) -> int:
+    """K to answer ``mode`` with: ``k``, or the mode's measured default (``DEFAULT_K``)
+    when ``k`` is None."""
+    return DEFAULT_K[mode] if k is None else k
+
+
 @dataclass(frozen=True)
 class RAGConfig:
     """How questions are answered.
@@ -79,7 +85,7 @@ class RAGConfig:
     @property
     def top_k(self) -> int:
         """K this config answers with: ``k``, or the mode's default when ``k`` is None."""
-        return DEFAULT_K[self.mode] if self.k is None else self.k
+        return default_k(self.mode, self.k)
 
     @property
     def prefix_is_final(self) -> bool:

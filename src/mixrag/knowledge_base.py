@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Self
 from mixrag.answer import RAGConfig
 from mixrag.errors import MixragError
 from mixrag.retriever.retriever import DEFAULT_METHOD, DEFAULT_TAU, METHODS, concrete_k, parse_k
+from mixrag.support import min_relevance_of
 
 if TYPE_CHECKING:
     from mixrag.answer import Answer
@@ -328,7 +329,7 @@ class KnowledgeBase:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
-        min_relevance: float | None = None,
+        min_relevance: float | str | None = None,
     ) -> RAG:
         """The :class:`~mixrag.rag.RAG` that :meth:`ask` and :meth:`score` use, for
         ``ask_batch`` / ``score_batch`` and the rest of its API.
@@ -353,7 +354,7 @@ class KnowledgeBase:
         decoding: str | None,
         max_new_tokens: int | None,
         min_confidence: float | None = None,
-        min_relevance: float | None = None,
+        min_relevance: float | str | None = None,
     ) -> RAGConfig:
         """The configured answering settings with the given ones replaced (validated)."""
         given = {
@@ -362,9 +363,11 @@ class KnowledgeBase:
             "sequence_decoding": decoding,
             "max_new_tokens": max_new_tokens,
             "min_confidence": min_confidence,
-            "min_relevance": min_relevance,
         }
         changes: dict[str, Any] = {name: v for name, v in given.items() if v is not None}
+        changes["min_relevance"] = min_relevance_of(
+            min_relevance, self.config.answering.min_relevance
+        )
         if k is not None:
             changes["k"] = concrete_k(k, self.index.store.counts()["passages"])
         return replace(self.config.answering, **changes)
@@ -380,7 +383,7 @@ class KnowledgeBase:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
-        min_relevance: float | None = None,
+        min_relevance: float | str | None = None,
     ) -> Answer:
         """Answer ``question`` as ``mixrag ask`` does; None keeps the configured value.
 
@@ -389,8 +392,8 @@ class KnowledgeBase:
         beams: beam width (per passage for RAG-Sequence); 1 is greedy.
         decoding: RAG-Sequence's "thorough" or "fast". max_new_tokens: answer length.
         min_confidence: least p(y|x) of a supported answer (:mod:`mixrag.support`).
-        min_relevance: least max_j d(z_j)ᵀq(x) of a supported answer (off in the
-        configured ``RAGConfig(min_relevance=None)``).
+        min_relevance: least max_j d(z_j)ᵀq(x) of a supported answer; ``"off"`` skips
+        the relevance test (as the configured ``RAGConfig(min_relevance=None)`` does).
 
         Returns the :class:`~mixrag.answer.Answer`: its text, log p(y|x) under the
         mode, one :class:`~mixrag.answer.Citation` per passage (its hit, prior

@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 DEFAULT_MIN_CONFIDENCE = 0.01
 DEFAULT_MIN_RELEVANCE = 0.42
 
+#: The value of a per-request ``min_relevance`` that turns the relevance test off.
+RELEVANCE_OFF = "off"
+
 #: What the CLI, the chat endpoint and the web page say in place of an unsupported answer.
 NOT_FOUND = "Not found in the documents."
 
@@ -74,6 +77,20 @@ def check_threshold(
         raise MixragError(
             f"min_relevance must be a finite inner product or None, got {min_relevance!r}"
         )
+
+
+def min_relevance_of(value: float | str | None, default: float | None) -> float | None:
+    """A relevance threshold given per request (API, server): None keeps ``default``,
+    ``"off"`` turns the test off, a finite number is the threshold; anything else raises
+    :class:`MixragError` naming it."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        if value.strip().lower() == RELEVANCE_OFF:
+            return None
+        raise MixragError(f"min_relevance must be a number or {RELEVANCE_OFF!r}, got {value!r}")
+    check_threshold(0.0, None, value)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -101,9 +118,7 @@ class Support:
     @property
     def off_topic(self) -> bool:
         """Whether the relevance test failed: no passage is about the question."""
-        if self.min_relevance is None:
-            return False
-        return self.relevance is None or self.relevance < self.min_relevance
+        return not is_relevant(self.relevance, self.min_relevance)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +149,15 @@ def relevance(hits: Sequence[Hit]) -> float | None:
     return max(float(h.score if h.dense is None else h.dense) for h in hits)
 
 
+def is_relevant(relevance: float | None, min_relevance: float | None) -> bool:
+    """The relevance test: r ≥ ``min_relevance``, some passage is about the question.
+    Passes when the test is off (``min_relevance`` None); fails without passages (r
+    None) when it is on."""
+    if min_relevance is None:
+        return True
+    return relevance is not None and relevance >= min_relevance
+
+
 def judge(
     logprob: float,
     closed_logprob: float,
@@ -154,8 +178,8 @@ def judge(
     ok = p >= min_confidence
     if ok and min_gain is not None and not closed_book:
         ok = g >= min_gain
-    if ok and min_relevance is not None and not closed_book:
-        ok = relevance is not None and relevance >= min_relevance
+    if ok and not closed_book:
+        ok = is_relevant(relevance, min_relevance)
     return Support(ok, p, g, float(min_confidence), min_gain, relevance, min_relevance)
 
 

@@ -140,3 +140,8 @@ def test_ask_says_whether_the_documents_support_the_answer(served: Served) -> No
     assert far["supported"] is False and far["answer"] == default["answer"]
     on = {**off, "min_relevance": default["relevance"]}
     assert served.client.post("/v1/ask", json=on).json()["supported"] is True
+    # a request turns the test off with "off" (left out, it is the server's)
+    unset = served.client.post("/v1/ask", json={**off, "min_relevance": "off"}).json()
+    assert unset["min_relevance"] is None and unset["supported"] is True
+    r = served.client.post("/v1/ask", json={**off, "min_relevance": "on"})
+    assert r.status_code == 422 and "min_relevance" in r.text

@@ -32,6 +32,7 @@ from mixrag.eval.jsonform import (
     plain,
     required,
 )
+from mixrag.support import is_relevant
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,9 @@ def abstention(
     conf = [float(p) for p in probability]
     correct = [bool(a) and e >= 1.0 for e, a in zip(em, answerable, strict=True)]
     curve = risk_coverage(conf, correct)
+    # a record written before relevance was kept has none: judged on p(y|x) alone
     relevant = [
-        min_relevance is None or r is None or r >= min_relevance
+        r is None or is_relevant(r, min_relevance)
         for r in (relevance if relevance is not None else [None] * len(conf))
     ]
     # answered iff supported: the rates' threshold test on p(y|x), or −inf when off topic

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mixrag.answer import DEFAULT_K
+from mixrag.answer import default_k
 from mixrag.errors import MixragError
 from mixrag.generator.vllm_client import VLLMConfig
 from mixrag.ingest.loaders import supported_suffixes
@@ -141,8 +141,7 @@ class ServerConfig:
     def k_for(self, mode: str | None = None) -> int:
         """K of a request that gives none: ``k``, else the mode's default (``DEFAULT_K``),
         at most ``max_k``; ``mode`` None: the server's default mode (and for searches)."""
-        k = DEFAULT_K[mode or self.mode] if self.k is None else self.k
-        return min(k, self.max_k)
+        return min(default_k(mode or self.mode, self.k), self.max_k)
 
     @property
     def is_open(self) -> bool:

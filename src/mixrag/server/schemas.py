@@ -30,10 +30,10 @@ class AskRequest(BaseModel):
     min_confidence: float | None = Field(
         None, description="Least p(y|x) of a supported answer, 0..1 (server default if left out)."
     )
-    min_relevance: float | None = Field(
+    min_relevance: float | Literal["off"] | None = Field(
         None,
         description="Least relevance max_j d(z_j)·q(x) of a supported answer: some passage "
-        "must be about the question (server default if left out).",
+        'must be about the question (server default if left out; "off": no test).',
     )
     stream: bool = Field(
         False, description="Stream Server-Sent Events (as does Accept: text/event-stream)."

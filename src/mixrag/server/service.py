@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixrag.decoding import PrefixFn
+from mixrag.errors import MixragError
 from mixrag.generator.engine import StepEngine
 from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
@@ -49,7 +49,7 @@ from mixrag.server.errors import ApiError
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
 from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
-from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE
+from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE, min_relevance_of
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ class Service:
         decoding: str | None = None,
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
-        min_relevance: float | None = None,
+        min_relevance: float | str | None = None,
     ) -> AskParams:
         """An ask with the server's defaults filled in, or ApiError naming a bad field."""
         cfg = self.config
@@ -238,17 +238,15 @@ class Service:
             min_confidence=self._threshold(
                 cfg.min_confidence if min_confidence is None else min_confidence
             ),
-            min_relevance=self._relevance(
-                cfg.min_relevance if min_relevance is None else min_relevance
-            ),
+            min_relevance=self._relevance(min_relevance),
         )
 
-    def _relevance(self, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ApiError(
-                422, "invalid_request", f"min_relevance: must be a finite number, got {value}"
-            )
-        return value
+    def _relevance(self, value: float | str | None) -> float | None:
+        """The request's relevance threshold: the server's when left out, None for "off"."""
+        try:
+            return min_relevance_of(value, self.config.min_relevance)
+        except MixragError as err:
+            raise ApiError(422, "invalid_request", str(err)) from None
 
     def _threshold(self, value: float) -> float:
         if not 0.0 <= value <= 1.0:

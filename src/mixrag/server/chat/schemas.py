@@ -101,10 +101,10 @@ class ChatRequest(BaseModel):
         description="mixrag: least p(y|x) of a supported answer, 0..1; below it the "
         "content says 'Not found in the documents.' (the mixrag field keeps the guess).",
     )
-    min_relevance: float | None = Field(
+    min_relevance: float | Literal["off"] | None = Field(
         None,
         description="mixrag: least relevance max_j d(z_j)·q(x) of a supported answer (some "
-        "passage must be about the question); server default if left out.",
+        'passage must be about the question); server default if left out, "off": no test.',
     )
     # OpenAI's, accepted without effect (IGNORED)
     temperature: Any = None

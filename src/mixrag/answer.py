@@ -54,6 +54,11 @@ class RAGConfig:
     min_gain: also require log p(y|x) − log p(y|x, no passage) ≥ this (nats); None: off.
     min_relevance: also require max_j d(z_j)ᵀq(x) ≥ this: some passage is about the
         question (:func:`mixrag.support.relevance`); None: off.
+    alternatives: also keep up to this many other answers decoding ranked below y, each
+        with its log p(y'|x) under the mode (:class:`Alternative`): RAG-Sequence's union
+        (the answers its passages' beams produced, exact under "thorough"), a beam
+        search's n-best otherwise; greedy single-prompt decoding has none. 0: none (and
+        RAG-Sequence's search may stop as soon as y is certain).
     """
 
     mode: str = "rag-sequence"
@@ -65,9 +70,12 @@ class RAGConfig:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     min_gain: float | None = None
     min_relevance: float | None = DEFAULT_MIN_RELEVANCE
+    alternatives: int = 0
 
     def __post_init__(self) -> None:
         check_threshold(self.min_confidence, self.min_gain, self.min_relevance)
+        if not isinstance(self.alternatives, int) or self.alternatives < 0:
+            raise MixragError(f"alternatives must be an integer >= 0, got {self.alternatives!r}")
         if self.mode not in MODES:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.k is not None and self.k < 1:
@@ -96,6 +104,22 @@ class RAGConfig:
         provisional until the beams (and for RAG-Sequence, the mixture's ranking) finish.
         """
         return self.num_beams == 1 and self.mode != "rag-sequence"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another answer y' the mixture considered for the same question, ranked below the
+    answer: its text and log p(y'|x) under the answer's mode."""
+
+    text: str
+    logprob: float
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answer": self.text, "logprob": self.logprob, "probability": self.probability}
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     #: whether the documents support it, and the evidence (None: not judged)
     support: Support | None = None
+    #: other answers decoding ranked below this one, best first (``RAGConfig.alternatives``)
+    alternatives: tuple[Alternative, ...] = ()
 
     @property
     def probability(self) -> float:
@@ -213,4 +239,5 @@ class Answer:
             "min_gain": None if self.support is None else self.support.min_gain,
             "relevance": None if self.support is None else self.support.relevance,
             "min_relevance": None if self.support is None else self.support.min_relevance,
+            "alternatives": [a.to_dict() for a in self.alternatives],
         }

@@ -330,6 +330,7 @@ class KnowledgeBase:
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
         min_relevance: float | str | None = None,
+        alternatives: int | None = None,
     ) -> RAG:
         """The :class:`~mixrag.rag.RAG` that :meth:`ask` and :meth:`score` use, for
         ``ask_batch`` / ``score_batch`` and the rest of its API.
@@ -339,7 +340,7 @@ class KnowledgeBase:
         from mixrag.rag import RAG
 
         answering = self._answering(
-            mode, k, beams, decoding, max_new_tokens, min_confidence, min_relevance
+            mode, k, beams, decoding, max_new_tokens, min_confidence, min_relevance, alternatives
         )
         retriever = self.retriever(method)
         run = self._resolved(with_generator=True)
@@ -355,6 +356,7 @@ class KnowledgeBase:
         max_new_tokens: int | None,
         min_confidence: float | None = None,
         min_relevance: float | str | None = None,
+        alternatives: int | None = None,
     ) -> RAGConfig:
         """The configured answering settings with the given ones replaced (validated)."""
         given = {
@@ -363,6 +365,7 @@ class KnowledgeBase:
             "sequence_decoding": decoding,
             "max_new_tokens": max_new_tokens,
             "min_confidence": min_confidence,
+            "alternatives": alternatives,
         }
         changes: dict[str, Any] = {name: v for name, v in given.items() if v is not None}
         changes["min_relevance"] = min_relevance_of(
@@ -384,6 +387,7 @@ class KnowledgeBase:
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
         min_relevance: float | str | None = None,
+        alternatives: int | None = None,
     ) -> Answer:
         """Answer ``question`` as ``mixrag ask`` does; None keeps the configured value.
 
@@ -394,6 +398,8 @@ class KnowledgeBase:
         min_confidence: least p(y|x) of a supported answer (:mod:`mixrag.support`).
         min_relevance: least max_j d(z_j)ᵀq(x) of a supported answer; ``"off"`` skips
         the relevance test (as the configured ``RAGConfig(min_relevance=None)`` does).
+        alternatives: also keep up to this many other answers ranked below the answer
+        (``answer.alternatives``, each with its p(y'|x)).
 
         Returns the :class:`~mixrag.answer.Answer`: its text, log p(y|x) under the
         mode, one :class:`~mixrag.answer.Citation` per passage (its hit, prior
@@ -411,6 +417,7 @@ class KnowledgeBase:
             max_new_tokens=max_new_tokens,
             min_confidence=min_confidence,
             min_relevance=min_relevance,
+            alternatives=alternatives,
         )
         return rag.ask(question)
 

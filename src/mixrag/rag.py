@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mixrag.answer import MODES, SEQUENCE_DECODING, Answer, Citation, RAGConfig
+from mixrag.answer import MODES, SEQUENCE_DECODING, Alternative, Answer, Citation, RAGConfig
 from mixrag.decoding import (
     DecodeResult,
     DecodingConfig,
@@ -65,6 +65,7 @@ __all__ = [
     "MODES",
     "RAG",
     "SEQUENCE_DECODING",
+    "Alternative",
     "Answer",
     "Citation",
     "RAGConfig",
@@ -222,8 +223,12 @@ class RAG:
         t_retrieve = time.perf_counter() - t0
         kk = max(len(h) for h in hits)
         log_prior = self._log_prior(hits, kk)
+        # RAG-Sequence ranks its whole union; a beam search has num_beams to give
+        wanted = 1 + cfg.alternatives
         dcfg = DecodingConfig(
-            max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams, num_return=1
+            max_new_tokens=cfg.max_new_tokens,
+            num_beams=cfg.num_beams,
+            num_return=wanted if cfg.mode == "rag-sequence" else min(wanted, cfg.num_beams),
         )
         eos = self.generator.eos_ids
         stop = self._stop()
@@ -293,7 +298,24 @@ class RAG:
         n = len(questions)
         timings = {"retrieve": t_retrieve / n, "decode": t_decode / n, "score": t_score / n}
         timings["total"] = sum(timings.values())
-        return with_support(self, [replace(a, timings=timings) for a in answers], cfg)
+        answers = [
+            replace(a, timings=timings, alternatives=self._alternatives(r, a.text, cfg))
+            for a, r in zip(answers, results, strict=True)
+        ]
+        return with_support(self, answers, cfg)
+
+    def _alternatives(
+        self, result: DecodeResult, text: str, cfg: RAGConfig
+    ) -> tuple[Alternative, ...]:
+        """The n-best below the answer as :class:`Alternative` s, best first: at most
+        ``cfg.alternatives``, one per distinct non-empty text other than the answer's."""
+        seen, out = {text}, []
+        for h in result.nbest[1 : 1 + cfg.alternatives]:
+            alt = self.answer_text(h.token_ids)
+            if alt and alt not in seen:
+                seen.add(alt)
+                out.append(Alternative(alt, h.logprob))
+        return tuple(out)
 
     def score(
         self, question: str, answer: str, mode: str | None = None, k: int | None = None

@@ -117,6 +117,17 @@ def test_records_need_every_field() -> None:
         QuestionResult.from_dict(raw)
 
 
+def test_a_record_keeps_its_alternatives_only_when_it_has_them() -> None:
+    raw = make_eval_results()["questions"][0]["answers"]["rag-sequence@5"]
+    assert "alternatives" not in raw and AnswerRecord.from_dict(raw).alternatives == ()
+    with_alts = {**raw, "alternatives": [["Paris", -1.5, 1.0], ["Lyon", -3.25, 0.0]]}
+    record = AnswerRecord.from_dict(with_alts)
+    assert record.alternatives == (("Paris", -1.5, 1.0), ("Lyon", -3.25, 0.0))
+    assert record.to_dict() == with_alts
+    with pytest.raises(ResultsError, match=r"alternatives\[1\] must be \[text, logprob, em\]"):
+        AnswerRecord.from_dict({**raw, "alternatives": [["Paris", -1.5, 1.0], ["Lyon"]]})
+
+
 def test_results_config_records_every_eval_config_field() -> None:
     config = EvalConfig(modes=("concat",), ks=(2, 4), limit=7, posteriors=True)
     recorded = EvalResults(config=ResultsConfig.of(config, "q.json", "idx")).to_dict()["config"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,7 +13,7 @@ from mixrag.errors import MixragError
 from mixrag.eval.cache import ResultCache
 from mixrag.eval.datasets import load_dataset
 from mixrag.eval.metrics import exact_match
-from mixrag.eval.runner import EvalConfig, evaluate
+from mixrag.eval.runner import EvalConfig, evaluate, fingerprint
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
 from mixrag.rag import RAG, RAGConfig
@@ -102,6 +103,25 @@ def test_tiny_end_to_end_run_and_resume(
     rag_tau = RAG(tiny_index.retriever(tau=0.1), smollm2, RAGConfig(k=2, max_new_tokens=8))
     with pytest.raises(MixragError, match="tau"):
         evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_tau)
+
+    # alternatives: kept in the records when asked for; without them the setup's
+    # fingerprint is what it was before the option (older report folders still resume)
+    rag_alt = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8, alternatives=3))
+    assert "alternatives" not in fingerprint(tiny_index, dataset, cfg, rag)["answering"]
+    with pytest.raises(MixragError, match="alternatives"):
+        evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_alt)
+    alt_cfg = dataclasses.replace(cfg, modes=("rag-sequence",), ks=(2,))
+    out = evaluate(tiny_index, dataset, alt_cfg, tmp_path / "alt", rag_alt)
+    before = {q["id"]: q["answers"]["rag-sequence@2"] for q in first["questions"]}
+    kept = 0
+    for q in out["questions"]:
+        a = q["answers"]["rag-sequence@2"]
+        assert a["prediction"] == before[q["id"]]["prediction"]
+        for text, logprob, em in a.get("alternatives", []):
+            assert text != a["prediction"] and logprob <= a["logprob"] + 1e-6
+            assert em == exact_match(text, q["references"])
+            kept += 1
+    assert kept, "SmolLM2's two passages gave the same answer to all three questions"
 
 
 def test_interrupted_run_reports_common_questions_then_resumes(

@@ -153,12 +153,12 @@ def test_cli_ask_and_score_json(rag: RAG, tmp_path: Path) -> None:
 
     idx = str(rag.retriever.index.path)
     runner = CliRunner()
-    res = runner.invoke(
-        app, ["ask", QUESTION, "--index", idx, "--model", "smollm2-135m", "-k", "2", "--json"]
-    )
+    opts = ["--index", idx, "--model", "smollm2-135m", "-k", "2"]
+    res = runner.invoke(app, ["ask", QUESTION, *opts, "--json", "--alternatives", "1"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["mode"] == "rag-sequence" and len(out["passages"]) == 2
+    assert len(out["alternatives"]) <= 1
     res = runner.invoke(
         app, ["score", QUESTION, "1901", "--index", idx, "--model", "smollm2-135m", "-k", "2"]
     )
@@ -249,3 +249,40 @@ def test_support_gain_is_over_closed_book_and_the_cli_abstains(rag: RAG) -> None
     assert res.exit_code == 0, res.output
     assert "1901" in res.output.splitlines()[0] and NOT_FOUND not in res.output
     assert res.output.splitlines()[1].startswith("supported by [")
+
+
+def test_alternatives_are_the_union_ranked_below_the_answer(
+    rag: RAG, smollm2: TransformersGenerator
+) -> None:
+    from dataclasses import replace
+
+    plain = rag.ask(QUESTION, mode="rag-sequence")
+    wide = RAG(rag.retriever, smollm2, replace(rag.config, alternatives=4))
+    a = wide.ask(QUESTION, mode="rag-sequence")
+    # asking for more of the n-best changes neither the answer nor its probability
+    assert plain.alternatives == ()
+    assert a.text == plain.text and a.logprob == pytest.approx(plain.logprob, abs=1e-5)
+    texts = [x.text for x in a.alternatives]
+    assert texts, "the three passages' greedy answers differ: the union holds others"
+    assert a.text not in texts and len(set(texts)) == len(texts) <= 4 and "" not in texts
+    lps = [x.logprob for x in a.alternatives]
+    assert lps == sorted(lps, reverse=True) and max(lps) <= a.logprob + 1e-6
+    # thorough decoding scored each under every passage: log p_RAG-Sequence(y'|x) exactly
+    for x in a.alternatives:
+        again = wide.score(QUESTION, x.text, mode="rag-sequence")
+        assert x.logprob == pytest.approx(again.logprob, abs=1e-3), x.text
+    from mixrag.cli.format import answer_text
+
+    shown = f"also considered: {texts[0]} (p = {a.alternatives[0].probability:.2g})"
+    assert shown in answer_text(a, show_guess=True)
+    d = a.to_dict()["alternatives"]
+    assert [x["answer"] for x in d] == texts
+    assert d[0]["probability"] == pytest.approx(math.exp(lps[0]))
+    # greedy single-prompt decoding has one hypothesis: no alternatives
+    assert wide.ask(QUESTION, mode="concat").alternatives == ()
+    # a beam search's n-best below its answer
+    beams = RAG(rag.retriever, smollm2, replace(rag.config, alternatives=2, num_beams=3))
+    c = beams.ask(QUESTION, mode="concat")
+    assert 0 < len(c.alternatives) <= 2 and all(x.logprob <= c.logprob for x in c.alternatives)
+    with pytest.raises(MixragError, match="alternatives must be an integer >= 0, got -1"):
+        RAGConfig(alternatives=-1)

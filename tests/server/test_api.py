@@ -145,3 +145,11 @@ def test_ask_says_whether_the_documents_support_the_answer(served: Served) -> No
     assert unset["min_relevance"] is None and unset["supported"] is True
     r = served.client.post("/v1/ask", json={**off, "min_relevance": "on"})
     assert r.status_code == 422 and "min_relevance" in r.text
+    # other answers ranked below, on request
+    assert default["alternatives"] == []
+    alts = served.client.post("/v1/ask", json={**body, "alternatives": 2}).json()
+    assert alts["answer"] == default["answer"] and len(alts["alternatives"]) <= 2
+    for x in alts["alternatives"]:
+        assert x["answer"] != alts["answer"] and x["logprob"] <= alts["logprob"] + 1e-6
+    r = served.client.post("/v1/ask", json={**body, "alternatives": 11})
+    assert r.status_code == 422 and "alternatives: must be in 1..10" in r.text

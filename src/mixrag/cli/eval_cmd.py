@@ -106,6 +106,13 @@ def eval_cmd(
             "leave-one-out, rank) and measure them against the gold passages."
         ),
     ] = False,
+    alternatives: Annotated[
+        int,
+        typer.Option(
+            help="Keep up to this many other answers each run ranked below its answer, "
+            "with log p(y'|x) and EM, in the records (RAG-Sequence: its union)."
+        ),
+    ] = 0,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
@@ -186,6 +193,7 @@ def eval_cmd(
                 max_new_tokens=max_new_tokens,
                 min_confidence=config.min_confidence,
                 min_relevance=config.min_relevance,
+                alternatives=alternatives,
             )
             weight: dict[str, Any] = {} if bm25_weight is None else {"bm25_weight": bm25_weight}
             rag = RAG.open(

@@ -141,6 +141,11 @@ def answer_text(answer: Answer, scored: bool = False, show_guess: bool = False) 
             if answer.support is not None and answer.mode != "closed-book"
             else ""
         ),
+        *(
+            ["also considered: " + " · ".join(f"{a.text} (p = {a.probability:.2g})" for a in alts)]
+            if (alts := answer.alternatives) and (scored or answer.supported or show_guess)
+            else []
+        ),
         "",
         "passages          prior p(z|x)              posterior p(z|x,y)",
     ]

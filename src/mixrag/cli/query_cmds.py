@@ -122,6 +122,13 @@ def ask_cmd(
         str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
     ] = "thorough",
     max_new_tokens: Annotated[int, typer.Option(help="Answer length limit in tokens.")] = 32,
+    alternatives: Annotated[
+        int,
+        typer.Option(
+            help="Also show up to this many other answers the mixture ranked below, with "
+            "their p(y|x) (RAG-Sequence: its passages' answers; with --beams, the n-best)."
+        ),
+    ] = 0,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
@@ -148,6 +155,7 @@ def ask_cmd(
         max_new_tokens=max_new_tokens,
         min_confidence=min_confidence,
         min_relevance=relevance_threshold(min_relevance),
+        alternatives=alternatives,
     )
     where = target(index, store)
     remote = remote_config(generator_url, generator_api_key, served_model)

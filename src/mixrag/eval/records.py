@@ -13,9 +13,11 @@ from typing import Any
 
 from mixrag.eval.attribution_results import AttributionRecord
 from mixrag.eval.jsonform import (
+    ResultsError,
     as_bool,
     as_float,
     as_int,
+    as_list,
     as_map,
     as_str,
     as_strs,
@@ -72,6 +74,9 @@ class AnswerRecord:
     gain:               log p(y|x) − log p(y|x, no passage), nats (None: not measured
                         or infinite).
     relevance:          max_j d(z_j)ᵀq(x) over the K passages (None: not recorded).
+    alternatives:       the other answers decoding ranked below y, best first, as
+                        (text, log p(y'|x), EM) (``mixrag eval --alternatives``; empty:
+                        not asked for).
     """
 
     prediction: str
@@ -88,11 +93,12 @@ class AnswerRecord:
     answerable: bool | None = None
     gain: float | None = None
     relevance: float | None = None
+    alternatives: tuple[tuple[str, float, float], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "record") -> AnswerRecord:
         # records written before the abstention fields lack them
-        known = {"answerable": None, "gain": None, "relevance": None}
+        known = {"answerable": None, "gain": None, "relevance": None, "alternatives": None}
         data = complete({**known, **as_map(data, where)}, cls, where)
         timings = required(data, "timings", as_map, where)
         return cls(
@@ -110,15 +116,38 @@ class AnswerRecord:
             answerable=optional(data, "answerable", as_bool, where),
             gain=optional(data, "gain", as_float, where),
             relevance=optional(data, "relevance", as_float, where),
+            alternatives=_alternatives(data.get("alternatives"), f"{where}.alternatives"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``answerable``, ``gain`` and ``relevance`` appear only when set."""
+        """The JSON form; ``answerable``, ``gain``, ``relevance`` and ``alternatives``
+        appear only when set."""
         out = dict(plain(self))
         for key in ("answerable", "gain", "relevance"):
             if out[key] is None:
                 del out[key]
+        if not self.alternatives:
+            del out["alternatives"]
         return out
+
+
+def _alternatives(value: Any, where: str) -> tuple[tuple[str, float, float], ...]:
+    """A record's ``alternatives``: a list of [text, log p(y'|x), EM]; absent: ()."""
+    if value is None:
+        return ()
+    out = []
+    for i, item in enumerate(as_list(value, where)):
+        row = as_list(item, f"{where}[{i}]")
+        if len(row) != 3:
+            raise ResultsError(f"{where}[{i}] must be [text, logprob, em], got {row!r}")
+        out.append(
+            (
+                as_str(row[0], f"{where}[{i}][0]"),
+                as_float(row[1], f"{where}[{i}][1]"),
+                as_float(row[2], f"{where}[{i}][2]"),
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)

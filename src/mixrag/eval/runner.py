@@ -151,6 +151,8 @@ def fingerprint(
         rc = dataclasses.asdict(rag.config)
         for summary_only in ("mode", "k", "min_confidence", "min_gain", "min_relevance"):
             rc.pop(summary_only, None)
+        if not rc.get("alternatives"):  # records without them: as before the option
+            rc.pop("alternatives", None)
         fp["generator"] = gen
         fp["answering"] = {
             **rc,
@@ -245,6 +247,9 @@ def _answer_record(
         answerable=answerable,
         gain=g if answer.support is not None and math.isfinite(g := answer.support.gain) else None,
         relevance=passage_relevance([c.hit for c in answer.citations]),
+        alternatives=tuple(
+            (a.text, a.logprob, exact_match(a.text, question.answers)) for a in answer.alternatives
+        ),
     )
 
 

@@ -163,6 +163,7 @@ def api_router(service: Service) -> APIRouter:
             body.max_new_tokens,
             body.min_confidence,
             body.min_relevance,
+            body.alternatives,
         )
         if service.batcher.full:  # refuse before retrieving
             raise BusyError(f"{service.batcher.pending} answers are running or queued; retry soon")

@@ -35,6 +35,11 @@ class AskRequest(BaseModel):
         description="Least relevance max_j d(z_j)·q(x) of a supported answer: some passage "
         'must be about the question (server default if left out; "off": no test).',
     )
+    alternatives: int | None = Field(
+        None,
+        description="Also return up to this many other answers ranked below the answer, "
+        "with their p(y|x) (0..10; RAG-Sequence: its passages' answers).",
+    )
     stream: bool = Field(
         False, description="Stream Server-Sent Events (as does Accept: text/event-stream)."
     )
@@ -95,6 +100,12 @@ class CitationOut(BaseModel):
     passage: PassageOut
 
 
+class AlternativeOut(BaseModel):
+    answer: str
+    logprob: float = Field(description="log p(y'|x) under the answer's mode.")
+    probability: float
+
+
 class AnswerOut(BaseModel):
     question: str
     mode: str
@@ -120,6 +131,11 @@ class AnswerOut(BaseModel):
     )
     min_relevance: float | None = Field(
         None, description="Threshold on the relevance; null: not used."
+    )
+    alternatives: list[AlternativeOut] = Field(
+        default_factory=list,
+        description="Other answers ranked below this one, best first (asked for with "
+        "`alternatives`).",
     )
 
 

@@ -74,6 +74,7 @@ class AskParams:
     max_new_tokens: int
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     min_relevance: float | None = DEFAULT_MIN_RELEVANCE
+    alternatives: int = 0
 
     def rag_config(self) -> RAGConfig:
         return RAGConfig(
@@ -84,7 +85,12 @@ class AskParams:
             max_new_tokens=self.max_new_tokens,
             min_confidence=self.min_confidence,
             min_relevance=self.min_relevance,
+            alternatives=self.alternatives,
         )
+
+
+#: Most other answers a request may ask for (``alternatives``).
+MAX_ALTERNATIVES = 10
 
 
 class Service:
@@ -219,6 +225,7 @@ class Service:
         max_new_tokens: int | None = None,
         min_confidence: float | None = None,
         min_relevance: float | str | None = None,
+        alternatives: int | None = None,
     ) -> AskParams:
         """An ask with the server's defaults filled in, or ApiError naming a bad field."""
         cfg = self.config
@@ -239,7 +246,13 @@ class Service:
                 cfg.min_confidence if min_confidence is None else min_confidence
             ),
             min_relevance=self._relevance(min_relevance),
+            alternatives=self._alternatives(alternatives),
         )
+
+    def _alternatives(self, value: int | None) -> int:
+        if value is None or value == 0:
+            return 0
+        return self._in_range("alternatives", value, MAX_ALTERNATIVES)
 
     def _relevance(self, value: float | str | None) -> float | None:
         """The request's relevance threshold: the server's when left out, None for "off"."""

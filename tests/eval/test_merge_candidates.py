@@ -1,0 +1,54 @@
+"""bench/merge_candidates.py on hand-made records: summed mass of strings equal under
+SQuAD normalisation, and the oracle over the candidates."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from typing import Any
+
+from tests.helpers import REPO
+
+
+def _module() -> Any:
+    sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(
+        "merge_candidates", REPO / "bench/merge_candidates.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(text: str, p: float, em: float, alts: list[tuple[str, float, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"prediction": text, "logprob": math.log(p), "em": em}
+    if alts:
+        out["alternatives"] = [[t, math.log(q), e] for t, q, e in alts]
+    return out
+
+
+def test_strings_equal_under_normalisation_pool_their_mass() -> None:
+    m = _module()
+    run = "rag-sequence@5"
+    results = {
+        "answers": {run: {}, "concat@3": {}},
+        "questions": [
+            # 0.30 + 0.25 for "Denver Broncos" beats 0.40 for "Broncos"
+            {"answers": {run: _record("Broncos", 0.4, 0.0, [("the Denver Broncos", 0.3, 1.0),
+                                                             ("Denver Broncos.", 0.25, 1.0)]),
+                         "concat@3": _record("Broncos", 0.5, 0.0, [])}},
+            # "6" and "six" are different answers to SQuAD: nothing pools
+            {"answers": {run: _record("six", 0.5, 1.0, [("6", 0.3, 0.0)])}},
+            # the passages agreed: no alternatives, the answer stands
+            {"answers": {run: _record("1901", 0.9, 0.0, [])}},
+        ],
+    }  # fmt: skip
+    s = m.study(results, run)
+    assert s["n"] == 3 and s["questions_changed"] == 1
+    assert math.isclose(s["em_answers"], 100 / 3) and math.isclose(s["em_merged"], 200 / 3)
+    assert math.isclose(s["em_oracle"], 200 / 3) and math.isclose(s["candidates_mean"], 2.0)
+    choice, mass = m.merged(m.candidates(results["questions"][0]["answers"][run]))
+    assert choice[0] == "the Denver Broncos" and math.isclose(mass, math.log(0.55))
+    assert m.has_alternatives(results, run) and not m.has_alternatives(results, "concat@3")

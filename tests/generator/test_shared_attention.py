@@ -87,6 +87,18 @@ def test_a_row_whose_own_columns_are_all_masked_still_reads_the_head() -> None:
     torch.testing.assert_close(got, _reference(query, head_k, head_v, key, value, mask))
 
 
+def test_a_head_kept_in_float32_is_read_by_a_bfloat16_pass() -> None:
+    # a frozen generator's training pass under bfloat16 autocast reads a float32 head
+    query, head_k, head_v, key, value = _inputs(3, seed=3)
+    q16, k16, v16 = (x.to(torch.bfloat16) for x in (query, key, value))
+    got = shared_prefix_attention(
+        _module(), q16, k16, v16, None, **{SHARED_KV: [(head_k, head_v)]}
+    )[0]
+    assert got.dtype == torch.bfloat16
+    ref = _reference(query, head_k, head_v, key, value, None)
+    torch.testing.assert_close(got.float(), ref, atol=0.05, rtol=0.05)
+
+
 # ---------------------------------------------------------------- a real model
 
 

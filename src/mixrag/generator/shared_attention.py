@@ -61,6 +61,10 @@ def shared_prefix_attention(
     if dropout and module.training:
         raise ValueError(f"shared-head attention has no dropout (got {dropout})")
     head_k, head_v = shared[module.layer_idx]  # [1, Hkv, H, d]
+    # A head kept in another dtype than this pass computes in (a float32 head read under
+    # bfloat16 autocast, as a frozen generator's training pass does) joins in the pass's.
+    head_k, head_v = head_k.to(query.dtype), head_v.to(query.dtype)
+    key, value = key.to(query.dtype), value.to(query.dtype)
     if query.device.type == "cpu" and _FLASH is not None:
         out = _split_flash(query, key, value, attention_mask, head_k, head_v, scaling)
     else:

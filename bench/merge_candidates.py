@@ -36,7 +36,8 @@ Candidate = tuple[str, float, float]  # text, log p(y|x), EM
 def candidates(record: dict[str, Any]) -> list[Candidate]:
     """The answer first, then its alternatives, as (text, log p(y|x), EM)."""
     head = (record["prediction"], float(record["logprob"]), float(record["em"]))
-    return [head, *((str(t), float(lp), float(em)) for t, lp, em in record["alternatives"])]
+    alternatives = record.get("alternatives", [])  # none kept: the passages agreed
+    return [head, *((str(t), float(lp), float(em)) for t, lp, em in alternatives)]
 
 
 def merged(cands: list[Candidate]) -> tuple[Candidate, float]:
@@ -70,7 +71,7 @@ def study(results: dict[str, Any], run: str) -> dict[str, Any]:
         raise SystemExit(f"run {run!r} kept no alternatives: run mixrag eval --alternatives N")
     base, after, oracle, changed, sizes = [], [], [], 0, []
     for r in rows:
-        cands = candidates({**r, "alternatives": r.get("alternatives", [])})
+        cands = candidates(r)
         choice, _ = merged(cands)
         base.append(float(r["em"]))
         after.append(choice[2])

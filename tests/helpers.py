@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ DOCS = {
     "rainforest.html": "<html><head><title>Amazon</title><script>x()</script></head><body>"
     "<p>The Amazon rainforest covers much of the Amazon basin of South America.</p></body></html>",
 }
+
+
+def load_script(path: Path) -> Any:
+    """A script outside the package (bench/, scripts/) imported as a module by its path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_docs(root: Path) -> Path:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_script
 
 
 def _tool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "import_cycles", REPO / "scripts/import_cycles.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "import_cycles.py")
 
 
 def test_src_mixrag_has_no_import_cycles() -> None:

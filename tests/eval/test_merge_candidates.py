@@ -3,23 +3,16 @@ SQuAD normalisation, and the oracle over the candidates."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from typing import Any
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_script
 
 
 def _module() -> Any:
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location(
-        "merge_candidates", REPO / "bench/merge_candidates.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(REPO / "bench"))  # the script imports its neighbours
+    return load_script(REPO / "bench" / "merge_candidates.py")
 
 
 def _record(text: str, p: float, em: float, alts: list[tuple[str, float, float]]) -> dict[str, Any]:

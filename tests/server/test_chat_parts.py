@@ -22,7 +22,7 @@ from mixrag.server.chat.schemas import ChatMessage, ChatRequest
 from mixrag.server.chat.stream import FinalText, chat_events
 from mixrag.server.concurrency import BusyError
 from mixrag.server.errors import ApiError
-from mixrag.server.service import AskParams
+from mixrag.server.params import AskParams
 from mixrag.types import Hit, Passage
 
 Q1 = "In which year was the Riverside Mill founded?"

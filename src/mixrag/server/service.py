@@ -29,12 +29,10 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixrag.decoding import PrefixFn
-from mixrag.errors import MixragError
 from mixrag.generator.engine import StepEngine
 from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
@@ -46,10 +44,10 @@ from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import BusyError, ReadWriteLock, release_free_memory
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
+from mixrag.server.params import AskParams, check_question, choice, in_range, resolve
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
 from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
-from mixrag.support import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_RELEVANCE, min_relevance_of
 from mixrag.types import Hit
 
 if TYPE_CHECKING:
@@ -59,38 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"[0-9a-f]{16}")
-
-
-@dataclass(frozen=True)
-class AskParams:
-    """One ask, every field resolved (server defaults filled in) and checked."""
-
-    question: str
-    mode: str
-    k: int
-    method: str
-    beams: int
-    decoding: str
-    max_new_tokens: int
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    min_relevance: float | None = DEFAULT_MIN_RELEVANCE
-    alternatives: int = 0
-
-    def rag_config(self) -> RAGConfig:
-        return RAGConfig(
-            mode=self.mode,
-            k=self.k,
-            num_beams=self.beams,
-            sequence_decoding=self.decoding,
-            max_new_tokens=self.max_new_tokens,
-            min_confidence=self.min_confidence,
-            min_relevance=self.min_relevance,
-            alternatives=self.alternatives,
-        )
-
-
-#: Most other answers a request may ask for (``alternatives``).
-MAX_ALTERNATIVES = 10
 
 
 class Service:
@@ -186,33 +152,7 @@ class Service:
         with self._index_lock.write():
             self.index.close()
 
-    # -- checks -------------------------------------------------------------------
-
-    def _question(self, question: str, name: str = "question") -> str:
-        if not question.strip():
-            raise ApiError(422, "invalid_request", f"{name}: must not be empty")
-        limit = self.config.max_question_chars
-        if len(question) > limit:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"{name}: {len(question)} characters; the limit is {limit}",
-            )
-        return question
-
-    def _in_range(self, name: str, value: int, limit: int) -> int:
-        if not 1 <= value <= limit:
-            raise ApiError(422, "invalid_request", f"{name}: must be in 1..{limit}, got {value}")
-        return value
-
-    def _choice(self, name: str, value: str, allowed: tuple[str, ...]) -> str:
-        if value not in allowed:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"{name}: must be one of {', '.join(allowed)}, got {value!r}",
-            )
-        return value
+    # -- checks ------------------------------------------------------------------
 
     def params(
         self,
@@ -227,54 +167,29 @@ class Service:
         min_relevance: float | str | None = None,
         alternatives: int | None = None,
     ) -> AskParams:
-        """An ask with the server's defaults filled in, or ApiError naming a bad field."""
-        cfg = self.config
-        chosen = self._choice("mode", mode or cfg.mode, MODES)
-        return AskParams(
-            question=self._question(question),
-            mode=chosen,
-            k=self._in_range("k", cfg.k_for(chosen) if k is None else k, cfg.max_k),
-            method=self._choice("method", method or cfg.method, METHODS),
-            beams=self._in_range("beams", 1 if beams is None else beams, cfg.max_beams),
-            decoding=self._choice("decoding", decoding or "thorough", SEQUENCE_DECODING),
-            max_new_tokens=self._in_range(
-                "max_new_tokens",
-                min(32, cfg.max_new_tokens) if max_new_tokens is None else max_new_tokens,
-                cfg.max_new_tokens,
-            ),
-            min_confidence=self._threshold(
-                cfg.min_confidence if min_confidence is None else min_confidence
-            ),
-            min_relevance=self._relevance(min_relevance),
-            alternatives=self._alternatives(alternatives),
+        """An ask with the server's defaults filled in, or ApiError naming a bad field
+        (:func:`mixrag.server.params.resolve`)."""
+        return resolve(
+            self.config,
+            question,
+            mode=mode,
+            k=k,
+            method=method,
+            beams=beams,
+            decoding=decoding,
+            max_new_tokens=max_new_tokens,
+            min_confidence=min_confidence,
+            min_relevance=min_relevance,
+            alternatives=alternatives,
         )
-
-    def _alternatives(self, value: int | None) -> int:
-        if value is None or value == 0:
-            return 0
-        return self._in_range("alternatives", value, MAX_ALTERNATIVES)
-
-    def _relevance(self, value: float | str | None) -> float | None:
-        """The request's relevance threshold: the server's when left out, None for "off"."""
-        try:
-            return min_relevance_of(value, self.config.min_relevance)
-        except MixragError as err:
-            raise ApiError(422, "invalid_request", str(err)) from None
-
-    def _threshold(self, value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ApiError(
-                422, "invalid_request", f"min_confidence: must be in [0, 1], got {value}"
-            )
-        return float(value)
 
     # -- reading ------------------------------------------------------------------
 
     def search(self, question: str, k: int | None = None, method: str | None = None) -> list[Hit]:
         """Top-k hits with their prior p_eta(z|x); fewer when the index holds fewer."""
-        question = self._question(question)
-        kk = self._in_range("k", self.config.k_for() if k is None else k, self.config.max_k)
-        method = self._choice("method", method or self.config.method, METHODS)
+        question = check_question(self.config, question)
+        kk = in_range("k", self.config.k_for() if k is None else k, self.config.max_k)
+        method = choice("method", method or self.config.method, METHODS)
         with self._index_lock.read():
             with self._encoder_lock:
                 q = self.retriever.encode_questions([question])
@@ -349,7 +264,7 @@ class Service:
         """log p(y|x) of a given answer y under ``params``' mode and K, with each passage's
         prior and posterior, over the passages an ask with ``params`` retrieves. The answer
         is held to the question's length limit; scoring runs on the generator's thread."""
-        answer = self._question(answer, "answer")
+        answer = check_question(self.config, answer, "answer")
         if self.batcher.full:  # the generator is as busy as an ask would find it
             raise BusyError(f"{self.batcher.pending} answers are running or queued; retry soon")
         hits = self.retrieve(params)

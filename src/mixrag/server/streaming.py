@@ -37,7 +37,8 @@ from mixrag.errors import MixragError
 from mixrag.rag import Answer
 from mixrag.server.concurrency import BusyError
 from mixrag.server.errors import ApiError, api_error, error_body
-from mixrag.server.service import AskParams, Service
+from mixrag.server.params import AskParams
+from mixrag.server.service import Service
 from mixrag.types import Hit
 
 log = logging.getLogger(__name__)

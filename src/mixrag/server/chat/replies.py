@@ -17,7 +17,7 @@ from typing import Any
 
 from mixrag.answer import Answer
 from mixrag.server.chat.conversation import Turn
-from mixrag.server.service import AskParams
+from mixrag.server.params import AskParams
 from mixrag.server.streaming import finite
 
 

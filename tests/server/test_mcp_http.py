@@ -111,16 +111,23 @@ def test_search_gives_the_v1_hits(live: tuple[str, Any]) -> None:
 def test_ask_gives_the_v1_answer_and_citations_and_score_agrees(live: tuple[str, Any]) -> None:
     url, _ = live
     args = {"question": MILL_QUESTION, "mode": "rag-sequence", "k": 3}
-    result = call(url, "ask", args)
+    result = call(url, "ask", {**args, "alternatives": 2})
     assert not result.is_error
     got = result.structured_content
-    v1 = httpx.post(f"{url}/v1/ask", json=args, headers=AUTH, timeout=120).json()
+    v1 = httpx.post(
+        f"{url}/v1/ask", json={**args, "alternatives": 2}, headers=AUTH, timeout=120
+    ).json()
     assert without_timings(got) == without_timings(v1)
     assert "1901" in got["answer"]
     best = max(got["passages"], key=lambda p: p["posterior"])
     assert best["passage"]["source"].endswith("mill.md")
     text = result.content[0].text
     assert text.startswith(f"{got['answer']} [{best['rank']}]") and "log p(y|x)" in text
+    # the other answers, as /v1/ask gives them: ranked below the answer, best first
+    others = [a["logprob"] for a in got["alternatives"]]
+    assert len(others) <= 2 and others == sorted(others, reverse=True)
+    assert all(lp <= got["logprob"] for lp in others)
+    assert ("Other answers, by p(y|x):" in text) == bool(others)
 
     # score: the log p(y|x) of the answer ask gave, over the same passages
     scored = call(url, "score", {**args, "answer": got["answer"]}).structured_content
@@ -158,6 +165,7 @@ def test_a_document_added_is_found_then_removed(live: tuple[str, Any]) -> None:
         ("ask", {"question": "   "}, "question: must not be empty"),
         ("search", {"question": MILL_QUESTION, "k": 9}, "k: must be in 1..5, got 9"),
         ("ask", {"question": MILL_QUESTION, "mode": "magic"}, "mode"),
+        ("ask", {"question": MILL_QUESTION, "alternatives": 11}, "alternatives"),
         ("score", {"question": MILL_QUESTION, "answer": ""}, "answer: must not be empty"),
         ("add_document", {"text": "hello"}, "give either 'title' or 'name'"),
         ("add_document", {"name": "../x.md", "text": "hello"}, "bad_file_name"),

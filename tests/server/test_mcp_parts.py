@@ -3,10 +3,12 @@ the readable text of an answer, which tools a folder allows, and the command's o
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 from typer.testing import CliRunner
 
-from mixrag.answer import Answer, Citation
+from mixrag.answer import Alternative, Answer, Citation
 from mixrag.cli.main import app, main
 from mixrag.server.mcp.http import BearerGuard
 from mixrag.server.mcp.text import answer_text
@@ -90,6 +92,19 @@ def test_the_answer_cites_the_passage_with_the_highest_posterior() -> None:
     order = [line.split("]")[0] for line in text.splitlines() if line.startswith("[")]
     assert order == ["[2", "[1", "[3"]
     assert "under rag-sequence with K = 3" in text
+
+
+def test_the_other_answers_are_listed_only_when_asked_for() -> None:
+    cites = (_citation(1, 0.6, 0.9), _citation(2, 0.4, 0.1))
+    answer = Answer("q?", "rag-sequence", "1901", -0.5, (1,), cites)
+    assert "Other answers" not in answer_text(answer)
+    others = (Alternative("1902", math.log(0.25)), Alternative("the mill", math.log(0.05)))
+    text = answer_text(replace(answer, alternatives=others))
+    assert "Other answers, by p(y|x): '1902' (p = 0.25); 'the mill' (p = 0.05)." in text
+    # after the answer's own log p(y|x), before the passages
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Other answers"))
+    assert lines[at - 1].startswith("log p(y|x) = -0.500") and lines[at + 1].startswith("Passages")
 
 
 def test_an_answer_without_posteriors_cites_nothing() -> None:

@@ -46,10 +46,19 @@ def _weight(c: Citation) -> float:
     return c.prior if c.posterior is None else c.posterior
 
 
+def _alternatives(answer: Answer) -> list[str]:
+    """One line for the other answers ranked below this one, when they were asked for."""
+    if not answer.alternatives:
+        return []
+    listed = "; ".join(f"{a.text!r} (p = {a.probability:.3g})" for a in answer.alternatives)
+    return [f"Other answers, by p(y|x): {listed}."]
+
+
 def answer_text(answer: Answer, scored: bool = False) -> str:
     """The answer with its citations ``[n]`` (:meth:`Answer.cited`, as the chat API and the
     web page mark them), or "Not found in the documents." then the best guess when the
-    documents do not support it; its support, log p(y|x), then the passages by posterior."""
+    documents do not support it; its support, log p(y|x), the other answers if asked for,
+    then the passages by posterior."""
     k = len(answer.citations)
     marks = answer.markers()
     head = (
@@ -66,6 +75,7 @@ def answer_text(answer: Answer, scored: bool = False) -> str:
         "",
         f"log p(y|x) = {answer.logprob:.3f} (p = {answer.probability:.3g}) under {answer.mode} "
         f"with K = {k}.",
+        *_alternatives(answer),
         "Passages by posterior p(z|x,y), the probability that each is the answer's source "
         "(prior p(z|x) before reading the answer):",
     ]

@@ -143,6 +143,11 @@ def _fields(service: Service) -> dict[str, Any]:
             "meaning), bm25 (by keywords) or hybrid (both lists fused by rank); "
             f"default {cfg.method}."
         ),
+        "alternatives": Field(
+            description="Also return up to this many other answers ranked below the answer, "
+            "each with its p(y|x) (0 to 10, default 0): how close the runner-up is. "
+            "rag-sequence lists the answers its passages drafted; greedy decoding has none.",
+        ),
         "answer": Field(
             description="The candidate answer y to score, e.g. a name, date or short phrase "
             f"(at most {cfg.max_question_chars} characters)."
@@ -174,9 +179,11 @@ def _add_read_tools(server: MCPServer[Any], service: Service) -> None:
         mode: Annotated[Mode | None, f["mode"]] = None,
         k: Annotated[int | None, f["k"]] = None,
         method: Annotated[Method | None, f["method"]] = None,
+        alternatives: Annotated[int | None, f["alternatives"]] = None,
     ) -> Annotated[CallToolResult, AnswerOut]:
         with _as_tool_errors():
-            answer = service.ask(service.params(question, mode, k, method))
+            params = service.params(question, mode, k, method, alternatives=alternatives)
+            answer = service.ask(params)
         return _result(AnswerOut, answer.to_dict(), render.answer_text(answer))
 
     def score(

@@ -1,12 +1,13 @@
 """The ablation table of bench/train_ablation.sh: one row per model, from its report and run.
 
-Reads ``<out>/eval-<model>-<variant>/results.json`` (rag-sequence EM / F1 on a sample of
-the held-out questions), ``<out>/eval-<model>-<variant>-recall/results.json`` (recall@k
+Reads ``<out>/eval-<model><tag>-<variant>/results.json`` (rag-sequence EM / F1 on a sample of
+the held-out questions), ``<out>/eval-<model><tag>-<variant>-recall/results.json`` (recall@k
 of its one retrieval method, the script's RETRIEVAL, on all of them, measured with that
 model's own q(x); the answer report's recall is used where that is missing) and
-``<out>/<model>-freeze-<side>/history.jsonl`` (steps, examples, training minutes, where
+``<out>/<model><tag>-freeze-<side>/history.jsonl`` (steps, examples, training minutes, where
 the time went) and prints a markdown table, then the paired bootstrap difference of
-each trained model's EM and F1 against the untrained one on the same questions.
+each trained model's EM and F1 against the untrained one (``eval-<baseline>``, by default
+``<model>-untrained``) on the same questions.
 
   python bench/train_ablation_table.py --out .bench/train --model qwen2.5-0.5b
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 ROWS = (
     ("untrained", None, "untrained (few-shot prompt)"),
-    ("freeze-none", "freeze-none", "joint: q(x) + generator"),
+    ("freeze-none", "freeze-none", "joint: q(x) + generator (+ w, tau if learned)"),
     ("freeze-retriever", "freeze-retriever", "retriever frozen: generator only"),
     ("freeze-generator", "freeze-generator", "generator frozen: q(x) only"),
     # issue 27 (--freeze as a set; "retriever" and "generator" above then also learn w, tau)
@@ -82,7 +83,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(".bench/train"))
     ap.add_argument("--model", default="qwen2.5-0.5b")
     ap.add_argument("--tag", default="", help="suffix of the trained runs' folders")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        help="the untrained model's report folder without 'eval-' (default <model>-untrained; "
+        "bench/train_ablation.sh names it <model>-<retrieval>-untrained for a retrieval "
+        "other than dense, e.g. qwen2.5-0.5b-combined-untrained)",
+    )
     args = ap.parse_args()
+    baseline = args.baseline or f"{args.model}-untrained"
     print(
         "| model | n | EM | F1 | n (recall) | R@1 | R@5 | R@20 | steps | examples | train min "
         "| ex/s | time: retrieve / forward / backward | mean loss, first → last 10 steps |"
@@ -90,8 +99,8 @@ def main() -> None:
     print("| --- |" + " ---: |" * 11 + " --- | --- |")
     reports: dict[str, dict[str, Any]] = {}
     for key, run_name, label in ROWS:
-        # trained runs' folders carry the setting's tag; the untrained model's does not
-        name = f"{args.model}{args.tag if run_name else ''}-{key}"
+        # trained runs' folders carry the setting's tag; the untrained model's is --baseline
+        name = f"{args.model}{args.tag}-{key}" if run_name else baseline
         report = args.out / f"eval-{name}" / "results.json"
         if not report.exists():
             continue

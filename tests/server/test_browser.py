@@ -101,6 +101,24 @@ def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
     for link in browser.find_elements(By.CSS_SELECTOR, "#answer-text a.cite"):
         post = float(link.get_attribute("title").split("= ")[1].split(":")[0])
         assert ("low" in link.get_attribute("class").split()) == (post < 0.5)
+    # the page asks for the other answers and lists what the answer event carried
+    others = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        fetch('/v1/ask', {method: 'POST', headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({question: arguments[0], k: 3, alternatives: ALTERNATIVES})})
+          .then((r) => r.json()).then((a) => { showAnswer(a); done(a.alternatives); });
+        """,
+        MILL_QUESTION,
+    )
+    box = browser.find_element(By.ID, "answer-others")
+    assert box.is_displayed() == bool(others)
+    if others:
+        assert box.text.startswith("other answers: ")
+        for listed, alt in zip(
+            box.text.removeprefix("other answers: ").split(" · "), others, strict=True
+        ):
+            assert listed.startswith(f"{alt['answer']} (p = ")
     # the same question at a threshold no answer reaches: not found, the guess on request
     browser.execute_async_script(
         """

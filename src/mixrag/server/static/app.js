@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const CITE_MIN = 0.25; // cite every passage with at least this posterior (and always the best); Answer.cited
 const CITE_LOW = 0.5; // a cited passage below this posterior is marked as an uncertain source
 const NOT_FOUND = "Not found in the documents."; // mixrag.support.NOT_FOUND
+const ALTERNATIVES = 3; // other answers the page asks for: how close the runner-up is
 
 let token = sessionStorage.getItem("mixrag-token") || "";
 
@@ -165,6 +166,16 @@ function showSupport(answer, cited) {
   }
 }
 
+// "other answers: 1902 (p = 0.22) · the mill (p = 0.05)": what the mixture ranked below.
+function showOthers(answer) {
+  const box = $("answer-others");
+  const others = answer.alternatives || [];
+  box.textContent = others.length
+    ? "other answers: " + others.map((a) => `${a.answer} (p = ${a.probability.toPrecision(2)})`).join(" · ")
+    : "";
+  box.hidden = others.length === 0;
+}
+
 function showAnswer(answer) {
   const text = $("answer-text");
   const weight = (c) => (c.posterior === null ? c.prior : c.posterior);
@@ -182,6 +193,7 @@ function showAnswer(answer) {
   }
   text.dataset.state = "final";
   showSupport(answer, cited);
+  showOthers(answer);
   for (const c of answer.passages) {
     const card = $(`passage-${c.rank}`);
     if (!card) continue;
@@ -249,12 +261,14 @@ async function ask(event) {
   $("answer-text").dataset.state = "empty";
   $("answer-meta").textContent = "";
   $("answer-support").textContent = "";
+  $("answer-others").hidden = true;
   $("answer-status").textContent = "retrieving…";
   const body = {
     question,
     mode: $("mode").value,
     k: Number($("k").value),
     method: $("method").value,
+    alternatives: ALTERNATIVES,
     stream: true,
   };
   try {

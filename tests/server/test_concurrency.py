@@ -16,6 +16,7 @@ from mixrag.generator.engine import StepEngine
 from mixrag.rag import RAGConfig
 from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import BusyError, ReadWriteLock
+from mixrag.server.params import resolve
 from mixrag.server.streaming import AnswerStream, _ClientGone
 
 NEW_DOC = "The Gullrock lighthouse was built in 1873 on a granite reef off the northern cape."
@@ -85,7 +86,7 @@ def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.Mo
     service = served.client.app.state.service  # type: ignore[attr-defined]
     monkeypatch.setattr(service.batcher, "max_waiting", 0)
     release, busy = _hold_the_generator(service)
-    params = service.params(MILL_QUESTION, mode="rag-token")
+    params = resolve(service.config, MILL_QUESTION, mode="rag-token")
     waiting = service.submit_answer(params, service.retrieve(params))  # one ask waits
     try:
         t0 = time.perf_counter()
@@ -105,7 +106,7 @@ def test_a_full_queue_answers_503_at_once(served: Served, monkeypatch: pytest.Mo
 
 def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=12)
+    params = resolve(service.config, MILL_QUESTION, mode="rag-token", max_new_tokens=12)
     hits = service.retrieve(params)
 
     async def leave_early() -> list[str]:
@@ -125,7 +126,7 @@ def test_a_client_that_leaves_frees_the_generator(served: Served) -> None:
 
 def test_a_client_that_leaves_before_any_token_stops_its_answer(served: Served) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=12)
+    params = resolve(service.config, MILL_QUESTION, mode="rag-token", max_new_tokens=12)
     hits = service.retrieve(params)
 
     async def leave_after_the_passages() -> tuple[AnswerStream, str]:
@@ -299,7 +300,7 @@ def test_asks_that_wait_together_are_batched_and_each_gets_its_own_answer(
     served: Served, mode: str
 ) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    params = [service.params(q, mode=mode) for q in QUESTIONS]
+    params = [resolve(service.config, q, mode=mode) for q in QUESTIONS]
     hits = [service.retrieve(p) for p in params]
     alone = [service.answer(p, h) for p, h in zip(params, hits, strict=True)]
     sizes = dict(service.batcher.batch_sizes)
@@ -330,7 +331,7 @@ def test_asks_that_wait_together_are_batched_and_each_gets_its_own_answer(
 
 def test_a_client_leaving_a_batch_stops_only_its_own_answer(served: Served) -> None:
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    params = [service.params(q, mode="rag-token") for q in QUESTIONS[:2]]
+    params = [resolve(service.config, q, mode="rag-token") for q in QUESTIONS[:2]]
     hits = [service.retrieve(p) for p in params]
 
     class Gone(Exception):
@@ -342,7 +343,8 @@ def test_a_client_leaving_a_batch_stops_only_its_own_answer(served: Served) -> N
     release, _blocker = _hold_the_generator(service)
     leaving = service.submit_answer(params[0], hits[0], leave)
     staying = service.submit_answer(params[1], hits[1], lambda q, ids: None)
-    other_mode = service.submit_answer(service.params(QUESTIONS[2], mode="concat"), hits[1])
+    concat = resolve(service.config, QUESTIONS[2], mode="concat")
+    other_mode = service.submit_answer(concat, hits[1])
     release.set()
     with pytest.raises(Gone):
         leaving.result(120)
@@ -353,7 +355,7 @@ def test_a_client_leaving_a_batch_stops_only_its_own_answer(served: Served) -> N
 def test_many_asks_answered_in_batches_leave_no_stale_count(served: Served) -> None:
     # a batch takes asks whose own drain calls are still queued: the bound counts asks
     service = served.client.app.state.service  # type: ignore[attr-defined]
-    params = service.params(MILL_QUESTION, mode="rag-token", max_new_tokens=4)
+    params = resolve(service.config, MILL_QUESTION, mode="rag-token", max_new_tokens=4)
     hits = service.retrieve(params)
     for _round in range(3):
         release, blocker = _hold_the_generator(service)

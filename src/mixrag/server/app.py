@@ -46,6 +46,7 @@ from mixrag.server.chat.routes import chat_router
 from mixrag.server.concurrency import BusyError
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError, install_error_handlers
+from mixrag.server.params import resolve
 from mixrag.server.schemas import (
     AnswerOut,
     AskRequest,
@@ -153,17 +154,18 @@ def api_router(service: Service) -> APIRouter:
         """The answer, log p(y|x) and every passage with its prior p(z|x) and posterior
         p(z|x,y). With ``stream: true`` or ``Accept: text/event-stream``: events
         ``passages``, ``token``..., ``answer`` (see README, "Server")."""
-        params = service.params(
+        params = resolve(
+            service.config,
             body.question,
-            body.mode,
-            body.k,
-            body.method,
-            body.beams,
-            body.decoding,
-            body.max_new_tokens,
-            body.min_confidence,
-            body.min_relevance,
-            body.alternatives,
+            mode=body.mode,
+            k=body.k,
+            method=body.method,
+            beams=body.beams,
+            decoding=body.decoding,
+            max_new_tokens=body.max_new_tokens,
+            min_confidence=body.min_confidence,
+            min_relevance=body.min_relevance,
+            alternatives=body.alternatives,
         )
         if service.batcher.full:  # refuse before retrieving
             raise BusyError(f"{service.batcher.pending} answers are running or queued; retry soon")

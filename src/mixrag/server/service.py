@@ -44,7 +44,7 @@ from mixrag.server.batching import AskBatcher
 from mixrag.server.concurrency import BusyError, ReadWriteLock, release_free_memory
 from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError
-from mixrag.server.params import AskParams, check_question, choice, in_range, resolve
+from mixrag.server.params import AskParams, check_question, choice, in_range
 from mixrag.server.uploads import UploadStore, check_name, file_id, slug
 from mixrag.store.postgres import redact
 from mixrag.store.sqlite import FileRecord
@@ -151,37 +151,6 @@ class Service:
             self.generator.close()
         with self._index_lock.write():
             self.index.close()
-
-    # -- checks ------------------------------------------------------------------
-
-    def params(
-        self,
-        question: str,
-        mode: str | None = None,
-        k: int | None = None,
-        method: str | None = None,
-        beams: int | None = None,
-        decoding: str | None = None,
-        max_new_tokens: int | None = None,
-        min_confidence: float | None = None,
-        min_relevance: float | str | None = None,
-        alternatives: int | None = None,
-    ) -> AskParams:
-        """An ask with the server's defaults filled in, or ApiError naming a bad field
-        (:func:`mixrag.server.params.resolve`)."""
-        return resolve(
-            self.config,
-            question,
-            mode=mode,
-            k=k,
-            method=method,
-            beams=beams,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            min_confidence=min_confidence,
-            min_relevance=min_relevance,
-            alternatives=alternatives,
-        )
 
     # -- reading ------------------------------------------------------------------
 

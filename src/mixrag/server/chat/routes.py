@@ -28,6 +28,7 @@ from mixrag.server.chat.schemas import (
 )
 from mixrag.server.chat.stream import chat_events
 from mixrag.server.concurrency import BusyError
+from mixrag.server.params import resolve
 from mixrag.server.service import Service
 from mixrag.server.streaming import AnswerStream
 
@@ -76,16 +77,17 @@ def plan_reply(service: Service, body: ChatRequest) -> Reply:
     mode = mode_of(body.model, cfg.mode)
     _refuse_unsupported(body)
     turn = read_turn(body.messages, cfg.chat, cfg.max_question_chars)
-    params = service.params(
+    params = resolve(
+        cfg,
         turn.question,
-        mode,
-        body.k,
-        body.method,
-        body.beams,
-        body.decoding,
-        _answer_limit(body, cfg.max_new_tokens),
-        body.min_confidence,
-        body.min_relevance,
+        mode=mode,
+        k=body.k,
+        method=body.method,
+        beams=body.beams,
+        decoding=body.decoding,
+        max_new_tokens=_answer_limit(body, cfg.max_new_tokens),
+        min_confidence=body.min_confidence,
+        min_relevance=body.min_relevance,
     )
     options = body.stream_options
     return Reply.new(

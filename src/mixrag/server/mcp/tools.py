@@ -40,6 +40,7 @@ from mixrag.server.config import ServerConfig
 from mixrag.server.errors import ApiError, api_error
 from mixrag.server.mcp import text as render
 from mixrag.server.mcp.config import McpConfig
+from mixrag.server.params import resolve
 from mixrag.server.schemas import (
     AnswerOut,
     DocumentOut,
@@ -182,7 +183,9 @@ def _add_read_tools(server: MCPServer[Any], service: Service) -> None:
         alternatives: Annotated[int | None, f["alternatives"]] = None,
     ) -> Annotated[CallToolResult, AnswerOut]:
         with _as_tool_errors():
-            params = service.params(question, mode, k, method, alternatives=alternatives)
+            params = resolve(
+                service.config, question, mode=mode, k=k, method=method, alternatives=alternatives
+            )
             answer = service.ask(params)
         return _result(AnswerOut, answer.to_dict(), render.answer_text(answer))
 
@@ -194,7 +197,8 @@ def _add_read_tools(server: MCPServer[Any], service: Service) -> None:
         method: Annotated[Method | None, f["method"]] = None,
     ) -> Annotated[CallToolResult, AnswerOut]:
         with _as_tool_errors():
-            scored = service.score(service.params(question, mode, k, method), answer)
+            params = resolve(service.config, question, mode=mode, k=k, method=method)
+            scored = service.score(params, answer)
         return _result(AnswerOut, scored.to_dict(), render.answer_text(scored, scored=True))
 
     def list_documents() -> Annotated[CallToolResult, DocumentsOut]:

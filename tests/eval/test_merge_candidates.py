@@ -45,3 +45,26 @@ def test_strings_equal_under_normalisation_pool_their_mass() -> None:
     choice, mass = m.merged(m.candidates(results["questions"][0]["answers"][run]))
     assert choice[0] == "the Denver Broncos" and math.isclose(mass, math.log(0.55))
     assert m.has_alternatives(results, run) and not m.has_alternatives(results, "concat@3")
+
+
+def test_extractive_choice_is_the_most_likely_candidate_found_in_a_passage() -> None:
+    m = _module()
+    run = "rag-sequence@5"
+    passages = {"a": "Super Bowl 50 The Carolina Panthers met the Denver Broncos.", "b": "Levi's"}
+    results = {
+        "answers": {run: {}},
+        "questions": [
+            # the answer is no span; of the spans, the likelier one wins (case ignored)
+            {"answers": {run: {**_record("Broncos of Denver", 0.5, 0.0,
+                                         [("carolina panthers", 0.2, 1.0),
+                                          ("Denver Broncos", 0.1, 0.0)]),
+                               "passage_ids": ["a", "b"]}}},
+            # no candidate is a span of its passages: the answer stands
+            {"answers": {run: {**_record("Stanford", 0.6, 0.0, [("Miami", 0.3, 0.0)]),
+                               "passage_ids": ["b"]}}},
+        ],
+    }  # fmt: skip
+    s = m.study(results, run, lambda ids: [passages[i] for i in ids])
+    assert s["em_answers"] == 0.0 and math.isclose(s["em_extractive"], 50.0)
+    assert s["extractive_changed"] == 1
+    assert "em_extractive" not in m.study(results, run)  # only with the passages' texts

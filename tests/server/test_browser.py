@@ -119,6 +119,7 @@ def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
             box.text.removeprefix("other answers: ").split(" · "), others, strict=True
         ):
             assert listed.startswith(f"{alt['answer']} (p = ")
+    _screenshot(browser)  # the answer with its support line, other answers and passages
     # the same question at a threshold no answer reaches: not found, the guess on request
     browser.execute_async_script(
         """
@@ -136,6 +137,9 @@ def test_ask_on_the_page_streams_the_answer_and_shows_the_mixture(
     support = browser.find_element(By.ID, "answer-support").text
     assert support.startswith("not supported by the indexed documents (p = ")
 
+
+def _screenshot(browser: Any) -> None:
+    """Save the page as docs/img/web-page.png (or the path) when MIXRAG_SCREENSHOT is set."""
     shot = os.environ.get("MIXRAG_SCREENSHOT")
     if shot:
         path = REPO / "docs" / "img" / "web-page.png" if shot == "1" else Path(shot)

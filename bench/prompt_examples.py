@@ -10,7 +10,7 @@ open-domain RAG-Sequence (``combined`` retrieval, K = 5) on training-article que
 nothing from the held-out or test questions. Compare the report with one of the same
 questions and settings under the default prompt with ``bench/compare_reports.py``.
 Measured (docs/BENCHMARKS.md, issue 27): +3.0 EM [−1.5, +7.5] on 200 training-article
-questions, 0.0 [−2.7, +2.7] on 328 test questions; the default prompt was kept.
+questions, +0.2 [−1.8, +2.4] on the 500 test questions; the default prompt was kept.
 
 Usage:
   python bench/prompt_examples.py --index .bench/squad-dev-index \\

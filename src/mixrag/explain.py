@@ -67,6 +67,28 @@ def passage_prompts(
     return out
 
 
+def _pad_tokens(
+    known_tokens: Sequence[Sequence[Sequence[float]]],
+    answer_ids: Sequence[Sequence[int]],
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B][K][T_b] token log-probs as a [B, K, T] tensor (0 past each answer's end) and
+    its [B, T] mask; each question's K rows must span its answer's T_b tokens."""
+    t_max = max((len(a) for a in answer_ids), default=0)
+    per_token = torch.zeros(len(answer_ids), k, t_max)
+    mask = torch.zeros(len(answer_ids), t_max, dtype=torch.bool)
+    for b, (rows, ids) in enumerate(zip(known_tokens, answer_ids, strict=True)):
+        t = len(ids)
+        if len(rows) != k or any(len(r) != t for r in rows):
+            shape = [len(r) for r in rows]
+            raise ValueError(
+                f"known_tokens[{b}] must be {k} rows of {t} log-probs, got rows of {shape}"
+            )
+        per_token[b, :, :t] = torch.tensor(rows, dtype=torch.float32).reshape(k, t)
+        mask[b, :t] = True
+    return per_token, mask
+
+
 def explain(
     rag: Answering,
     questions: Sequence[str],
@@ -78,12 +100,15 @@ def explain(
     known: Sequence[Sequence[float | None]] | None,
     decoded_logprob: Sequence[float] | None,
     posteriors: bool = True,
+    known_tokens: Sequence[Sequence[Sequence[float]]] | None = None,
 ) -> list[Answer]:
     """Per-passage log p_phi(y|x,z_j), the mode's log p(y|x), posteriors, citations.
 
     ``known`` are per-passage sequence log-probs already computed by decoding (None
-    entries stand for ≈ 0 probability); otherwise all K are scored in one batch.
-    Without ``posteriors`` a concat/closed-book answer is not scored per passage.
+    entries stand for ≈ 0 probability); ``known_tokens`` [B][K][T] per-passage token
+    log-probs log p_phi(y_i|x,z_j,y_<i) already computed by decoding (RAG-Token greedy
+    reads them all); otherwise all K are scored in one batch. Without ``posteriors`` a
+    concat/closed-book answer is not scored per passage.
     """
     b_size = len(questions)
     per_token: torch.Tensor | None = None
@@ -91,6 +116,9 @@ def explain(
     skip = not posteriors and known is None and cfg.mode in ("concat", "closed-book")
     if skip:
         seq = torch.full((b_size, k), math.nan)
+    elif known_tokens is not None:
+        per_token, mask = _pad_tokens(known_tokens, answer_ids, k)  # [B, K, T], [B, T]
+        seq = sequence_logprobs(per_token, mask)  # [B, K]
     elif known is not None:
         seq = torch.tensor(
             [[-math.inf if v is None else v for v in row] for row in known],

@@ -282,6 +282,10 @@ class RAG:
             # Decoding already scored y under every passage (thorough) or under the ones
             # that produced it (fast, the others ≈ 0 by the paper's approximation).
             known = [r.best.passage_logprobs for r in results]
+        known_tokens = None
+        if cfg.mode == "rag-token" and all(r.best.passage_token_logprobs for r in results):
+            # Greedy RAG-Token read every token under every passage: no second pass.
+            known_tokens = [r.best.passage_token_logprobs for r in results]
         answers = explain(
             self,
             questions,
@@ -293,6 +297,7 @@ class RAG:
             known,
             [r.best.logprob for r in results],
             posteriors=posteriors,
+            known_tokens=known_tokens,
         )
         t_score = time.perf_counter() - t2
         n = len(questions)

@@ -13,6 +13,13 @@ from mixrag.decoding import DecodingConfig, greedy, rag_token_greedy
 from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
 from mixrag.index.folder import Index
+from mixrag.mixture import (
+    rag_token_logprob,
+    rag_token_posterior,
+    sequence_logprobs,
+    sequence_posterior,
+    token_posterior,
+)
 from mixrag.rag import MODES, RAG, RAGConfig, passage_prompts
 from tests.helpers import make_docs
 
@@ -98,6 +105,43 @@ def test_rag_token_greedy_with_one_passage_is_plain_greedy(rag: RAG) -> None:
     plain = greedy(rag.generator, [prompt[0][0]], cfg, eos_ids=eos)
     assert mixed[0].token_ids == plain[0].token_ids
     assert mixed[0].logprob == pytest.approx(plain[0].logprob, abs=1e-4)
+
+
+def test_rag_token_account_from_decoding_equals_a_second_pass(rag: RAG) -> None:
+    """ask reads an answer's token posteriors from greedy decoding; score runs the K
+    prompts again: the same log-probs, posteriors and token posteriors (float32)."""
+    hits = rag.retrieve([QUESTION], 3)
+    prompts = passage_prompts(rag.generator, [QUESTION], hits, 3)
+    prior = torch.log_softmax(torch.tensor([[0.0, -1.0, -2.0]]), dim=-1)
+    cfg = DecodingConfig(max_new_tokens=8, num_beams=1)
+    h = rag_token_greedy(rag.generator, prompts, prior, cfg, eos_ids=rag.generator.eos_ids)
+    best = h[0].best
+    again = rag.generator.logprobs(prompts, [list(best.token_ids)]).logprobs[0]  # [K, T]
+    assert torch.tensor(best.passage_token_logprobs) == pytest.approx(again.float(), abs=1e-4)
+    assert [sum(r) for r in best.passage_token_logprobs] == pytest.approx(
+        list(best.passage_logprobs), abs=1e-4
+    )
+
+    asked = rag.ask(QUESTION, mode="rag-token")
+    ids = list(asked.token_ids)
+    hits2 = [[c.hit for c in asked.citations]]
+    tl = rag.generator.logprobs(passage_prompts(rag.generator, [QUESTION], hits2, 3), [ids])
+    per_token, mask = tl.logprobs.float(), tl.mask  # [1, K, T], [1, T]
+    log_prior = torch.tensor([[math.log(c.prior) for c in asked.citations]])
+    assert asked.logprob == pytest.approx(
+        float(rag_token_logprob(log_prior, per_token, mask)[0]), abs=1e-4
+    )
+    assert [c.posterior for c in asked.citations] == pytest.approx(
+        sequence_posterior(log_prior, sequence_logprobs(per_token, mask)[:, :, None], mask[:, :1])[
+            0
+        ].tolist(),
+        abs=1e-4,
+    )
+    assert [c.token_share for c in asked.citations] == pytest.approx(
+        rag_token_posterior(log_prior, per_token, mask)[0].tolist(), abs=1e-4
+    )
+    expected = token_posterior(log_prior, per_token, mask)[0].T  # [T, K]
+    assert torch.tensor(asked.token_posteriors) == pytest.approx(expected, abs=1e-4)
 
 
 def test_batch_equals_single(rag: RAG) -> None:

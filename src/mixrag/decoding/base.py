@@ -95,6 +95,10 @@ class Hypothesis:
                       does not know it (RAG-Sequence "fast", passages whose beams did
                       not produce y); empty for single-prompt decoding.
     stop_reason:      "eos", "stop" or "length" (see the module docstring).
+    passage_token_logprobs: [K][T] log p_phi(y_i|x,z_j,y_<i) of every token under every
+                      passage, where the decoder computed them all on the way (RAG-Token
+                      greedy); empty otherwise. With them an answer's token posteriors
+                      need no second pass over its K prompts.
     """
 
     token_ids: tuple[int, ...]
@@ -102,6 +106,7 @@ class Hypothesis:
     score: float
     passage_logprobs: tuple[float | None, ...]
     stop_reason: StopReason
+    passage_token_logprobs: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)

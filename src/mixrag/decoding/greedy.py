@@ -78,8 +78,10 @@ def rag_token_greedy(
     log_prior: [B, K] log p_eta(z_j|x) (see :func:`mixrag.mixture.log_prior`); -inf
                on padding slots of questions with fewer than K passages.
     on_prefix: called after every step with each live question's answer so far.
-    Returns B results with one hypothesis each: ``logprob`` is log p_RAG-Token(y|x)
-    and ``passage_logprobs[j]`` is log p_phi(y|x,z_j), both exact.
+    Returns B results with one hypothesis each: ``logprob`` is log p_RAG-Token(y|x),
+    ``passage_logprobs[j]`` is log p_phi(y|x,z_j) and ``passage_token_logprobs[j][i]`` is
+    log p_phi(y_i|x,z_j,y_<i), all exact: the decoder reads every row's distribution at
+    every step anyway.
     """
     check_passage_prompts(prompts, log_prior)
     hyps = _greedy(prompts, log_prior, generator, config, eos_ids, stop, on_prefix)
@@ -106,6 +108,7 @@ def _greedy(
     active = list(range(n_questions))  # questions still decoding, in row-block order
     logprob: torch.Tensor | None = None  # [B] log p(y_<=i|x) under the mixture
     passage: torch.Tensor | None = None  # [B, K] log p_phi(y_<=i|x,z_j)
+    per_token: list[list[torch.Tensor]] = [[] for _ in range(n_questions)]  # [T] of [K]
     for step in range(1, config.max_new_tokens + 1):
         lp = state.logprobs()  # [M*K, V]
         m = len(active)
@@ -118,7 +121,10 @@ def _greedy(
         mix = rag_token_next_logprobs(prior, lp)  # [M, V]
         tok = mix.argmax(dim=-1)  # [M]
         logprob[act] += mix.gather(1, tok[:, None]).squeeze(1)
-        passage[act] += lp.gather(2, tok[:, None, None].expand(m, k, 1)).squeeze(2)
+        chosen = lp.gather(2, tok[:, None, None].expand(m, k, 1)).squeeze(2)  # [M, K]
+        passage[act] += chosen
+        for r, q in enumerate(active):
+            per_token[q].append(chosen[r])
 
         keep: list[int] = []  # positions in ``active`` that go on
         for r, (q, t) in enumerate(zip(active, tok.tolist(), strict=True)):
@@ -153,6 +159,10 @@ def _greedy(
                 score=ranking_score(lq, len(tokens[q]), config.length_penalty),
                 passage_logprobs=tuple(float(x) for x in passage[q].tolist()),
                 stop_reason=reasons[q],
+                passage_token_logprobs=tuple(
+                    tuple(float(x) for x in row)
+                    for row in torch.stack(per_token[q], dim=1).tolist()  # [K, T]
+                ),
             )
         )
     return out

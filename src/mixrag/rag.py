@@ -158,9 +158,23 @@ class RAG:
         return [*ids, self.generator.end_id] if end else ids
 
     def single_prompt(self, question: str, hits: Sequence[Hit], mode: str) -> str:
-        """The one prompt of concat (all K passages numbered) or closed-book (none)."""
+        """The one prompt of concat (all K passages numbered) or closed-book (none).
+
+        A concat prompt's first passage is marked as its passage segment: after the
+        concat head it reads nothing of the question or the other passages, so its keys
+        and values are cached per passage as a single-passage prompt's are.
+        """
+        from mixrag.generator.prompts import Prompt, concat_lead
+
         if mode == "concat":
-            return self.generator.render(self.prompts.concat(question, [h.passage for h in hits]))
+            passages = [h.passage for h in hits]
+            messages = self.prompts.concat(question, passages)
+            return Prompt.leading(
+                self.generator.render(messages),
+                messages[-1]["content"],
+                concat_lead(passages),
+                passages[0].id or None,
+            )
         return self.generator.render(self.prompts.closed_book(question))
 
     def _stop(self) -> Any:

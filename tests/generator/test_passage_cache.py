@@ -85,7 +85,56 @@ def test_prompt_marks_its_passage() -> None:
         Prompt("abc", 2, 9)
 
 
+def test_leading_marks_the_start_of_the_last_turn() -> None:
+    text = "head [1] A\n\n[2] B\n\nQuestion: q?<end>"
+    content = "[1] A\n\n[2] B\n\nQuestion: q?"
+    p = Prompt.leading(text, content, "[1] A\n\n", "a")
+    assert isinstance(p, Prompt) and p.passage_id == "a"
+    assert p.segments == ("head ", "[1] A\n\n", "[2] B\n\nQuestion: q?<end>")
+    # a lead that the turn does not start with, or a turn not in the text: unmarked
+    assert not isinstance(Prompt.leading(text, content, "[1] B\n\n"), Prompt)
+    assert not isinstance(Prompt.leading(text, "absent", "[1] A\n\n"), Prompt)
+
+
+def _concat_prompts(gen: TransformersGenerator) -> list[str]:
+    from mixrag.generator.prompts import concat_lead
+
+    fmt = PromptFormat(few_shot=True)
+    out = []
+    for q in QUESTIONS:
+        for ps in (PASSAGES, PASSAGES[1:2]):  # K passages, and one
+            messages = fmt.concat(q, ps)
+            content = messages[-1]["content"]
+            out.append(Prompt.leading(gen.render(messages), content, concat_lead(ps), ps[0].id))
+    return out
+
+
+def _check_concat_prompts(gen: TransformersGenerator) -> None:
+    """A concat prompt's first passage is its cached segment, tokenised as the whole
+    string is, and its log-probs equal the uncached ones, cold and warm."""
+    prompts = _concat_prompts(gen)
+    for p in prompts:
+        assert isinstance(p, Prompt) and p.segments[1].startswith("[1] Title: ")
+        assert gen.encode_prompt(p) == gen.encode_prompt(str(p))
+    rows = [[p] for p in prompts]
+    answers = [gen.encode_answer("Paris")] * len(rows)
+    ref = _with_cache(gen, passage_cache_mb=0).logprobs(rows, answers).logprobs
+    cache = PassageCache()
+    on = _with_cache(gen, cache)
+    cold = on.logprobs(rows, answers).logprobs
+    warm = on.logprobs(rows, answers).logprobs
+    stats = cache.stats()  # two distinct first passages: each computed once, then read
+    assert stats.misses == 2 and stats.hits >= 2
+    torch.testing.assert_close(cold, ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(warm, ref, atol=ATOL, rtol=0)
+
+
 # ---------------------------------------------------------------- SmolLM2
+
+
+@pytest.mark.slow
+def test_concat_caches_its_first_passage(smollm2: TransformersGenerator) -> None:
+    _check_concat_prompts(smollm2)
 
 
 @pytest.mark.slow
@@ -233,6 +282,11 @@ def test_qwen_cached_logprobs_equal_uncached(qwen: TransformersGenerator) -> Non
     warm = on.logprobs(prompts, answers).logprobs
     torch.testing.assert_close(cold, ref, atol=ATOL, rtol=0)
     torch.testing.assert_close(warm, ref, atol=ATOL, rtol=0)
+
+
+@pytest.mark.slow
+def test_qwen_concat_caches_its_first_passage(qwen: TransformersGenerator) -> None:
+    _check_concat_prompts(qwen)
 
 
 def test_head_memo_keeps_the_closed_book_prefix_beside_the_passage_head(

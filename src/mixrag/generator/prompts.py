@@ -120,6 +120,13 @@ def _concat_turn(question: str, passages: Sequence[Passage]) -> str:
     return "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
+def concat_lead(passages: Sequence[Passage]) -> str:
+    """The start of a concat turn that depends on its first passage alone: ``[1]``, the
+    passage and the blank line after it. It follows the concat head, so its keys and
+    values are the same for every question that ranks this passage first."""
+    return f"[1] {passage_segment(passages[0])}"
+
+
 def _closed_turn(question: str) -> str:
     return f"Question: {question}"
 
@@ -254,6 +261,20 @@ class Prompt(str):
         """
         at = text.rfind(segment) if segment else -1
         return text if at <= 0 else cls(text, at, at)
+
+    @classmethod
+    def leading(
+        cls, text: str, content: str, lead: str, passage_id: str | None = None
+    ) -> Prompt | str:
+        """``text`` with ``lead``, the start of its last turn's ``content``, marked as its
+        passage segment: the head before it and the lead itself do not depend on the
+        rest of the turn (concat's first passage, :func:`concat_lead`). ``text`` as it
+        was where ``content`` is not found or does not start with ``lead``.
+        """
+        at = text.rfind(content) if content else -1
+        if at <= 0 or not lead or not content.startswith(lead):
+            return text
+        return cls(text, at, at + len(lead), passage_id)
 
     @property
     def segments(self) -> tuple[str, str, str]:

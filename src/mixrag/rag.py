@@ -164,17 +164,12 @@ class RAG:
         concat head it reads nothing of the question or the other passages, so its keys
         and values are cached per passage as a single-passage prompt's are.
         """
-        from mixrag.generator.prompts import Prompt, concat_lead
+        from mixrag.generator.prompts import mark_concat
 
         if mode == "concat":
             passages = [h.passage for h in hits]
             messages = self.prompts.concat(question, passages)
-            return Prompt.leading(
-                self.generator.render(messages),
-                messages[-1]["content"],
-                concat_lead(passages),
-                passages[0].id or None,
-            )
+            return mark_concat(self.generator.render(messages), messages, passages)
         return self.generator.render(self.prompts.closed_book(question))
 
     def _stop(self) -> Any:

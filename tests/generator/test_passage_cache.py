@@ -97,15 +97,14 @@ def test_leading_marks_the_start_of_the_last_turn() -> None:
 
 
 def _concat_prompts(gen: TransformersGenerator) -> list[str]:
-    from mixrag.generator.prompts import concat_lead
+    from mixrag.generator.prompts import mark_concat
 
     fmt = PromptFormat(few_shot=True)
     out = []
     for q in QUESTIONS:
         for ps in (PASSAGES, PASSAGES[1:2]):  # K passages, and one
             messages = fmt.concat(q, ps)
-            content = messages[-1]["content"]
-            out.append(Prompt.leading(gen.render(messages), content, concat_lead(ps), ps[0].id))
+            out.append(mark_concat(gen.render(messages), messages, ps))
     return out
 
 

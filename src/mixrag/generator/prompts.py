@@ -127,6 +127,14 @@ def concat_lead(passages: Sequence[Passage]) -> str:
     return f"[1] {passage_segment(passages[0])}"
 
 
+def mark_concat(rendered: str, messages: Sequence[Message], passages: Sequence[Passage]) -> str:
+    """A rendered :meth:`PromptFormat.concat` prompt with its first passage marked as its
+    passage segment (:meth:`Prompt.leading`), so a generator caches that block."""
+    return Prompt.leading(
+        rendered, messages[-1]["content"], concat_lead(passages), passages[0].id or None
+    )
+
+
 def _closed_turn(question: str) -> str:
     return f"Question: {question}"
 

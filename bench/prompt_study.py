@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="questions decoded together")
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", help="the generator's (float32, bfloat16)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=Path("bench/results/prompt_study.md"))
     ap.add_argument("--predictions", type=Path, default=Path(".bench/prompt_study.jsonl"))
@@ -131,7 +132,7 @@ def main() -> None:
     examples: dict[str, list[dict[str, Any]]] = {}
     with args.predictions.open("w") as pred_file:
         for model in args.models:
-            gen = TransformersGenerator(GeneratorConfig(model=model)).load()
+            gen = TransformersGenerator(GeneratorConfig(model=model, dtype=args.dtype)).load()
             for name in args.variants:
                 rows, seconds = run_variant(
                     gen, VARIANTS[name], items, args.batch, args.max_new_tokens

@@ -218,14 +218,24 @@ def test_warm_then_info_and_ask_read_the_blocks(tmp_path: Path) -> None:
     (space,) = report["usage"]
     assert space["model"] == "smollm2-135m" and space["blocks"] == 3
     again = runner.invoke(app, ["warm", *args, "--no-progress"])
-    assert (
-        again.exit_code == 0 and "0 computed" in again.output and "3 already there" in again.output
-    )
+    assert again.exit_code == 0, again.output
+    assert "0 blocks computed" in again.output and "3 already there" in again.output
     info = runner.invoke(app, ["info", "--index", str(idx)])
-    assert "passage KV smollm2-135m (float32): 3 passages" in info.output
+    assert "passage KV smollm2-135m (float32, prompt head" in info.output
+    assert "): 3 passages" in info.output
+    # --concat adds concat's first-passage blocks, in a space of their own
+    with_concat = runner.invoke(app, ["warm", *args, "--concat", "--no-progress", "--json"])
+    assert with_concat.exit_code == 0, with_concat.output
+    report = json.loads(with_concat.output)
+    assert report["computed"] == 3
+    by_space = {u["space"]: u["blocks"] for u in report["usage"]}
+    assert by_space == {report["spaces"]["passage"]: 3, report["spaces"]["concat"]: 3}
     files = {p: p.stat().st_mtime_ns for p in (idx / "passage-kv").rglob("*.safetensors")}
-    ask = runner.invoke(app, ["ask", "Who founded the mill?", *args, "-k", "2", "--json"])
-    assert ask.exit_code == 0, ask.output
-    assert json.loads(ask.output)["answer"]
+    for mode in ("rag-sequence", "concat"):
+        ask = runner.invoke(
+            app, ["ask", "Who founded the mill?", *args, "-k", "2", "--mode", mode, "--json"]
+        )
+        assert ask.exit_code == 0, ask.output
+        assert json.loads(ask.output)["answer"]
     # the blocks were read, none written again
     assert {p: p.stat().st_mtime_ns for p in (idx / "passage-kv").rglob("*.safetensors")} == files

@@ -74,6 +74,36 @@ def test_warm_then_restart_reads_the_blocks_and_answers_the_same(
     assert answer.text == ref.text and answer.logprob == pytest.approx(ref.logprob, abs=1e-4)
 
 
+def test_warm_concat_fills_the_first_passage_blocks_a_concat_ask_reads(
+    index: Index, smollm2: TransformersGenerator
+) -> None:
+    gen = _fresh(smollm2)
+    n = index.store.counts()["passages"]
+    report = warm_index(index, gen, batch=2, concat=True)
+    spaces = gen.kv_spaces()
+    assert report.computed == 2 * n
+    assert {u["space"]: u["blocks"] for u in report.usage} == {
+        spaces["passage"]: n,
+        spaces["concat"]: n,
+    }
+    written = _files(index)
+    assert warm_index(index, gen, concat=True).computed == 0
+
+    # after a restart, a concat ask reads its first passage's block and writes nothing
+    restarted = _fresh(smollm2)
+    use_index_kv(restarted, index)
+    cfg = RAGConfig(k=3, max_new_tokens=12, mode="concat")
+    answer = RAG(index.retriever(), restarted, cfg).ask(QUESTION)
+    assert _files(index) == written
+    off = TransformersGenerator(
+        dataclasses.replace(smollm2.config, passage_cache_mb=0),
+        model=smollm2.model,
+        tokenizer=smollm2.tokenizer,
+    )
+    ref = RAG(index.retriever(), off, cfg).ask(QUESTION)
+    assert answer.text == ref.text and answer.logprob == pytest.approx(ref.logprob, abs=1e-4)
+
+
 def test_other_weights_never_read_the_blocks(index: Index, smollm2: TransformersGenerator) -> None:
     gen = _fresh(smollm2)
     warm_index(index, gen)

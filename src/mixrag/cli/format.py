@@ -99,7 +99,8 @@ def _passage_kv_lines(usage: list[dict[str, Any]]) -> list[str]:
     for u in usage:
         per = u.get("bytes_per_passage")
         lines.append(
-            f"passage KV {u.get('model', '?')} ({u.get('storage_dtype', '?')}): "
+            f"passage KV {u.get('model', '?')} ({u.get('storage_dtype', '?')}, "
+            f"prompt head {u.get('head_tokens', '?')} tokens): "
             f"{u['blocks']} passages, {u['bytes'] / 1e6:.1f} MB"
             + (f", {per / 1e6:.2f} MB a passage" if per else "")
         )

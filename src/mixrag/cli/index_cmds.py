@@ -156,6 +156,14 @@ def warm_cmd(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     batch: Annotated[int, typer.Option(help="Passages per forward pass.")] = 16,
+    concat: Annotated[
+        bool,
+        typer.Option(
+            "--concat/--no-concat",
+            help="Also compute each passage's block as concat's first passage "
+            "(a second block a passage, read by concat asks that rank it first).",
+        ),
+    ] = False,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -176,17 +184,23 @@ def warm_cmd(
         rag = RAG.open(idx, model=model, generator_options=generator_options(device, dtype))
         generator = rag.generator
         assert isinstance(generator, TransformersGenerator)  # no remote= given
-        report = warm_index(idx, generator, batch=batch, progress=bar)
+        report = warm_index(idx, generator, batch=batch, concat=concat, progress=bar)
+        spaces = generator.kv_spaces()
     if as_json:
-        echo_json(report.to_dict())
+        echo_json({**report.to_dict(), "spaces": spaces})
         return
-    mine = [u for u in report.usage if u.get("fingerprint") == generator.weights_fingerprint()]
-    per = mine[0]["bytes_per_passage"] if mine and mine[0]["bytes_per_passage"] else 0.0
+    wanted = ["passage", "concat"] if concat else ["passage"]
+    blocks = report.passages * len(wanted)
     typer.echo(
-        f"{report.passages} passages: {report.computed} computed in {report.seconds:.1f} s, "
-        f"{report.passages - report.computed} already there; "
-        f"{per / 2**20:.2f} MiB a passage on disk ({idx.passage_kv_path})"
+        f"{report.passages} passages: {report.computed} blocks computed in "
+        f"{report.seconds:.1f} s, {blocks - report.computed} already there "
+        f"({idx.passage_kv_path})"
     )
+    usage = {u.get("space"): u for u in report.usage}
+    for kind in wanted:
+        u = usage.get(spaces[kind], {})
+        per = u.get("bytes_per_passage") or 0.0
+        typer.echo(f"  {kind} prompt: {u.get('blocks', 0)} blocks, {per / 2**20:.2f} MiB a passage")
 
 
 def info_cmd(index: IndexOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:

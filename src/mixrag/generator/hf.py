@@ -180,15 +180,21 @@ class TransformersGenerator(UsesTokenization):
         passages: Sequence[Passage],
         *,
         batch: int = 32,
+        concat: bool = False,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
         """Compute the passage KV blocks of ``passages`` ahead of any question.
 
         Uses the generator's prompt format; ``batch`` passages per call, and
-        ``on_batch(n)`` after each with the number done. Returns how many blocks were
-        computed (the others were cached already). Raises ValueError when the passage
-        cache is off.
+        ``on_batch(n)`` after each with the number done. ``concat`` also computes each
+        passage's block as concat's first passage (its head and ``[1] z``,
+        :func:`~mixrag.generator.prompts.concat_lead`): a second block per passage, in
+        its own space, read by concat prompts that rank the passage first. Returns how
+        many blocks were computed (the others were cached already). Raises ValueError
+        when the passage cache is off.
         """
+        from mixrag.generator.prompts import mark_concat
+
         if self.passage_cache is None:
             raise ValueError("the passage cache is off (passage_cache_mb=0): nothing to warm")
         self._ready()
@@ -200,9 +206,36 @@ class TransformersGenerator(UsesTokenization):
                 part = passages[lo : lo + batch]
                 rows = [self._encode(self.render(fmt.passage("?", p), passage=p)) for p in part]
                 computed += self._contexts.ensure_blocks(rows)
+                if concat:
+                    leads = []
+                    for p in part:
+                        messages = fmt.concat("?", [p])
+                        leads.append(
+                            self._encode(mark_concat(self.render(messages), messages, [p]))
+                        )
+                    computed += self._contexts.ensure_blocks(leads)
                 if on_batch is not None:
                     on_batch(lo + len(part))
         return computed
+
+    def kv_spaces(self) -> dict[str, str]:
+        """The KV store's space names of this generator's prompts: ``{"passage": name,
+        "concat": name}`` (RAG-Sequence / RAG-Token's passage prompt, concat's lead)."""
+        from mixrag.generator.kv_store import space_name
+        from mixrag.generator.prompts import mark_concat
+        from mixrag.types import Passage
+
+        self._ready()
+        assert self._contexts is not None
+        fmt = self.config.prompt_format
+        probe = Passage(id="probe", doc_id="probe", title="", text="probe")
+        concat = fmt.concat("?", [probe])
+        rows = {
+            "passage": self._encode(self.render(fmt.passage("?", probe), passage=probe)),
+            "concat": self._encode(mark_concat(self.render(concat), concat, [probe])),
+        }
+        fp = self._contexts.fingerprint()
+        return {kind: space_name(fp, r.ids[: r.head]) for kind, r in rows.items()}
 
     def use_kv_store(self, store: KVStore | None) -> None:
         """Keep passage blocks on disk in ``store`` too (read and filled); None stops it.

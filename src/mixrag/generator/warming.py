@@ -20,7 +20,8 @@ from mixrag.generator.kv_store import KVStore
 
 @dataclass(frozen=True)
 class WarmReport:
-    """passages: in the index; computed: blocks computed now (the rest were there);
+    """passages: in the index; computed: blocks computed now (the rest were there; two
+    blocks a passage with concat's);
     seconds: wall time; usage: the index's KV spaces after (``KVStore.usage``)."""
 
     passages: int
@@ -42,11 +43,14 @@ def warm_index(
     generator: TransformersGenerator,
     *,
     batch: int = 16,
+    concat: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> WarmReport:
     """Compute and store the KV block of every passage of a folder ``index``.
 
-    ``progress(done, total)`` is called after each batch.
+    ``concat`` also stores each passage's block as concat's first passage
+    (:meth:`TransformersGenerator.warm`). ``progress(done, total)`` is called after
+    each batch.
     """
     path = getattr(index, "passage_kv_path", None)
     if path is None:
@@ -59,7 +63,7 @@ def warm_index(
     done = computed = 0
     start = time.perf_counter()
     for passages in index.store.iter_passages(batch):
-        computed += generator.warm(passages, batch=batch)
+        computed += generator.warm(passages, batch=batch, concat=concat)
         # blocks just written are on disk: memory need not keep them
         if generator.passage_cache is not None:
             generator.passage_cache.clear()

@@ -101,8 +101,12 @@ def test_concurrent_decodes_equal_each_alone(smollm2: TransformersGenerator) -> 
             raise got
         _same(got, ref)
     # the decodes did share forward passes
-    shared = sum(c for n, c in engine.stats.decodes_per_step.items() if n > 1)
-    assert shared > 0, engine.stats.as_dict()
+    stats = engine.stats
+    shared = sum(c for n, c in stats.decodes_per_step.items() if n > 1)
+    assert shared > 0, stats.as_dict()
+    # every call (prefill, scoring) and step is counted and timed
+    assert sum(stats.calls_waiting.values()) == stats.calls >= len(jobs)
+    assert stats.call_seconds > 0 and stats.step_seconds > 0
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -55,19 +56,27 @@ class EngineClosed(RuntimeError):
 
 @dataclass
 class EngineStats:
-    """What the engine has done: steps, and how many decodes shared each (a histogram)."""
+    """What the engine has done: steps, and how many decodes shared each (a histogram);
+    calls (prefills, scoring passes) and how many more were waiting when each began; the
+    seconds spent in each kind of work."""
 
     steps: int = 0
     calls: int = 0
     rows: int = 0
+    step_seconds: float = 0.0
+    call_seconds: float = 0.0
     decodes_per_step: collections.Counter[int] = field(default_factory=collections.Counter)
+    calls_waiting: collections.Counter[int] = field(default_factory=collections.Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
             "calls": self.calls,
             "mean_rows_per_step": round(self.rows / self.steps, 2) if self.steps else 0.0,
+            "step_seconds": round(self.step_seconds, 2),
+            "call_seconds": round(self.call_seconds, 2),
             "decodes_per_step": {str(n): c for n, c in sorted(self.decodes_per_step.items())},
+            "calls_waiting": {str(n): c for n, c in sorted(self.calls_waiting.items())},
         }
 
 
@@ -247,19 +256,24 @@ class StepEngine:
                         self._release()
                     self._cond.wait()
                 call = self._calls.popleft() if self._calls else None
+                if call is not None:
+                    self.stats.calls_waiting[len(self._calls)] += 1
                 batch = None if call is not None else list(self._decodes)
                 self._worked = self._worked or call is None  # a call trims after itself
+            began = time.perf_counter()
             if call is not None:
                 self.stats.calls += 1
                 try:
                     call.future.set_result(call.fn())
                 except BaseException as exc:  # the caller gets it
                     call.future.set_exception(exc)
+                self.stats.call_seconds += time.perf_counter() - began
                 if self._on_idle is not None:
                     self._on_idle()
             else:
                 assert batch is not None
                 self._step(batch)
+                self.stats.step_seconds += time.perf_counter() - began
 
     def _release(self) -> None:
         """With no live decode, drop the merged state and, after any work since the last

@@ -68,7 +68,7 @@ class AttributionModel:
         """The RAG's generator, prompt format and decoding thread (``rag.steps``)."""
         from mixrag.decoding import DecodingConfig, greedy
         from mixrag.decoding.remote import Completer, remote_single
-        from mixrag.generator.prompts import is_finished
+        from mixrag.generator.prompts import is_finished, mark_concat
 
         gen, fmt = rag.generator, rag.prompts
 
@@ -78,7 +78,10 @@ class AttributionModel:
         def concat(question: str, passages: Sequence[Passage]) -> str:
             if not passages:
                 return gen.render(fmt.closed_book(question))
-            return gen.render(fmt.concat(question, passages))
+            # marked as concat asks mark it: the first passage's block is cached, and the
+            # leave-one-out prompts share it with the full one
+            messages = fmt.concat(question, passages)
+            return mark_concat(gen.render(messages), messages, passages)
 
         def cite(question: str, passages: Sequence[Passage], answer: str) -> str:
             prompt = gen.render(fmt.cited_concat(question, passages))

@@ -59,6 +59,10 @@ class RAGConfig:
         (the answers its passages' beams produced, exact under "thorough"), a beam
         search's n-best otherwise; greedy single-prompt decoding has none. 0: none (and
         RAG-Sequence's search may stop as soon as y is certain).
+    allow_echo: let RAG-Sequence answer with a candidate made only of the question's
+        own words (:func:`mixrag.echo.echoes_question`); False (the default) ranks its
+        other candidates first, each still with its exact p(y|x), and answers with an
+        echo only when every candidate is one.
     """
 
     mode: str = "rag-sequence"
@@ -71,6 +75,7 @@ class RAGConfig:
     min_gain: float | None = None
     min_relevance: float | None = DEFAULT_MIN_RELEVANCE
     alternatives: int = 0
+    allow_echo: bool = False
 
     def __post_init__(self) -> None:
         check_threshold(self.min_confidence, self.min_gain, self.min_relevance)

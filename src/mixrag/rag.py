@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,6 +241,9 @@ class RAG:
         )
         eos = self.generator.eos_ids
         stop = self._stop()
+        accept = None
+        if cfg.mode == "rag-sequence" and not cfg.allow_echo:
+            accept = self._not_echo(questions)
 
         t1 = time.perf_counter()
         results: list[DecodeResult]
@@ -256,26 +259,37 @@ class RAG:
                 dcfg,
                 stop=stop,
                 on_prefix=on_prefix,
+                accept=accept,
             )
         elif cfg.mode in ("rag-sequence", "rag-token"):
             prompts = passage_prompts(self.generator, questions, hits, kk)
             if cfg.mode == "rag-token":
                 fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
+                results = fn(
+                    self.steps,
+                    prompts,
+                    log_prior,
+                    dcfg,
+                    eos_ids=eos,
+                    stop=stop,
+                    on_prefix=on_prefix,
+                )
             else:
-                fn = (
+                seq = (
                     rag_sequence_thorough
                     if cfg.sequence_decoding == "thorough"
                     else rag_sequence_fast
                 )
-            results = fn(
-                self.steps,
-                prompts,
-                log_prior,
-                dcfg,
-                eos_ids=eos,
-                stop=stop,
-                on_prefix=on_prefix,
-            )
+                results = seq(
+                    self.steps,
+                    prompts,
+                    log_prior,
+                    dcfg,
+                    eos_ids=eos,
+                    stop=stop,
+                    on_prefix=on_prefix,
+                    accept=accept,
+                )
         else:
             single = [
                 self.single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
@@ -369,6 +383,13 @@ class RAG:
         timings = {"retrieve": t_retrieve / n, "score": (time.perf_counter() - t1) / n}
         timings["total"] = sum(timings.values())
         return with_support(self, [replace(a, timings=timings) for a in out], cfg)
+
+    def _not_echo(self, questions: Sequence[str]) -> Callable[[int, tuple[int, ...]], bool]:
+        """An ``accept`` for decoding: answer ids of question b that are not an echo of
+        it (:func:`mixrag.echo.echoes_question`)."""
+        from mixrag.echo import echoes_question
+
+        return lambda b, ids: not echoes_question(self.answer_text(ids), questions[b])
 
     def answer_text(self, ids: Sequence[int]) -> str:
         from mixrag.generator.prompts import clean_answer

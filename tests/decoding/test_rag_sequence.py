@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 
-from mixrag.decoding import DecodingConfig, beam_search, rag_sequence_fast, rag_sequence_thorough
+from mixrag.decoding import (
+    DecodeResult,
+    DecodingConfig,
+    beam_search,
+    rag_sequence_fast,
+    rag_sequence_thorough,
+)
 from tests.decoding import reference as ref
 from tests.fakes import FakeGenerator
 
@@ -159,3 +166,49 @@ def test_zero_prior_passage_never_counts() -> None:
         for h in result.nbest:
             exact = ref.rag_sequence_logprob(fake, PROMPTS[b][:2], two[b].tolist(), h.token_ids)
             assert h.logprob == pytest.approx(exact, abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("decode", [rag_sequence_thorough, rag_sequence_fast])
+def test_accept_answers_with_the_best_accepted_of_the_full_ranking(
+    seed: int, decode: Callable[..., list[DecodeResult]]
+) -> None:
+    """With ``accept`` (e.g. no echo of the question) the answer is the best accepted
+    hypothesis of the ranking without it, and the early stop changes nothing else."""
+    fake = FakeGenerator(vocab_size=V, seed=seed, scale=1.0)
+    full = decode(
+        fake,
+        PROMPTS,
+        LOG_PRIOR,
+        DecodingConfig(max_new_tokens=8, num_beams=2, num_return=100),
+        eos_ids=EOS,
+    )
+    refused = {b: {r.nbest[0].token_ids} for b, r in enumerate(full)}  # refuse each leader
+    calls: list[int] = []
+
+    def accept(b: int, ids: tuple[int, ...]) -> bool:
+        calls.append(b)
+        return ids not in refused[b]
+
+    one = DecodingConfig(max_new_tokens=8, num_beams=2, num_return=1)
+    got = decode(fake, PROMPTS, LOG_PRIOR, one, eos_ids=EOS, accept=accept)
+    assert calls and set(calls) <= {0, 1}
+    for b, (g, f) in enumerate(zip(got, full, strict=True)):
+        wanted = [h for h in f.nbest if h.token_ids not in refused[b]]
+        if not wanted:  # nothing accepted: the best of all
+            wanted = list(f.nbest)
+        assert g.best.token_ids == wanted[0].token_ids
+        assert g.best.logprob == pytest.approx(wanted[0].logprob, abs=1e-5)
+    # nothing refused: the same answers as without accept
+    same = decode(fake, PROMPTS, LOG_PRIOR, one, eos_ids=EOS, accept=lambda b, ids: True)
+    assert [r.best.token_ids for r in same] == [r.nbest[0].token_ids for r in full]
+
+
+def test_every_answer_refused_falls_back_to_the_best() -> None:
+    fake = FakeGenerator(vocab_size=V, seed=1, scale=1.0)
+    config = DecodingConfig(max_new_tokens=8, num_beams=2, num_return=1)
+    plain = rag_sequence_thorough(fake, PROMPTS, LOG_PRIOR, config, eos_ids=EOS)
+    refused = rag_sequence_thorough(
+        fake, PROMPTS, LOG_PRIOR, config, eos_ids=EOS, accept=lambda b, ids: False
+    )
+    assert [r.best.token_ids for r in refused] == [r.best.token_ids for r in plain]

@@ -330,3 +330,23 @@ def test_alternatives_are_the_union_ranked_below_the_answer(
     assert 0 < len(c.alternatives) <= 2 and all(x.logprob <= c.logprob for x in c.alternatives)
     with pytest.raises(MixragError, match="alternatives must be an integer >= 0, got -1"):
         RAGConfig(alternatives=-1)
+
+
+def test_an_echo_of_the_question_gives_way_to_the_next_candidate(
+    rag: RAG, smollm2: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    import mixrag.echo
+
+    wide = RAG(rag.retriever, smollm2, replace(rag.config, alternatives=4))
+    first = wide.ask(QUESTION, mode="rag-sequence")
+    assert first.alternatives, "the union holds other answers"
+    # pretend the answer repeats the question: the next candidate answers, same p(y|x)
+    monkeypatch.setattr(mixrag.echo, "echoes_question", lambda answer, q: answer == first.text)
+    second = rag.ask(QUESTION, mode="rag-sequence")
+    assert second.text == first.alternatives[0].text
+    assert second.logprob == pytest.approx(first.alternatives[0].logprob, abs=1e-4)
+    # --allow-echo keeps the likeliest
+    allowed = RAG(rag.retriever, smollm2, replace(rag.config, allow_echo=True))
+    assert allowed.ask(QUESTION, mode="rag-sequence").text == first.text

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mixrag.cli.options import (
+    AllowEchoOpt,
     Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
@@ -113,6 +114,7 @@ def eval_cmd(
             "with log p(y'|x) and EM, in the records (RAG-Sequence: its union)."
         ),
     ] = 0,
+    allow_echo: AllowEchoOpt = False,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
@@ -194,6 +196,7 @@ def eval_cmd(
                 min_confidence=config.min_confidence,
                 min_relevance=config.min_relevance,
                 alternatives=alternatives,
+                allow_echo=allow_echo,
             )
             weight: dict[str, Any] = {} if bm25_weight is None else {"bm25_weight": bm25_weight}
             rag = RAG.open(

@@ -98,6 +98,14 @@ def relevance_threshold(value: str) -> float | None:
     return number
 
 
+AllowEchoOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-echo",
+        help="Let RAG-Sequence answer with a phrase made only of the question's words "
+        "(by default its other candidates rank first).",
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Generator: smollm2-135m, qwen2.5-0.5b, or a model folder."),

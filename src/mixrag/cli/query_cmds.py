@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mixrag.cli.options import (
+    AllowEchoOpt,
     AnswerKOpt,
     Bm25WeightOpt,
     CacheOpt,
@@ -129,6 +130,7 @@ def ask_cmd(
             "their p(y|x) (RAG-Sequence: its passages' answers; with --beams, the n-best)."
         ),
     ] = 0,
+    allow_echo: AllowEchoOpt = False,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     passage_cache_mb: CacheOpt = 2048,
@@ -156,6 +158,7 @@ def ask_cmd(
         min_confidence=min_confidence,
         min_relevance=relevance_threshold(min_relevance),
         alternatives=alternatives,
+        allow_echo=allow_echo,
     )
     where = target(index, store)
     remote = remote_config(generator_url, generator_api_key, served_model)

@@ -35,6 +35,11 @@ import torch
 StopReason = Literal["eos", "stop", "length"]
 StopFn = Callable[[Sequence[int]], bool]
 """Called with a hypothesis's generated token ids after each new token; True ends it."""
+AcceptFn = Callable[[int, tuple[int, ...]], bool]
+"""Called with (question index, a finished answer's token ids): whether the answer may be
+returned first. A ranking puts the accepted answers before the others, each group by
+score (e.g. :func:`mixrag.echo.echoes_question` refuses an answer made only of the
+question's words); the others stay in the n-best, after them."""
 PrefixFn = Callable[[int, tuple[int, ...]], None]
 """Called after each decoding step with (question index, that question's leading token ids).
 
@@ -169,9 +174,18 @@ def search_is_over(
     return bound <= rank(finished, config.n_best)[-1].score
 
 
-def rank(hypotheses: Sequence[Hypothesis], n: int) -> tuple[Hypothesis, ...]:
-    """The n best by score, best first; ties keep their order (deterministic output)."""
-    return tuple(sorted(hypotheses, key=lambda h: -h.score)[:n])
+def rank(
+    hypotheses: Sequence[Hypothesis],
+    n: int,
+    accept: Callable[[tuple[int, ...]], bool] | None = None,
+) -> tuple[Hypothesis, ...]:
+    """The n best by score, best first; ties keep their order (deterministic output).
+
+    With ``accept``, the accepted hypotheses come first (by score), then the others.
+    """
+    if accept is None:
+        return tuple(sorted(hypotheses, key=lambda h: -h.score)[:n])
+    return tuple(sorted(hypotheses, key=lambda h: (not accept(h.token_ids), -h.score))[:n])
 
 
 def check_passage_prompts(prompts: Sequence[Sequence[str]], log_prior: torch.Tensor) -> None:

@@ -18,13 +18,15 @@ passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 import torch
 
 from mixrag.decoding.base import (
+    AcceptFn,
     DecodeResult,
     DecodingConfig,
     Hypothesis,
@@ -58,6 +60,7 @@ def rag_sequence_thorough(
     eos_ids: Collection[int],
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
+    accept: AcceptFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Sequence "thorough" decoding (§2.5): per-passage beams, union scored exactly.
 
@@ -73,7 +76,8 @@ def rag_sequence_thorough(
     results with the ``config.n_best`` best by log p_RAG-Sequence(y|x) (or its
     length-penalised score); ``logprob`` is exact and every ``passage_logprobs[j]`` known.
     Questions are searched in groups whose state holds at most ``ROW_BUDGET`` rows
-    however the beams branch (one question at least).
+    however the beams branch (one question at least). With ``accept``, the answers it
+    accepts rank first, and the early stop compares with the n-th best of those.
     """
     check_passage_prompts(prompts, log_prior)
     b, k = log_prior.shape
@@ -82,11 +86,14 @@ def rag_sequence_thorough(
     for lo in range(0, b, per_group):
         hi = min(b, lo + per_group)
         report = None if on_prefix is None else _shifted(on_prefix, lo)
+        shifted = None if accept is None else _shifted_accept(accept, lo)
         finished = _prefix_tree_search(
-            generator, prompts[lo:hi], log_prior[lo:hi], config, eos_ids, stop, report
+            generator, prompts[lo:hi], log_prior[lo:hi], config, eos_ids, stop, report, shifted
         )
         for q, per_passage in enumerate(finished):
-            results.append(_rank_union(per_passage, log_prior[lo + q], config))
+            results.append(
+                _rank_union(per_passage, log_prior[lo + q], config, _for(accept, lo + q))
+            )
     return results
 
 
@@ -99,6 +106,7 @@ def rag_sequence_fast(
     eos_ids: Collection[int],
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
+    accept: AcceptFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Sequence "fast" decoding (§2.5): per-passage beams, no extra forward pass.
 
@@ -106,7 +114,8 @@ def rag_sequence_fast(
     logsumexp_{j : y ∈ Y_j} [log p_eta(z_j|x) + beam log p_phi(y|x,z_j)], taking
     p_phi(y|x,z_j) ≈ 0 for passages whose beam did not produce y. ``logprob`` is
     that approximation (a lower bound on the exact log p_RAG-Sequence(y|x)), and
-    ``passage_logprobs[j]`` is None for those passages.
+    ``passage_logprobs[j]`` is None for those passages. With ``accept``, the answers
+    it accepts rank first.
     """
     check_passage_prompts(prompts, log_prior)
     unions = _passage_beams(generator, prompts, log_prior, config, eos_ids, stop, on_prefix)
@@ -130,7 +139,7 @@ def rag_sequence_fast(
             )
             for n, ids in enumerate(answers)
         ]
-        results.append(DecodeResult(rank(hyps, config.n_best)))
+        results.append(DecodeResult(rank(hyps, config.n_best, _for(accept, b))))
     return results
 
 
@@ -180,8 +189,21 @@ def _shifted(on_prefix: PrefixFn, offset: int) -> PrefixFn:
     return lambda q, ids: on_prefix(offset + q, ids)
 
 
+def _shifted_accept(accept: AcceptFn, offset: int) -> AcceptFn:
+    """``accept`` for a group of questions that starts at question ``offset``."""
+    return lambda q, ids: accept(offset + q, ids)
+
+
+def _for(accept: AcceptFn | None, q: int) -> Callable[[tuple[int, ...]], bool] | None:
+    """``accept`` of question ``q`` alone (None stays None)."""
+    return None if accept is None else functools.partial(accept, q)
+
+
 def _rank_union(
-    per_passage: Sequence[Sequence[Hypothesis]], log_prior: torch.Tensor, config: DecodingConfig
+    per_passage: Sequence[Sequence[Hypothesis]],
+    log_prior: torch.Tensor,
+    config: DecodingConfig,
+    accept: Callable[[tuple[int, ...]], bool] | None = None,
 ) -> DecodeResult:
     """Rank the union of one question's per-passage beams by the exact mixture.
 
@@ -203,7 +225,7 @@ def _rank_union(
         replace(h, logprob=m, score=ranking_score(m, len(h.token_ids), config.length_penalty))
         for h, m in zip(hyps, mixture, strict=True)
     ]
-    return DecodeResult(rank(ranked, config.n_best))
+    return DecodeResult(rank(ranked, config.n_best, accept))
 
 
 def _prefix_tree_search(
@@ -214,6 +236,7 @@ def _prefix_tree_search(
     eos_ids: Collection[int],
     stop: StopFn | None,
     on_prefix: PrefixFn | None,
+    accept: AcceptFn | None = None,
 ) -> list[list[tuple[Hypothesis, ...]]]:
     """A beam search under each passage, every prefix scored under all K passages.
 
@@ -247,7 +270,8 @@ def _prefix_tree_search(
     n_best = config.n_best
 
     prior = log_prior.to(torch.float32)  # [B, K]
-    union: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_questions)]  # y -> score
+    # y -> score, of the answers ``accept`` takes (all without it)
+    union: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_questions)]
     cap = math.pow(limit, alpha)  # a live hypothesis scores at most bound / cap
 
     for step in range(1, limit + 1):
@@ -281,8 +305,11 @@ def _prefix_tree_search(
                             stop_reason=reason,
                         )
                     )
-                    mixture = float(torch.logsumexp(prior[b].to(plp.device) + plp.float(), dim=0))
-                    union[b][c.token_ids] = ranking_score(mixture, len(c.token_ids), alpha)
+                    if accept is None or accept(b, c.token_ids):  # what the bound compares with
+                        mixture = float(
+                            torch.logsumexp(prior[b].to(plp.device) + plp.float(), dim=0)
+                        )
+                        union[b][c.token_ids] = ranking_score(mixture, len(c.token_ids), alpha)
                     continue
                 key = (b, c.token_ids)
                 if key not in children:

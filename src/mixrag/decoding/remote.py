@@ -23,6 +23,7 @@ are refused here rather than silently narrowed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import torch
 
 from mixrag.decoding.base import (
+    AcceptFn,
     DecodeResult,
     DecodingConfig,
     Hypothesis,
@@ -120,6 +122,7 @@ def remote_rag_sequence(
     *,
     thorough: bool = True,
     stop: StopFn | None = None,
+    accept: AcceptFn | None = None,
 ) -> list[DecodeResult]:
     """RAG-Sequence decoding with answers generated per passage (module docstring).
 
@@ -127,6 +130,7 @@ def remote_rag_sequence(
     answer is generated under them). Returns B results with the ``config.n_best``
     best answers of each question's union; ``passage_logprobs[j]`` is known for every
     passage when ``thorough``, for the passages that produced the answer otherwise.
+    With ``accept``, the answers it accepts rank first.
     """
     _greedy_only(config)
     check_passage_prompts(prompts, log_prior)
@@ -146,7 +150,7 @@ def remote_rag_sequence(
         known[j] = g.logprob
     if thorough:
         _score_the_rest(generator, prompts, log_prior, unions)
-    return _rank(unions, log_prior, config)
+    return _rank(unions, log_prior, config, accept)
 
 
 def _score_the_rest(
@@ -179,6 +183,7 @@ def _rank(
     unions: Sequence[dict[tuple[int, ...], tuple[list[float | None], StopReason]]],
     log_prior: torch.Tensor,
     config: DecodingConfig,
+    accept: AcceptFn | None = None,
 ) -> list[DecodeResult]:
     """Each question's union ranked by logsumexp_j [log p_eta(z_j|x) + log p_phi(y|x,z_j)]
     over the passages whose term is known (an unknown one counts as probability 0)."""
@@ -192,7 +197,8 @@ def _rank(
             m = float(log_mixture(log_prior[b : b + 1], plp)[0])
             score = ranking_score(m, len(ids), config.length_penalty)
             hyps.append(Hypothesis(ids, m, score, tuple(known), reason))
-        results.append(DecodeResult(rank(hyps, config.n_best)))
+        take = None if accept is None else functools.partial(accept, b)
+        results.append(DecodeResult(rank(hyps, config.n_best, take)))
     return results
 
 
@@ -205,6 +211,7 @@ def decode_remote(
     *,
     stop: StopFn | None = None,
     on_prefix: PrefixFn | None = None,
+    accept: AcceptFn | None = None,
 ) -> list[DecodeResult]:
     """Decode ``cfg.mode`` on a generator server: [B][K] passage prompts for RAG-Sequence,
     B single prompts for concat and closed-book; RAG-Token raises a MixragError
@@ -220,6 +227,7 @@ def decode_remote(
             config,
             thorough=cfg.sequence_decoding == "thorough",
             stop=stop,
+            accept=accept,
         )
     else:
         results = remote_single(generator, prompts, config, stop=stop)  # type: ignore[arg-type]

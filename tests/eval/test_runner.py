@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mixrag.echo import echoes_question
 from mixrag.errors import MixragError
 from mixrag.eval.cache import ResultCache
 from mixrag.eval.datasets import load_dataset
@@ -108,6 +109,12 @@ def test_tiny_end_to_end_run_and_resume(
     # fingerprint is what it was before the option (older report folders still resume)
     rag_alt = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8, alternatives=3))
     assert "alternatives" not in fingerprint(tiny_index, dataset, cfg, rag)["answering"]
+    # the echo rule: on by default, in the fingerprint; off, the setup is as before it
+    assert fingerprint(tiny_index, dataset, cfg, rag)["answering"]["allow_echo"] is False
+    rag_echo = RAG(
+        tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8, allow_echo=True)
+    )
+    assert "allow_echo" not in fingerprint(tiny_index, dataset, cfg, rag_echo)["answering"]
     with pytest.raises(MixragError, match="alternatives"):
         evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_alt)
     alt_cfg = dataclasses.replace(cfg, modes=("rag-sequence",), ks=(2,))
@@ -118,7 +125,9 @@ def test_tiny_end_to_end_run_and_resume(
         a = q["answers"]["rag-sequence@2"]
         assert a["prediction"] == before[q["id"]]["prediction"]
         for text, logprob, em in a.get("alternatives", []):
-            assert text != a["prediction"] and logprob <= a["logprob"] + 1e-6
+            assert text != a["prediction"]
+            # ranked below the answer, unless the answer passed over an echo of the question
+            assert logprob <= a["logprob"] + 1e-6 or echoes_question(text, q["question"])
             assert em == exact_match(text, q["references"])
             kept += 1
     assert kept, "SmolLM2's two passages gave the same answer to all three questions"

@@ -75,6 +75,8 @@ def fingerprint(
             rc.pop(summary_only, None)
         if not rc.get("alternatives"):  # records without them: as before the option
             rc.pop("alternatives", None)
+        if rc.get("allow_echo"):  # the rule off: answers as before the rule existed
+            rc.pop("allow_echo", None)
         fp["generator"] = gen
         fp["answering"] = {
             **rc,

@@ -21,6 +21,7 @@ p(z_j|x,y_i,y_<i) ∝ p_eta(z_j|x) p_phi(y_i|x,z_j,y_<i) and their mean over the
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -263,33 +264,25 @@ class RAG:
             )
         elif cfg.mode in ("rag-sequence", "rag-token"):
             prompts = passage_prompts(self.generator, questions, hits, kk)
+            fn: Callable[..., list[DecodeResult]]
             if cfg.mode == "rag-token":
                 fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
-                results = fn(
-                    self.steps,
-                    prompts,
-                    log_prior,
-                    dcfg,
-                    eos_ids=eos,
-                    stop=stop,
-                    on_prefix=on_prefix,
-                )
             else:
                 seq = (
                     rag_sequence_thorough
                     if cfg.sequence_decoding == "thorough"
                     else rag_sequence_fast
                 )
-                results = seq(
-                    self.steps,
-                    prompts,
-                    log_prior,
-                    dcfg,
-                    eos_ids=eos,
-                    stop=stop,
-                    on_prefix=on_prefix,
-                    accept=accept,
-                )
+                fn = functools.partial(seq, accept=accept)
+            results = fn(
+                self.steps,
+                prompts,
+                log_prior,
+                dcfg,
+                eos_ids=eos,
+                stop=stop,
+                on_prefix=on_prefix,
+            )
         else:
             single = [
                 self.single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)

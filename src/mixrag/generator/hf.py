@@ -193,27 +193,18 @@ class TransformersGenerator(UsesTokenization):
         many blocks were computed (the others were cached already). Raises ValueError
         when the passage cache is off.
         """
-        from mixrag.generator.prompts import mark_concat
-
         if self.passage_cache is None:
             raise ValueError("the passage cache is off (passage_cache_mb=0): nothing to warm")
         self._ready()
         assert self._contexts is not None
-        fmt = self.config.prompt_format
+        kinds = ("passage", "concat") if concat else ("passage",)
         computed = 0
         with torch.inference_mode():
             for lo in range(0, len(passages), batch):
                 part = passages[lo : lo + batch]
-                rows = [self._encode(self.render(fmt.passage("?", p), passage=p)) for p in part]
-                computed += self._contexts.ensure_blocks(rows)
-                if concat:
-                    leads = []
-                    for p in part:
-                        messages = fmt.concat("?", [p])
-                        leads.append(
-                            self._encode(mark_concat(self.render(messages), messages, [p]))
-                        )
-                    computed += self._contexts.ensure_blocks(leads)
+                for kind in kinds:
+                    rows = [self._block_row(kind, p) for p in part]
+                    computed += self._contexts.ensure_blocks(rows)
                 if on_batch is not None:
                     on_batch(lo + len(part))
         return computed
@@ -222,20 +213,28 @@ class TransformersGenerator(UsesTokenization):
         """The KV store's space names of this generator's prompts: ``{"passage": name,
         "concat": name}`` (RAG-Sequence / RAG-Token's passage prompt, concat's lead)."""
         from mixrag.generator.kv_store import space_name
-        from mixrag.generator.prompts import mark_concat
         from mixrag.types import Passage
 
         self._ready()
         assert self._contexts is not None
-        fmt = self.config.prompt_format
         probe = Passage(id="probe", doc_id="probe", title="", text="probe")
-        concat = fmt.concat("?", [probe])
-        rows = {
-            "passage": self._encode(self.render(fmt.passage("?", probe), passage=probe)),
-            "concat": self._encode(mark_concat(self.render(concat), concat, [probe])),
-        }
         fp = self._contexts.fingerprint()
-        return {kind: space_name(fp, r.ids[: r.head]) for kind, r in rows.items()}
+        spaces = {}
+        for kind in ("passage", "concat"):
+            row = self._block_row(kind, probe)
+            spaces[kind] = space_name(fp, row.ids[: row.head])
+        return spaces
+
+    def _block_row(self, kind: str, passage: Passage) -> Encoded:
+        """A prompt whose passage segment is ``passage``'s block of ``kind``: the passage
+        prompt (RAG-Sequence, RAG-Token) or concat's with it first; "?" as the question."""
+        from mixrag.generator.prompts import mark_concat
+
+        fmt = self.config.prompt_format
+        if kind == "passage":
+            return self._encode(self.render(fmt.passage("?", passage), passage=passage))
+        messages = fmt.concat("?", [passage])
+        return self._encode(mark_concat(self.render(messages), messages, [passage]))
 
     def use_kv_store(self, store: KVStore | None) -> None:
         """Keep passage blocks on disk in ``store`` too (read and filled); None stops it.

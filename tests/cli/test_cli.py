@@ -157,6 +157,7 @@ def test_eval_builds_the_index_from_the_dataset_and_reports(tmp_path: Path) -> N
         (["-k", "five"], "-k must be comma-separated integers"),
         (["--retrieval", "sparse"], "'sparse'"),
         (["--min-relevance", "high"], "--min-relevance must be a number or 'off', got 'high'"),
+        (["--beams", "0"], "num_beams must be >= 1, got 0"),
         (["--build-index", "{tmp}/idx2", "--dataset", "{tmp}/q.jsonl"], "needs a SQuAD-layout"),
     ],
 )

@@ -10,6 +10,7 @@ import typer
 
 from mixrag.cli.options import (
     AllowEchoOpt,
+    BeamsOpt,
     Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
@@ -115,6 +116,7 @@ def eval_cmd(
         ),
     ] = 0,
     allow_echo: AllowEchoOpt = False,
+    beams: BeamsOpt = 1,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")
@@ -197,6 +199,7 @@ def eval_cmd(
                 min_relevance=config.min_relevance,
                 alternatives=alternatives,
                 allow_echo=allow_echo,
+                num_beams=beams,
             )
             weight: dict[str, Any] = {} if bm25_weight is None else {"bm25_weight": bm25_weight}
             rag = RAG.open(

@@ -98,6 +98,9 @@ def relevance_threshold(value: str) -> float | None:
     return number
 
 
+BeamsOpt = Annotated[
+    int, typer.Option(help="Beam width (per passage for RAG-Sequence); 1 = greedy.")
+]
 AllowEchoOpt = Annotated[
     bool,
     typer.Option(

@@ -14,6 +14,7 @@ import typer
 from mixrag.cli.options import (
     AllowEchoOpt,
     AnswerKOpt,
+    BeamsOpt,
     Bm25WeightOpt,
     CacheOpt,
     DeviceOpt,
@@ -118,7 +119,7 @@ def ask_cmd(
     method: MethodOpt = "combined",
     tau: TauOpt = None,
     bm25_weight: Bm25WeightOpt = None,
-    beams: Annotated[int, typer.Option(help="Beam width (per passage for RAG-Sequence).")] = 1,
+    beams: BeamsOpt = 1,
     decoding: Annotated[
         str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
     ] = "thorough",

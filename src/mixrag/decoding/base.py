@@ -25,6 +25,7 @@ early without changing its result.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ AcceptFn = Callable[[int, tuple[int, ...]], bool]
 returned first. A ranking puts the accepted answers before the others, each group by
 score (e.g. :func:`mixrag.echo.echoes_question` refuses an answer made only of the
 question's words); the others stay in the n-best, after them."""
+
+
+def accept_for(accept: AcceptFn | None, q: int) -> Callable[[tuple[int, ...]], bool] | None:
+    """``accept`` bound to question ``q`` (what :func:`rank` takes); None stays None."""
+    return None if accept is None else functools.partial(accept, q)
+
+
 PrefixFn = Callable[[int, tuple[int, ...]], None]
 """Called after each decoding step with (question index, that question's leading token ids).
 

@@ -18,7 +18,6 @@ passage, then rank the union Y = ∪_j Y_j of each question by the mixture:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
@@ -33,6 +32,7 @@ from mixrag.decoding.base import (
     PrefixFn,
     StopFn,
     StopReason,
+    accept_for,
     check_passage_prompts,
     rank,
     ranking_score,
@@ -92,7 +92,7 @@ def rag_sequence_thorough(
         )
         for q, per_passage in enumerate(finished):
             results.append(
-                _rank_union(per_passage, log_prior[lo + q], config, _for(accept, lo + q))
+                _rank_union(per_passage, log_prior[lo + q], config, accept_for(accept, lo + q))
             )
     return results
 
@@ -139,7 +139,7 @@ def rag_sequence_fast(
             )
             for n, ids in enumerate(answers)
         ]
-        results.append(DecodeResult(rank(hyps, config.n_best, _for(accept, b))))
+        results.append(DecodeResult(rank(hyps, config.n_best, accept_for(accept, b))))
     return results
 
 
@@ -192,11 +192,6 @@ def _shifted(on_prefix: PrefixFn, offset: int) -> PrefixFn:
 def _shifted_accept(accept: AcceptFn, offset: int) -> AcceptFn:
     """``accept`` for a group of questions that starts at question ``offset``."""
     return lambda q, ids: accept(offset + q, ids)
-
-
-def _for(accept: AcceptFn | None, q: int) -> Callable[[tuple[int, ...]], bool] | None:
-    """``accept`` of question ``q`` alone (None stays None)."""
-    return None if accept is None else functools.partial(accept, q)
 
 
 def _rank_union(

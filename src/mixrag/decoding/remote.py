@@ -23,7 +23,6 @@ are refused here rather than silently narrowed.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -38,6 +37,7 @@ from mixrag.decoding.base import (
     PrefixFn,
     StopFn,
     StopReason,
+    accept_for,
     check_passage_prompts,
     rank,
     ranking_score,
@@ -197,7 +197,7 @@ def _rank(
             m = float(log_mixture(log_prior[b : b + 1], plp)[0])
             score = ranking_score(m, len(ids), config.length_penalty)
             hyps.append(Hypothesis(ids, m, score, tuple(known), reason))
-        take = None if accept is None else functools.partial(accept, b)
+        take = accept_for(accept, b)
         results.append(DecodeResult(rank(hyps, config.n_best, take)))
     return results
 

@@ -32,6 +32,15 @@ CITE_MIN = 0.25
 DEFAULT_K = {"rag-sequence": 5, "rag-token": 5, "concat": 3, "closed-book": 5}
 
 
+#: Beam width per passage of a mode when none is given. RAG-Sequence ranks the union of
+#: its passages' beams by the exact mixture: two beams a passage give it 8.5 candidates a
+#: question instead of 4.5, and +3.5 EM on 200 training-article questions, as many as
+#: four (docs/BENCHMARKS.md, "Two beams a passage"). The other modes decode greedily. A
+#: generator server decodes RAG-Sequence greedily (``decoding.remote``), so there the
+#: default is 1.
+DEFAULT_BEAMS = {"rag-sequence": 2, "rag-token": 1, "concat": 1, "closed-book": 1}
+
+
 def default_k(mode: str, k: int | None = None) -> int:
     """K to answer ``mode`` with: ``k``, or the mode's measured default (``DEFAULT_K``)
     when ``k`` is None."""
@@ -45,7 +54,9 @@ class RAGConfig:
     mode: one of ``MODES``.
     k: passages per question (K); None: the mode's measured default (``DEFAULT_K``, read
         as :attr:`top_k`), so a mode chosen later still gets its own.
-    num_beams: beam width (per passage for RAG-Sequence); 1 = greedy.
+    num_beams: beam width (per passage for RAG-Sequence); 1 = greedy. None: the mode's
+        measured default (``DEFAULT_BEAMS``: 2 for RAG-Sequence, else 1; 1 where a
+        generator server decodes), read as :attr:`beams`.
     sequence_decoding: ``thorough`` or ``fast`` RAG-Sequence decoding (paper §2.5).
     max_new_tokens: answer length limit in tokens.
     stop_at_newline: an answer ends at its first newline (short-answer QA).
@@ -67,7 +78,7 @@ class RAGConfig:
 
     mode: str = "rag-sequence"
     k: int | None = None
-    num_beams: int = 1
+    num_beams: int | None = None
     sequence_decoding: str = "thorough"
     max_new_tokens: int = 32
     stop_at_newline: bool = True
@@ -85,7 +96,7 @@ class RAGConfig:
             raise MixragError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.k is not None and self.k < 1:
             raise MixragError(f"k must be >= 1, got {self.k}")
-        if self.num_beams < 1:
+        if self.num_beams is not None and self.num_beams < 1:
             raise MixragError(f"num_beams must be >= 1, got {self.num_beams}")
         if self.sequence_decoding not in SEQUENCE_DECODING:
             raise MixragError(
@@ -101,6 +112,12 @@ class RAGConfig:
         return default_k(self.mode, self.k)
 
     @property
+    def beams(self) -> int:
+        """Beam width this config decodes in process with: ``num_beams``, or the mode's
+        default when ``num_beams`` is None."""
+        return DEFAULT_BEAMS[self.mode] if self.num_beams is None else self.num_beams
+
+    @property
     def prefix_is_final(self) -> bool:
         """Whether decoding's running prefix (``ask_batch(on_prefix=...)``) is the answer's.
 
@@ -108,7 +125,7 @@ class RAGConfig:
         next token. False for beam search and RAG-Sequence, whose running leader is
         provisional until the beams (and for RAG-Sequence, the mixture's ranking) finish.
         """
-        return self.num_beams == 1 and self.mode != "rag-sequence"
+        return self.beams == 1 and self.mode != "rag-sequence"
 
 
 @dataclass(frozen=True)

@@ -235,10 +235,11 @@ class RAG:
         log_prior = self._log_prior(hits, kk)
         # RAG-Sequence ranks its whole union; a beam search has num_beams to give
         wanted = 1 + cfg.alternatives
+        beams = self.beams(cfg)
         dcfg = DecodingConfig(
             max_new_tokens=cfg.max_new_tokens,
-            num_beams=cfg.num_beams,
-            num_return=wanted if cfg.mode == "rag-sequence" else min(wanted, cfg.num_beams),
+            num_beams=beams,
+            num_return=wanted if cfg.mode == "rag-sequence" else min(wanted, beams),
         )
         eos = self.generator.eos_ids
         stop = self._stop()
@@ -266,7 +267,7 @@ class RAG:
             prompts = passage_prompts(self.generator, questions, hits, kk)
             fn: Callable[..., list[DecodeResult]]
             if cfg.mode == "rag-token":
-                fn = rag_token_greedy if cfg.num_beams == 1 else rag_token_beam_search
+                fn = rag_token_greedy if beams == 1 else rag_token_beam_search
             else:
                 seq = (
                     rag_sequence_thorough
@@ -287,7 +288,7 @@ class RAG:
             single = [
                 self.single_prompt(q, hs, cfg.mode) for q, hs in zip(questions, hits, strict=True)
             ]
-            fn2 = greedy if cfg.num_beams == 1 else beam_search
+            fn2 = greedy if beams == 1 else beam_search
             results = fn2(self.steps, single, dcfg, eos_ids=eos, stop=stop, on_prefix=on_prefix)
         t_decode = time.perf_counter() - t1
 
@@ -376,6 +377,13 @@ class RAG:
         timings = {"retrieve": t_retrieve / n, "score": (time.perf_counter() - t1) / n}
         timings["total"] = sum(timings.values())
         return with_support(self, [replace(a, timings=timings) for a in out], cfg)
+
+    def beams(self, cfg: RAGConfig) -> int:
+        """The beam width ``cfg`` decodes with here: its own, else its mode's default
+        (``DEFAULT_BEAMS``), which is 1 where a generator server decodes (greedily)."""
+        if cfg.num_beams is None and isinstance(self.steps, Completer):
+            return 1
+        return cfg.beams
 
     def _not_echo(self, questions: Sequence[str]) -> Callable[[int, tuple[int, ...]], bool]:
         """An ``accept`` for decoding: answer ids of question b that are not an echo of

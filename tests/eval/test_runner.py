@@ -115,6 +115,17 @@ def test_tiny_end_to_end_run_and_resume(
         tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8, allow_echo=True)
     )
     assert "allow_echo" not in fingerprint(tiny_index, dataset, cfg, rag_echo)["answering"]
+    # the beam width: each mode's default width recorded; --beams 1, as before the default
+    assert fingerprint(tiny_index, dataset, cfg, rag)["answering"]["num_beams"] == {
+        "rag-sequence": 2,
+        "rag-token": 1,
+        "concat": 1,
+        "closed-book": 1,
+    }
+    rag_greedy = RAG(tiny_index.retriever(), smollm2, RAGConfig(k=2, max_new_tokens=8, num_beams=1))
+    assert fingerprint(tiny_index, dataset, cfg, rag_greedy)["answering"]["num_beams"] == 1
+    with pytest.raises(MixragError, match="num_beams"):
+        evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_greedy)
     with pytest.raises(MixragError, match="alternatives"):
         evaluate(tiny_index, dataset, cfg, tmp_path / "r", rag_alt)
     alt_cfg = dataclasses.replace(cfg, modes=("rag-sequence",), ks=(2,))

@@ -93,8 +93,10 @@ def test_rag_sequence_answers_and_posteriors_equal_in_process(
     questions = [q.question for q in sample(load_squad(DEMO_SQUAD), N_QUESTIONS, seed=3)]
     remote = _remote(gen, url)
     config = RAGConfig(mode="rag-sequence", k=K)
-    local_rag = RAG(index.retriever(), gen, config)
+    # the default width is 1 on a generator server (it decodes greedily), 2 in process
+    local_rag = RAG(index.retriever(), gen, RAGConfig(mode="rag-sequence", k=K, num_beams=1))
     remote_rag = RAG(index.retriever(), remote, config)
+    assert remote_rag.beams(config) == 1 and local_rag.beams(config) == 2
     ours = local_rag.ask_batch(questions)
     theirs = remote_rag.ask_batch(questions)
     assert [a.text for a in theirs] == [a.text for a in ours]
@@ -128,8 +130,8 @@ def test_the_http_server_answers_through_vllm(
     from tests.server.helpers import sse_events
 
     questions = [q.question for q in sample(load_squad(DEMO_SQUAD), 3, seed=3)]
-    expected = RAG(demo_index.retriever(), gen, RAGConfig(mode="rag-sequence", k=K))
-    answers = expected.ask_batch(questions)
+    greedy = RAGConfig(mode="rag-sequence", k=K, num_beams=1)  # the server's default width
+    answers = RAG(demo_index.retriever(), gen, greedy).ask_batch(questions)
     config = ServerConfig(
         index=demo_index.path, model="smollm2-135m", remote=VLLMConfig(url), mcp=None
     )
@@ -161,7 +163,8 @@ def test_mcp_over_stdio_answers_through_vllm(
     from tests.server.mcp_client import Session, server_params
 
     question = "Which NFL team won Super Bowl 50?"
-    expected = RAG(demo_index.retriever(), gen, RAGConfig(mode="rag-sequence", k=3)).ask(question)
+    greedy = RAGConfig(mode="rag-sequence", k=3, num_beams=1)  # the server's default width
+    expected = RAG(demo_index.retriever(), gen, greedy).ask(question)
     session = Session(server_params(demo_index.path, "--read-only", "--generator-url", url))
     session.open()
     try:
@@ -192,7 +195,7 @@ def test_the_command_line_answers_through_the_server(
     result = CliRunner().invoke(app, ["ask", question, *where, *served_args])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
-    expected = RAG(demo_index.retriever(), gen, RAGConfig(k=3)).ask(question)
+    expected = RAG(demo_index.retriever(), gen, RAGConfig(k=3, num_beams=1)).ask(question)
     assert answer["answer"] == expected.text
     assert answer["logprob"] == pytest.approx(expected.logprob, abs=5 * TOLERANCE)
     refused = CliRunner().invoke(app, ["ask", question, *where, *served_args, "-m", "rag-token"])
@@ -273,7 +276,8 @@ def test_a_lora_run_is_served_by_vllms_lora_support(tiny_index, tiny_squad, tmp_
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         answer = json.loads(result.output)
-        expected = RAG.open(tiny_index, model=str(run), config=RAGConfig(k=2)).ask(question)
+        greedy = RAGConfig(k=2, num_beams=1)  # the server decodes greedily
+        expected = RAG.open(tiny_index, model=str(run), config=greedy).ask(question)
         assert answer["answer"] == expected.text
         assert answer["logprob"] == pytest.approx(expected.logprob, abs=5 * TOLERANCE)
         cited = [c["passage"]["id"] for c in answer["passages"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixrag.answer import DEFAULT_K
+from mixrag.answer import DEFAULT_BEAMS, DEFAULT_K
 from mixrag.decoding import DecodingConfig, greedy, rag_token_greedy
 from mixrag.echo import echoes_question
 from mixrag.errors import MixragError
@@ -177,6 +177,34 @@ def test_each_mode_takes_its_own_k_unless_one_is_given(rag: RAG) -> None:
     sequence = by_mode.ask(QUESTION, mode="rag-sequence")
     assert len(sequence.citations) == min(n, DEFAULT_K["rag-sequence"])
     assert len(by_mode.ask(QUESTION, mode="concat", k=2).citations) == 2
+
+
+def test_rag_sequence_searches_two_beams_a_passage_unless_told(
+    rag: RAG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """num_beams None: RAG-Sequence's measured default width (2), the other modes greedy;
+    a given width wins, and it is the width decoding gets."""
+    assert RAGConfig().beams == DEFAULT_BEAMS["rag-sequence"] == 2
+    assert [RAGConfig(mode=m).beams for m in ("rag-token", "concat", "closed-book")] == [1, 1, 1]
+    assert RAGConfig(num_beams=1).beams == 1 and RAGConfig(mode="concat", num_beams=3).beams == 3
+    with pytest.raises(MixragError, match="num_beams must be >= 1, got 0"):
+        RAGConfig(num_beams=0)
+    import mixrag.rag
+
+    widths: list[int] = []
+    thorough = mixrag.rag.rag_sequence_thorough
+
+    def spy(generator: object, prompts: object, log_prior: object, config: DecodingConfig, **kw):  # type: ignore[no-untyped-def]
+        widths.append(config.num_beams)
+        return thorough(generator, prompts, log_prior, config, **kw)
+
+    monkeypatch.setattr(mixrag.rag, "rag_sequence_thorough", spy)
+    cfg = RAGConfig(mode="rag-sequence", k=3, max_new_tokens=6)
+    default = RAG(rag.retriever, rag.generator, cfg).ask(QUESTION)
+    two = RAG(rag.retriever, rag.generator, RAGConfig(k=3, max_new_tokens=6, num_beams=2))
+    assert default.token_ids == two.ask(QUESTION).token_ids
+    RAG(rag.retriever, rag.generator, RAGConfig(k=3, max_new_tokens=6, num_beams=1)).ask(QUESTION)
+    assert widths == [2, 2, 1]
 
 
 def test_open_takes_k_all_as_every_passage(rag: RAG) -> None:

@@ -14,6 +14,8 @@ from mixrag.errors import MixragError
 from mixrag.generator import TransformersGenerator
 from mixrag.server import ServerConfig, create_app
 from mixrag.server.config import read_token_file
+from mixrag.server.errors import ApiError
+from mixrag.server.params import resolve
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,13 @@ def test_config_and_token_file(tmp_path: Path) -> None:
     assert by_mode.k_for("concat") == DEFAULT_K["concat"]
     assert ServerConfig(index=tmp_path, max_k=2).k_for() == 2
     assert ServerConfig(index=tmp_path, k=4).k_for("concat") == 4
+    # no beams: the mode's default width (RAG-Sequence 2), a given one checked and kept
+    assert resolve(by_mode, "q?").beams is None
+    assert resolve(by_mode, "q?").rag_config().beams == 2
+    assert resolve(by_mode, "q?", mode="concat").rag_config().beams == 1
+    assert resolve(by_mode, "q?", beams=1).rag_config().beams == 1
+    with pytest.raises(ApiError, match=r"beams: must be in 1\.\.4, got 9"):
+        resolve(by_mode, "q?", beams=9)
     for bad in ({"k": 30}, {"max_k": 0}, {"mode": "x"}, {"extensions": (".exe",)}):
         with pytest.raises(MixragError):
             ServerConfig(index=tmp_path, **bad)  # type: ignore[arg-type]

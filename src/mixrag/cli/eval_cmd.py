@@ -116,7 +116,7 @@ def eval_cmd(
         ),
     ] = 0,
     allow_echo: AllowEchoOpt = False,
-    beams: BeamsOpt = 1,
+    beams: BeamsOpt = None,
     fresh: Annotated[bool, typer.Option(help="Discard results the --out folder holds.")] = False,
     format: Annotated[
         str | None, typer.Option(help="Dataset format: squad, jsonl or nq-tsv [by extension].")

@@ -99,7 +99,11 @@ def relevance_threshold(value: str) -> float | None:
 
 
 BeamsOpt = Annotated[
-    int, typer.Option(help="Beam width (per passage for RAG-Sequence); 1 = greedy.")
+    int | None,
+    typer.Option(
+        help="Beam width (per passage for RAG-Sequence); 1 = greedy "
+        "[2 for rag-sequence, else 1; 1 with --generator-url]."
+    ),
 ]
 AllowEchoOpt = Annotated[
     bool,

@@ -119,7 +119,7 @@ def ask_cmd(
     method: MethodOpt = "combined",
     tau: TauOpt = None,
     bm25_weight: Bm25WeightOpt = None,
-    beams: BeamsOpt = 1,
+    beams: BeamsOpt = None,
     decoding: Annotated[
         str, typer.Option(help="RAG-Sequence decoding: thorough or fast.")
     ] = "thorough",

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from mixrag.answer import MODES
 from mixrag.eval.config import EvalConfig
 from mixrag.eval.datasets import Dataset
 
@@ -77,6 +78,10 @@ def fingerprint(
             rc.pop("alternatives", None)
         if rc.get("allow_echo"):  # the rule off: answers as before the rule existed
             rc.pop("allow_echo", None)
+        if rc["num_beams"] is None:  # each mode's default width, as this backend decodes
+            rc["num_beams"] = {
+                mode: rag.beams(dataclasses.replace(rag.config, mode=mode)) for mode in MODES
+            }
         fp["generator"] = gen
         fp["answering"] = {
             **rc,

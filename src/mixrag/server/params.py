@@ -28,7 +28,7 @@ class AskParams:
     mode: str
     k: int
     method: str
-    beams: int
+    beams: int | None  # None: the mode's default (answer.DEFAULT_BEAMS)
     decoding: str
     max_new_tokens: int
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
@@ -118,7 +118,7 @@ def resolve(
         mode=chosen,
         k=in_range("k", config.k_for(chosen) if k is None else k, config.max_k),
         method=choice("method", method or config.method, METHODS),
-        beams=in_range("beams", 1 if beams is None else beams, config.max_beams),
+        beams=None if beams is None else in_range("beams", beams, config.max_beams),
         decoding=choice("decoding", decoding or "thorough", SEQUENCE_DECODING),
         max_new_tokens=in_range(
             "max_new_tokens",

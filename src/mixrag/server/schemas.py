@@ -24,7 +24,11 @@ class AskRequest(BaseModel):
     mode: Mode | None = Field(None, description="How the K passages are combined.")
     k: int | None = Field(None, description="Passages in the mixture (K), 1..max_k.")
     method: Method | None = Field(None, description="Retrieval method.")
-    beams: int | None = Field(None, description="Beam width (per passage for RAG-Sequence).")
+    beams: int | None = Field(
+        None,
+        description="Beam width (per passage for RAG-Sequence); default 2 for RAG-Sequence, "
+        "1 otherwise.",
+    )
     decoding: Decoding | None = Field(None, description="RAG-Sequence decoding.")
     max_new_tokens: int | None = Field(None, description="Answer length limit in tokens.")
     min_confidence: float | None = Field(

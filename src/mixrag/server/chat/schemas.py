@@ -94,7 +94,9 @@ class ChatRequest(BaseModel):
     # mixrag's own (extra_body)
     k: int | None = Field(None, description="mixrag: passages in the mixture (K), 1..max_k.")
     method: Method | None = Field(None, description="mixrag: retrieval method.")
-    beams: int | None = Field(None, description="mixrag: beam width (per passage).")
+    beams: int | None = Field(
+        None, description="mixrag: beam width (per passage); default 2 for RAG-Sequence, else 1."
+    )
     decoding: Decoding | None = Field(None, description="mixrag: RAG-Sequence decoding.")
     min_confidence: float | None = Field(
         None,

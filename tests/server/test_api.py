@@ -20,6 +20,12 @@ def test_health_info_and_the_page(served: Served) -> None:
     assert info["index"]["documents"] == 3 and info["index"]["passages"] == 3
     assert info["limits"]["max_k"] == 5 and info["defaults"]["k"] == 3
     assert info["defaults"]["k_by_mode"] == dict.fromkeys(MODES, 3)  # k given: every mode's
+    assert info["defaults"]["beams_by_mode"] == {
+        "rag-sequence": 2,
+        "rag-token": 1,
+        "concat": 1,
+        "closed-book": 1,
+    }
     assert info["generator"]["model"] == "smollm2-135m"
     assert ".md" in info["extensions"] and info["auth"] is False
     page = c.get("/")

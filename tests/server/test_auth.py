@@ -94,6 +94,11 @@ def test_config_and_token_file(tmp_path: Path) -> None:
     assert resolve(by_mode, "q?", beams=1).rag_config().beams == 1
     with pytest.raises(ApiError, match=r"beams: must be in 1\.\.4, got 9"):
         resolve(by_mode, "q?", beams=9)
+    greedy = ServerConfig(index=tmp_path, beams=1)  # mixrag serve --beams 1
+    assert resolve(greedy, "q?").rag_config().beams == 1
+    assert resolve(greedy, "q?", beams=2).rag_config().beams == 2
+    with pytest.raises(MixragError, match=r"beams must be in 1\.\.max_beams=4, got 5"):
+        ServerConfig(index=tmp_path, beams=5)
     for bad in ({"k": 30}, {"max_k": 0}, {"mode": "x"}, {"extensions": (".exe",)}):
         with pytest.raises(MixragError):
             ServerConfig(index=tmp_path, **bad)  # type: ignore[arg-type]

@@ -48,6 +48,13 @@ def serve_cmd(
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     min_relevance: MinRelevanceOpt = str(DEFAULT_MIN_RELEVANCE),
     k: DefaultKOpt = None,
+    beams: Annotated[
+        int | None,
+        typer.Option(
+            help="Default beam width of asks that give none [2 for rag-sequence, else 1]; "
+            "1 answers more asks a second with less memory, at some EM."
+        ),
+    ] = None,
     method: Annotated[
         str, typer.Option(help="Default retrieval: combined, dense, bm25 or hybrid.")
     ] = "combined",
@@ -110,6 +117,7 @@ def serve_cmd(
         min_confidence=min_confidence,
         min_relevance=relevance_threshold(min_relevance),
         k=k,
+        beams=beams,
         method=method,
         tau=tau,
         bm25_weight=bm25_weight,

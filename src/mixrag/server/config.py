@@ -48,6 +48,9 @@ class ServerConfig:
                         step (continuous batching); 1 = one batch after another.
     mode, k, method:    defaults of requests that leave them out; k None: each mode's
                         measured best (``DEFAULT_K``: 5, concat 3), see :meth:`k_for`.
+    beams:              default beam width of requests that give none; None: each mode's
+                        (``DEFAULT_BEAMS``: RAG-Sequence 2, else 1; 1 with ``remote``).
+                        1 trades RAG-Sequence's EM for throughput and peak memory.
     min_confidence:     default least p(y|x) of a supported answer (:mod:`mixrag.support`);
                         below it the chat content and the web page say "not found".
     min_relevance:      default least max_j d(z_j)ᵀq(x) of a supported answer (some
@@ -84,6 +87,7 @@ class ServerConfig:
     max_running: int = 4
     mode: str = "rag-sequence"
     k: int | None = None
+    beams: int | None = None
     method: str = DEFAULT_METHOD
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     min_relevance: float | None = DEFAULT_MIN_RELEVANCE
@@ -133,6 +137,13 @@ class ServerConfig:
             raise MixragError(f"bm25_weight must be >= 0, got {self.bm25_weight}")
         if self.k is not None and not 1 <= self.k <= self.max_k:
             raise MixragError(f"k must be in 1..max_k={self.max_k}, got {self.k}")
+        if self.beams is not None and not 1 <= self.beams <= self.max_beams:
+            raise MixragError(f"beams must be in 1..max_beams={self.max_beams}, got {self.beams}")
+        if self.remote is not None and self.beams not in (None, 1):
+            raise MixragError(
+                f"beams {self.beams} cannot be the default with a vLLM server as the generator "
+                "(it decodes greedily); leave it out or give 1"
+            )
         unknown = sorted(set(self.extensions) - set(default_extensions()))
         if unknown:
             known = ", ".join(default_extensions())

@@ -118,7 +118,7 @@ def resolve(
         mode=chosen,
         k=in_range("k", config.k_for(chosen) if k is None else k, config.max_k),
         method=choice("method", method or config.method, METHODS),
-        beams=None if beams is None else in_range("beams", beams, config.max_beams),
+        beams=config.beams if beams is None else in_range("beams", beams, config.max_beams),
         decoding=choice("decoding", decoding or "thorough", SEQUENCE_DECODING),
         max_new_tokens=in_range(
             "max_new_tokens",

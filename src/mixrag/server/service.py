@@ -264,6 +264,11 @@ class Service:
             "indexed_at": f.indexed_at,
         }
 
+    def _beams(self, mode: str) -> int:
+        """The beam width an ask of ``mode`` that gives none decodes with here."""
+        config = RAGConfig(mode=mode, num_beams=self.config.beams)
+        return RAG(self.retriever, self.generator, config).beams(config)
+
     def info(self) -> dict[str, Any]:
         """Index statistics, the models, the limits and defaults a client may use."""
         cfg = self.config
@@ -290,6 +295,7 @@ class Service:
                 "mode": cfg.mode,
                 "k": cfg.k_for(),
                 "k_by_mode": {m: cfg.k_for(m) for m in MODES},
+                "beams_by_mode": {m: self._beams(m) for m in MODES},
                 "method": cfg.method,
                 "tau": self.retriever.config.tau,
                 "min_confidence": cfg.min_confidence,

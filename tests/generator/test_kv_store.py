@@ -11,8 +11,8 @@ import torch
 
 from mixrag.generator import PassageCache, TransformersGenerator
 from mixrag.generator.kv_store import KVStore
-from mixrag.generator.warming import warm_index
-from mixrag.index.folder import Index
+from mixrag.generator.warming import KVCoverage, cold_hint, kv_coverage, warm_index
+from mixrag.index.folder import PASSAGE_KV, Index
 from mixrag.rag import RAG, RAGConfig
 from mixrag.runs import use_index_kv
 from tests.helpers import make_docs
@@ -123,6 +123,85 @@ def test_other_weights_never_read_the_blocks(index: Index, smollm2: Transformers
     space = store.spaces()[0]
     pid = next(iter(index.store.passage_ids()))
     assert store.load(space, pid, "not-its-key") is None
+
+
+def test_coverage_counts_this_generators_blocks_and_hints_until_warm(
+    index: Index, smollm2: TransformersGenerator
+) -> None:
+    gen = _fresh(smollm2)
+    use_index_kv(gen, index)
+    assert gen.kv_store is not None
+    n = index.store.counts()["passages"]
+    cold = kv_coverage(index, gen.kv_store, gen.kv_spaces())
+    assert cold == KVCoverage(n, 0, 0) and cold.cold == n
+    config = dataclasses.replace(gen.config, dtype="bfloat16")
+    hint = cold_hint(cold, index.path, "smollm2-135m", config)
+    assert hint is not None and f"{n} of {n} passages" in hint
+    assert f"mixrag warm --index {index.path} --model smollm2-135m --dtype bfloat16" in hint
+    warm_index(index, gen, concat=True)
+    warm = kv_coverage(index, gen.kv_store, gen.kv_spaces())
+    assert warm == KVCoverage(n, n, n) and cold_hint(warm, index.path, None, config) is None
+    assert warm.to_dict() == {"passages": n, "passage_blocks": n, "concat_blocks": n, "cold": 0}
+    # other weights (a trained run) find none of them
+    trained_model = copy.deepcopy(smollm2.model)
+    with torch.no_grad():
+        trained_model.get_output_embeddings().weight[5, 5] += 1e-2
+    trained = _fresh(smollm2, trained_model)
+    use_index_kv(trained, index)
+    assert kv_coverage(index, trained.kv_store, trained.kv_spaces()) == KVCoverage(n, 0, 0)
+    # without a store (the cache off, or a PostgreSQL index) there is nothing to count
+    assert kv_coverage(index, None, gen.kv_spaces()) is None
+    assert cold_hint(None, index.path, None, config) is None
+
+
+def test_eval_notes_a_cold_index_once_and_not_a_warm_one(
+    index: Index, smollm2: TransformersGenerator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixrag.cli.eval_cmd import _note_cold
+
+    gen = _fresh(smollm2)
+    use_index_kv(gen, index)
+    rag = RAG(index.retriever(), gen, RAGConfig(k=3))
+    n = index.store.counts()["passages"]
+    _note_cold(index, rag, None, index.path)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"note: {n} of {n} passages have no KV block") and "\n" not in err
+    assert err.endswith(f"`mixrag warm --index {index.path}` computes them all ahead")
+    warm_index(index, gen)
+    _note_cold(index, rag, None, index.path)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_server_reports_how_warm_its_index_is(
+    tmp_path: Path,
+    encoder: object,
+    smollm2: TransformersGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mixrag.server.service import Service
+    from tests.server.helpers import build_index, small_config
+
+    config = small_config(build_index(tmp_path, encoder))
+
+    def served() -> tuple[dict[str, int], list[str]]:
+        caplog.clear()
+        gen = _fresh(smollm2)
+        gen.use_kv_store(KVStore(config.index / PASSAGE_KV))
+        service = Service.open(config, encoder=encoder, generator=gen)  # type: ignore[arg-type]
+        try:
+            info = service.info()["generator"]["passage_kv"]
+        finally:
+            service.close()
+        return info, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    info, warnings = served()
+    assert info == {"passages": 3, "passage_blocks": 0, "concat_blocks": 0, "cold": 3}
+    assert any("3 of 3 passages have no KV block" in w for w in warnings), warnings
+    with Index.open(config.index, encoder=encoder) as index:  # type: ignore[arg-type]
+        warm_index(index, _fresh(smollm2))
+    info, warnings = served()
+    assert info == {"passages": 3, "passage_blocks": 3, "concat_blocks": 0, "cold": 0}
+    assert not any("no KV block" in w for w in warnings), warnings
 
 
 def test_removing_a_document_drops_its_blocks(index: Index, smollm2: TransformersGenerator) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,6 +34,10 @@ from mixrag.cli.options import (
 from mixrag.errors import MixragError
 from mixrag.support import DEFAULT_MIN_RELEVANCE
 
+if TYPE_CHECKING:
+    from mixrag.index.opening import AnyIndex
+    from mixrag.rag import RAG
+
 
 def _csv(value: str, name: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
@@ -47,6 +51,21 @@ def _csv_ints(value: str, name: str) -> tuple[int, ...]:
         return tuple(int(v) for v in _csv(value, name))
     except ValueError:
         raise MixragError(f"{name} must be comma-separated integers, got {value!r}") from None
+
+
+def _note_cold(idx: AnyIndex, rag: RAG, model: str | None, location: Path | str) -> None:
+    """Say when the generator will compute passage blocks during the run (a trained
+    run's first evaluation computes every block it meets: its weights are its own)."""
+    from mixrag.generator.hf import TransformersGenerator
+    from mixrag.generator.warming import cold_hint, kv_coverage
+
+    gen = rag.generator
+    if not isinstance(gen, TransformersGenerator) or gen.kv_store is None:
+        return
+    coverage = kv_coverage(idx, gen.kv_store, gen.kv_spaces())
+    hint = cold_hint(coverage, location, model, gen.config)
+    if hint is not None:
+        typer.echo(f"note: {hint}", err=True)
 
 
 def eval_cmd(
@@ -212,6 +231,8 @@ def eval_cmd(
                 generator_options=generator_options(device, dtype, passage_cache_mb),
                 remote=remote,
             )
+            if set(config.modes) - {"closed-book"} or posteriors:
+                _note_cold(idx, rag, model, target(index, store))
         elif model is not None:  # retrieval only: a training run's q(x) and w, no generator
             run = load_run(model, idx, with_generator=False)
             query_encoder = run.query_encoder

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -120,6 +121,14 @@ class KVStore:
             return
         data = {**manifest, "space": space, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
         atomic_write_json(path, data)
+
+    def count(self, space: str) -> int:
+        """Blocks stored in ``space`` (0 for a space not on disk)."""
+        try:
+            with os.scandir(self.root / space) as entries:
+                return sum(1 for e in entries if e.name.endswith(SUFFIX))
+        except FileNotFoundError:
+            return 0
 
     def spaces(self) -> list[str]:
         if not self.root.is_dir():

@@ -3,7 +3,9 @@
 ``mixrag warm`` calls :func:`warm_index`: it reads the index's passages in batches and
 has the generator compute the blocks that are neither on disk nor in memory, writing
 them into ``<index>/passage-kv/`` (:mod:`mixrag.generator.kv_store`). Interrupted, it
-keeps what it wrote; run again, it computes only the rest.
+keeps what it wrote; run again, it computes only the rest. :func:`kv_coverage` says how
+much of an index a generator finds on disk, so ``eval`` and ``serve`` can say when its
+first questions will compute their passages (a trained run's blocks are its own).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
+from mixrag.generator.config import GeneratorConfig
 from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.kv_store import KVStore
 
@@ -71,3 +74,61 @@ def warm_index(
         if progress is not None:
             progress(done, total)
     return WarmReport(total, computed, time.perf_counter() - start, store.usage())
+
+
+@dataclass(frozen=True)
+class KVCoverage:
+    """How warm an index is for one generator: its passages, and the blocks on disk in
+    the generator's passage space (RAG-Sequence, RAG-Token, per-passage scoring) and
+    concat-lead space (``mixrag warm --concat``)."""
+
+    passages: int
+    passage_blocks: int
+    concat_blocks: int
+
+    @property
+    def cold(self) -> int:
+        """Passages whose prompt block is not on disk: computed when first retrieved."""
+        return max(0, self.passages - self.passage_blocks)
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "passages": self.passages,
+            "passage_blocks": self.passage_blocks,
+            "concat_blocks": self.concat_blocks,
+            "cold": self.cold,
+        }
+
+
+def kv_coverage(index: Any, store: KVStore | None, spaces: dict[str, str]) -> KVCoverage | None:
+    """The blocks ``store`` holds in ``spaces`` (``TransformersGenerator.kv_spaces``) for
+    ``index``'s passages; None without a store. Counts files: no generator call, so a
+    server may ask while its engine decodes."""
+    if store is None:
+        return None
+    total = int(index.store.counts()["passages"])
+    return KVCoverage(
+        total,
+        min(total, store.count(spaces["passage"])),
+        min(total, store.count(spaces["concat"])),
+    )
+
+
+def cold_hint(
+    coverage: KVCoverage | None, index_path: Any, model: str | None, config: GeneratorConfig
+) -> str | None:
+    """One line for a user whose index is not warm for this generator; None when it is."""
+    if coverage is None or coverage.cold == 0:
+        return None
+    command = f"mixrag warm --index {index_path}"
+    if model:
+        command += f" --model {model}"
+    if config.device != "cpu":
+        command += f" --device {config.device}"
+    if config.dtype != "float32":
+        command += f" --dtype {config.dtype}"
+    return (
+        f"{coverage.cold} of {coverage.passages} passages have no KV block on disk for this "
+        f"generator: a question computes (and keeps) its cold passages' blocks before it "
+        f"answers; `{command}` computes them all ahead"
+    )

@@ -37,6 +37,7 @@ from mixrag.generator.engine import StepEngine
 from mixrag.generator.hf import TransformersGenerator
 from mixrag.generator.prompts import clean_answer
 from mixrag.generator.vllm import VLLMGenerator
+from mixrag.generator.warming import KVCoverage, cold_hint, kv_coverage
 from mixrag.index.opening import AnyIndex, index_exists, open_index
 from mixrag.rag import MODES, RAG, SEQUENCE_DECODING, Answer, RAGConfig
 from mixrag.retriever.retriever import DEFAULT_BM25_WEIGHT, DEFAULT_TAU, METHODS
@@ -93,6 +94,8 @@ class Service:
         self._index_lock = ReadWriteLock()
         self._encoder_lock = threading.Lock()
         self.started = time.time()
+        #: the generator's KV store spaces (kv_spaces), for /v1/info's passage_kv
+        self.kv_spaces: dict[str, str] | None = None
 
     @classmethod
     def open(
@@ -131,7 +134,19 @@ class Service:
             generator.load()
         service = cls(config, index, generator, query_encoder)
         service.load()
+        if isinstance(generator, TransformersGenerator) and generator.kv_store is not None:
+            service.kv_spaces = generator.kv_spaces()
+            hint = cold_hint(service.kv_coverage(), config.index, config.model, generator.config)
+            if hint is not None:
+                log.warning("%s", hint)
         return service
+
+    def kv_coverage(self) -> KVCoverage | None:
+        """The index's passages with KV blocks on disk for the served generator."""
+        if self.kv_spaces is None or not isinstance(self.generator, TransformersGenerator):
+            return None
+        with self._index_lock.read():
+            return kv_coverage(self.index, self.generator.kv_store, self.kv_spaces)
 
     def load(self) -> None:
         """Load the encoder and the vector index; finish uploads a crash interrupted."""
@@ -274,6 +289,7 @@ class Service:
         cfg = self.config
         gen = self.generator
         cache = gen.passage_cache if isinstance(gen, TransformersGenerator) else None
+        coverage = self.kv_coverage()
         with self._index_lock.read():
             index = self.index.info()
         return {
@@ -284,6 +300,7 @@ class Service:
                 "device": gen.config.device if self.engine is not None else None,
                 "server": gen.describe() if isinstance(gen, VLLMGenerator) else None,
                 "passage_cache": cache.stats().to_dict() if cache is not None else None,
+                "passage_kv": coverage.to_dict() if coverage is not None else None,
                 "batches": {str(n): c for n, c in sorted(self.batcher.batch_sizes.items())},
                 "engine": self.engine.stats.as_dict() if self.engine is not None else None,
             },

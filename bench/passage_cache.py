@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--cache-mb", type=int, default=4096)
     ap.add_argument("--dtype", default="float32", help="dtype of the cold and warm ways")
     ap.add_argument("--baseline-dtype", default=None, help="dtype of the off way [--dtype]")
+    ap.add_argument(
+        "--beams", type=int, default=None, help="beams a passage (RAG-Sequence) [the mode's default]"
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -105,6 +108,7 @@ def main() -> None:
         "model": args.model,
         "dtype": args.dtype,
         "baseline_dtype": baseline_dtype,
+        "beams": args.beams,
         "n": len(questions),
         "passages": len(passages),
         "cost": {
@@ -126,7 +130,7 @@ def main() -> None:
     for k in [int(x) for x in args.ks.split(",")]:
         for mode in args.modes.split(","):
             rags = {
-                name: RAG(index.retriever(), gen, RAGConfig(mode=mode, k=k))
+                name: RAG(index.retriever(), gen, RAGConfig(mode=mode, k=k, num_beams=args.beams))
                 for name, gen in (("off", off), ("cold", cold), ("warm", warm))
             }
             times: dict[str, list[float]] = {w: [] for w in WAYS}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mixrag.errors import MixragError
@@ -92,12 +92,7 @@ class KVCoverage:
         return max(0, self.passages - self.passage_blocks)
 
     def to_dict(self) -> dict[str, int]:
-        return {
-            "passages": self.passages,
-            "passage_blocks": self.passage_blocks,
-            "concat_blocks": self.concat_blocks,
-            "cold": self.cold,
-        }
+        return {**asdict(self), "cold": self.cold}
 
 
 def kv_coverage(index: Any, store: KVStore | None, spaces: dict[str, str]) -> KVCoverage | None:

@@ -10,9 +10,11 @@ first questions will compute their passages (a trained run's blocks are its own)
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from mixrag.errors import MixragError
@@ -110,14 +112,14 @@ def kv_coverage(index: Any, store: KVStore | None, spaces: dict[str, str]) -> KV
 
 
 def cold_hint(
-    coverage: KVCoverage | None, index_path: Any, model: str | None, config: GeneratorConfig
+    coverage: KVCoverage | None, index_path: Path | str, model: str | None, config: GeneratorConfig
 ) -> str | None:
     """One line for a user whose index is not warm for this generator; None when it is."""
     if coverage is None or coverage.cold == 0:
         return None
-    command = f"mixrag warm --index {index_path}"
+    command = f"mixrag warm --index {shlex.quote(str(index_path))}"
     if model:
-        command += f" --model {model}"
+        command += f" --model {shlex.quote(model)}"
     if config.device != "cpu":
         command += f" --device {config.device}"
     if config.dtype != "float32":

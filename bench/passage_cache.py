@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", help="dtype of the cold and warm ways")
     ap.add_argument("--baseline-dtype", default=None, help="dtype of the off way [--dtype]")
     ap.add_argument(
-        "--beams", type=int, default=None, help="beams a passage (RAG-Sequence) [the mode's default]"
+        "--beams", type=int, default=None, help="beams a passage, RAG-Sequence [mode's default]"
     )
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

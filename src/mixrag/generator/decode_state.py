@@ -103,10 +103,11 @@ class HFDecodeState:
             self._unshare()
             other._unshare()
         width = max(self._attn.shape[1], other._attn.shape[1])
-        mine, theirs = _padded_layers(self, width), _padded_layers(other, width)
         layers = [
-            (torch.cat([k0, k1]), torch.cat([v0, v1]))
-            for (k0, v0), (k1, v1) in zip(mine, theirs, strict=True)
+            (_stack_padded(k0, k1, width), _stack_padded(v0, v1, width))
+            for (k0, v0), (k1, v1) in zip(
+                layers_of(self._cache), layers_of(other._cache), strict=True
+            )
         ]
         self._cache = make_cache(layers, self._model.config)
         self._attn = torch.cat([_left_pad(self._attn, width), _left_pad(other._attn, width)])
@@ -138,13 +139,16 @@ def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
     return F.pad(x, (width - x.shape[1], 0))
 
 
-def _padded_layers(state: HFDecodeState, width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The state's per-layer (keys, values) left-padded with zeros to ``width`` columns."""
-    pad = width - int(state._attn.shape[1])
-    layers = layers_of(state._cache)
-    if not pad:
-        return layers
-    return [(F.pad(k, (0, 0, pad, 0)), F.pad(v, (0, 0, pad, 0))) for k, v in layers]
+def _stack_padded(a: torch.Tensor, b: torch.Tensor, width: int) -> torch.Tensor:
+    """[Na + Nb, H, width, d]: the rows of ``a`` then ``b`` [N, H, S, d], each left-padded
+    with zeros to ``width`` columns, in one copy (padding then concatenating took two;
+    the zeros keep masked columns finite: a NaN there would survive a weight of 0)."""
+    out = a.new_empty((a.shape[0] + b.shape[0], a.shape[1], width, a.shape[3]))
+    for rows, x in ((out[: a.shape[0]], a), (out[a.shape[0] :], b)):
+        pad = width - x.shape[2]
+        rows[:, :, :pad].zero_()
+        rows[:, :, pad:].copy_(x)
+    return out
 
 
 def _is_identity(rows: torch.Tensor, n: int) -> bool:

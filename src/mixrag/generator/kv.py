@@ -44,7 +44,7 @@ def make_cache(data: KV | None, model_config: Any) -> Any:
     without a copy").
     """
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import CacheLayerMixin, DynamicLayer
 
     cache = DynamicCache(config=model_config)
     if not data:
@@ -55,8 +55,10 @@ def make_cache(data: KV | None, model_config: Any) -> Any:
         if type(layer) is DynamicLayer:
             layer.lazy_initialization(keys, values)
             layer.keys, layer.values = keys, values
-        else:  # a sliding-window layer keeps only its window: let it choose
+        elif isinstance(layer, CacheLayerMixin):  # a sliding window keeps only its window
             layer.update(keys, values)
+        else:
+            raise ValueError(f"cannot fill a {type(layer).__name__} with keys and values")
     return cache
 
 

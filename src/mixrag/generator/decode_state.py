@@ -38,7 +38,7 @@ class HFDecodeState:
         self._model = model
         self._shared = shared
         self._grad_context = grad_context  # no_grad, or enable_grad when training
-        self._cache = cache
+        self._cache = _for_decoding(cache, model.config)
         self._attn = attention_mask
         self._pos = next_positions
         self._logprobs = logprobs
@@ -102,14 +102,17 @@ class HFDecodeState:
         if self._shared is not other._shared:  # two heads: each row keeps its own copy
             self._unshare()
             other._unshare()
+        from mixrag.generator.slack_cache import SLACK, decoding_cache
+
         width = max(self._attn.shape[1], other._attn.shape[1])
-        layers = [
-            (_stack_padded(k0, k1, width), _stack_padded(v0, v1, width))
+        buffers = [
+            (_stack_padded(k0, k1, width, SLACK), _stack_padded(v0, v1, width, SLACK))
             for (k0, v0), (k1, v1) in zip(
                 layers_of(self._cache), layers_of(other._cache), strict=True
             )
         ]
-        self._cache = make_cache(layers, self._model.config)
+        layers = [(k[:, :, :width], v[:, :, :width]) for k, v in buffers]
+        self._cache = decoding_cache(layers, self._model.config, buffers)
         self._attn = torch.cat([_left_pad(self._attn, width), _left_pad(other._attn, width)])
         self._pos = torch.cat([self._pos, other._pos])
         self._logprobs = torch.cat([self._logprobs, other._logprobs])
@@ -119,19 +122,26 @@ class HFDecodeState:
         if self._shared is None:
             return
         layers, self._attn = expand_shared(self._shared, layers_of(self._cache), self._attn)
-        self._cache = make_cache(layers, self._model.config)
+        self._cache = _for_decoding(make_cache(layers, self._model.config), self._model.config)
         self._shared = None
 
     def trim(self) -> int:
         """Drop the leading columns no row attends to (left after rows were dropped);
-        returns how many. The cache keeps views: the next step's update copies anyway."""
+        returns how many. The cache keeps views of the same buffers (no copy)."""
+        from mixrag.generator.slack_cache import trimmed
+
         used = self._attn.any(dim=0).nonzero()
         cut = int(used[0]) if used.numel() else int(self._attn.shape[1])
         if cut:
-            layers = [(k[:, :, cut:], v[:, :, cut:]) for k, v in layers_of(self._cache)]
-            self._cache = make_cache(layers, self._model.config)
+            self._cache = trimmed(self._cache, cut, self._model.config)
             self._attn = self._attn[:, cut:]
         return cut
+
+
+def _for_decoding(cache: Any, model_config: Any) -> Any:
+    from mixrag.generator.slack_cache import for_decoding
+
+    return for_decoding(cache, model_config)
 
 
 def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -139,15 +149,16 @@ def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
     return F.pad(x, (width - x.shape[1], 0))
 
 
-def _stack_padded(a: torch.Tensor, b: torch.Tensor, width: int) -> torch.Tensor:
-    """[Na + Nb, H, width, d]: the rows of ``a`` then ``b`` [N, H, S, d], each left-padded
-    with zeros to ``width`` columns, in one copy (padding then concatenating took two;
-    the zeros keep masked columns finite: a NaN there would survive a weight of 0)."""
-    out = a.new_empty((a.shape[0] + b.shape[0], a.shape[1], width, a.shape[3]))
+def _stack_padded(a: torch.Tensor, b: torch.Tensor, width: int, room: int = 0) -> torch.Tensor:
+    """[Na + Nb, H, width + room, d]: the rows of ``a`` then ``b`` [N, H, S, d], each
+    left-padded with zeros to ``width`` columns, in one copy (padding then concatenating
+    took two; the zeros keep masked columns finite: a NaN there would survive a weight
+    of 0), then ``room`` unset spare columns for a :class:`SlackLayer` to append into."""
+    out = a.new_empty((a.shape[0] + b.shape[0], a.shape[1], width + room, a.shape[3]))
     for rows, x in ((out[: a.shape[0]], a), (out[a.shape[0] :], b)):
         pad = width - x.shape[2]
         rows[:, :, :pad].zero_()
-        rows[:, :, pad:].copy_(x)
+        rows[:, :, pad:width].copy_(x)
     return out
 
 

@@ -104,6 +104,8 @@ def test_concurrent_decodes_equal_each_alone(smollm2: TransformersGenerator) -> 
     stats = engine.stats
     shared = sum(c for n, c in stats.decodes_per_step.items() if n > 1)
     assert shared > 0, stats.as_dict()
+    # RAG prompts and closed-book prompts have two heads: two lanes, a pass each
+    assert stats.forwards > stats.steps, stats.as_dict()
     # every call (prefill, scoring) and step is counted and timed
     assert sum(stats.calls_waiting.values()) == stats.calls >= len(jobs)
     assert stats.call_seconds > 0 and stats.step_seconds > 0
@@ -177,5 +179,34 @@ def test_a_decode_that_drops_every_row_leaves_the_engine_usable(
             assert state.logprobs().shape[0] == 0
         (got,) = _run_together(engine, jobs)
         _same(got, alone)
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow
+def test_decodes_of_one_head_keep_it_shared_in_their_lane(smollm2: TransformersGenerator) -> None:
+    fmt = PromptFormat(few_shot=True)
+    rag = [[smollm2.render(fmt.passage(q, p), passage=p) for p in PASSAGES] for q in QUESTIONS]
+    plain = [smollm2.render(fmt.closed_book(q)) for q in QUESTIONS]
+    engine = StepEngine(smollm2)
+    try:
+        with engine.session() as a, engine.session() as b, engine.session() as c:
+            sa = a.start(rag[0])
+            sb = b.start(plain)
+            sc = c.start(rag[1])
+            lanes = engine._lanes
+            assert len(lanes) == 2 and [len(lane.decodes) for lane in lanes] == [2, 1]
+            # the RAG rows keep their head once (merged with the closed-book rows, which
+            # hold no shared head here, each would have taken a copy)
+            assert lanes[0].state is not None and lanes[0].state.shares_head
+            threads = [
+                threading.Thread(target=s.advance, args=(s.logprobs().argmax(-1),))
+                for s in (sa, sb, sc)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+        assert engine.stats.steps == 1 and engine.stats.forwards == 2
     finally:
         engine.close()

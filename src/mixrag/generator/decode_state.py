@@ -52,6 +52,11 @@ class HFDecodeState:
         """Whether the rows continue one head kept once (not copied into each row)."""
         return self._shared is not None
 
+    def same_head(self, other: HFDecodeState) -> bool:
+        """Whether ``other``'s rows continue the same head as these (kept once for both,
+        or neither keeps one), so :meth:`extend` merges them without copying a head."""
+        return self._shared is other._shared and self._model is other._model
+
     def logprobs(self) -> torch.Tensor:
         """[N, V] float32 log-distribution of every row's next token."""
         return self._logprobs

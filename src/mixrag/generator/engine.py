@@ -9,12 +9,20 @@ mid-batch waiting for that batch to finish. Here it waits one step instead.
 :class:`StepEngine` owns the model: one thread runs every forward pass. Each decoder
 runs on its own thread, inside a :class:`EngineSession` (a
 :class:`~mixrag.generator.base.StepGenerator`), unchanged: its ``start`` prefills its
-prompts on the engine thread and appends the rows to the engine's one merged
-:class:`~mixrag.generator.decode_state.HFDecodeState`; its state's ``advance`` posts
-the step and waits. When every running decode has posted, the engine re-orders the
-merged rows (each decode's own re-order, offset to its rows; finished decodes' rows
-dropped) and runs one forward pass for all of them. Prefills and ``logprobs`` calls
-run between steps, in arrival order.
+prompts on the engine thread and appends the rows to the merged
+:class:`~mixrag.generator.decode_state.HFDecodeState` of its *lane*; its state's
+``advance`` posts the step and waits. When every running decode has posted, the engine
+re-orders each lane's merged rows (each decode's own re-order, offset to its rows;
+finished decodes' rows dropped) and runs one forward pass a lane. Prefills and
+``logprobs`` calls run between steps, in arrival order.
+
+A lane holds the decodes whose prompts share one head (instruction and few-shot turns,
+kept once: :mod:`~mixrag.generator.shared_attention`). RAG-Sequence and RAG-Token rows
+share the passage prompt's head; concat's prompt has its own. Merged into one state,
+every row would carry a copy of its head and be padded to concat's width (~1,050
+columns against ~150 of its own for a RAG row), and the server stayed that way as long
+as any concat decode ran: every join, re-order and appended token copied it. A lane
+per head costs one more forward pass a step while both run (DESIGN "A lane per head").
 
 Exactness: rows are placed side by side, left-padded to a common width (masked, with
 explicit positions), so each decode reads the distributions it would read alone, up
@@ -61,6 +69,7 @@ class EngineStats:
     seconds spent in each kind of work."""
 
     steps: int = 0
+    forwards: int = 0  # a step runs one forward pass per lane (shared head)
     calls: int = 0
     rows: int = 0
     step_seconds: float = 0.0
@@ -71,6 +80,7 @@ class EngineStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
+            "forwards": self.forwards,
             "calls": self.calls,
             "mean_rows_per_step": round(self.rows / self.steps, 2) if self.steps else 0.0,
             "step_seconds": round(self.step_seconds, 2),
@@ -134,6 +144,16 @@ class _Decode:
 
 
 @dataclass
+class _Lane:
+    """Decodes whose rows continue one shared head, merged into one state (their rows in
+    ``decodes`` order). Rows of two heads would each need a copy of theirs, so decodes
+    of another head (concat's, beside RAG's) step in a lane of their own."""
+
+    state: HFDecodeState | None  # None once every row is gone (decodes may stay, 0 rows)
+    decodes: list[_Decode] = field(default_factory=list)
+
+
+@dataclass
 class _Call:
     fn: Callable[[], Any]
     future: Future[Any] = field(default_factory=Future)
@@ -161,8 +181,7 @@ class StepEngine:
         self._idle_every = idle_every
         self._cond = threading.Condition(threading.Lock())
         self._calls: collections.deque[_Call] = collections.deque()
-        self._decodes: list[_Decode] = []  # in the merged state's row order
-        self._state: HFDecodeState | None = None
+        self._lanes: list[_Lane] = []  # one merged state per shared head
         self._vocab = 0  # the model's, once a prefill has run
         self._closed = False
         self._worked = False  # since the last on_idle
@@ -194,7 +213,7 @@ class StepEngine:
     @property
     def running(self) -> int:
         """Decodes holding rows in the merged state."""
-        return sum(d.alive for d in self._decodes)
+        return sum(d.alive for lane in self._lanes for d in lane.decodes)
 
     def close(self) -> None:
         """Finish the work under way, refuse new work, stop the thread."""
@@ -210,12 +229,14 @@ class StepEngine:
             state = self.generator.start(prompts)
             decode = _Decode(self, state.num_rows, state.logprobs())
             self._vocab = int(state.logprobs().shape[-1])
-            if self._state is None:
-                self._state = state
-            else:
-                self._state.extend(state)
+            for lane in self._lanes:  # the lane of this head, if one is decoding
+                if lane.state is not None and lane.state.same_head(state):
+                    lane.state.extend(state)
+                    with self._cond:
+                        lane.decodes.append(decode)
+                    return decode
             with self._cond:
-                self._decodes.append(decode)
+                self._lanes.append(_Lane(state, [decode]))
             return decode
 
         return self.run(prefill)
@@ -236,7 +257,7 @@ class StepEngine:
 
     def _ready(self) -> bool:
         """Every live decode has posted its step (and one at least is live)."""
-        live = [d for d in self._decodes if d.alive]
+        live = [d for lane in self._lanes for d in lane.decodes if d.alive]
         return bool(live) and all(d.posted is not None for d in live)
 
     def _loop(self, started: threading.Event) -> None:
@@ -258,7 +279,7 @@ class StepEngine:
                 call = self._calls.popleft() if self._calls else None
                 if call is not None:
                     self.stats.calls_waiting[len(self._calls)] += 1
-                batch = None if call is not None else list(self._decodes)
+                batch = None if call is not None else [(ln, list(ln.decodes)) for ln in self._lanes]
                 self._worked = self._worked or call is None  # a call trims after itself
             began = time.perf_counter()
             if call is not None:
@@ -278,14 +299,32 @@ class StepEngine:
     def _release(self) -> None:
         """With no live decode, drop the merged state and, after any work since the last
         time, call ``on_idle`` (lock held)."""
-        self._state = None
-        self._decodes = []
+        self._lanes = []
         if self._worked and self._on_idle is not None:
             self._on_idle()
         self._worked = False
 
-    def _step(self, batch: list[_Decode]) -> None:
-        """One forward pass for every live decode in ``batch`` (all have posted)."""
+    def _step(self, batch: list[tuple[_Lane, list[_Decode]]]) -> None:
+        """One forward pass per lane for every live decode in ``batch`` (all have posted)."""
+        rows = decodes = forwards = 0
+        for lane, lane_batch in batch:
+            stepped = self._step_lane(lane, lane_batch)
+            if stepped is not None:
+                rows, decodes, forwards = rows + stepped[0], decodes + stepped[1], forwards + 1
+        with self._cond:  # a lane left with no rows starts afresh with its next decode
+            self._lanes = [ln for ln in self._lanes if ln.decodes]
+        if not forwards:
+            return
+        self.stats.steps += 1
+        self.stats.forwards += forwards
+        self.stats.rows += rows
+        self.stats.decodes_per_step[decodes] += 1
+        if self._on_idle is not None and self.stats.steps % self._idle_every == 0:
+            self._on_idle()
+
+    def _step_lane(self, lane: _Lane, batch: list[_Decode]) -> tuple[int, int] | None:
+        """One forward pass for the live decodes of one lane; (rows, decodes) it ran, or
+        None when there was nothing to run or the pass failed (its decodes then end)."""
         index: list[torch.Tensor] = []
         tokens: list[torch.Tensor] = []
         kept: list[tuple[_Decode, int]] = []  # (decode, its new row count)
@@ -301,42 +340,42 @@ class StepEngine:
             offset += d.rows
         # Only this thread adds decodes (in a prefill), so none joined since ``batch``.
         if not sum(n for _, n in kept):  # nothing to run: every live decode posted 0 rows
-            with self._cond:  # no row is left: the next prefill starts a new state
-                self._state = None
-                self._decodes = [d for d, _ in kept]
+            with self._cond:  # no row is left: a decode of this head starts a new lane
+                lane.state = None
+                lane.decodes = [d for d, _ in kept]
             for d, _ in kept:
                 d._stepped(torch.zeros(0, self._vocab))
-            return
-        assert self._state is not None
+            return None
+        assert lane.state is not None  # a lane without a state has no rows
         try:
-            self._state.advance(torch.cat(tokens), torch.cat(index))
-            self._state.trim()
+            lane.state.advance(torch.cat(tokens), torch.cat(index))
+            lane.state.trim()
         except BaseException as exc:
             log.exception("a shared decoding step failed")
             with self._cond:
-                self._fail_all(exc)
-            return
-        lp = self._state.logprobs()
-        self.stats.steps += 1
-        self.stats.rows += int(lp.shape[0])
-        self.stats.decodes_per_step[len(kept)] += 1
-        if self._on_idle is not None and self.stats.steps % self._idle_every == 0:
-            self._on_idle()
+                for d in lane.decodes:
+                    if d.alive:
+                        d._failed(exc)
+                    d.alive = False
+                lane.decodes = []
+            return None
+        lp = lane.state.logprobs()
         with self._cond:
-            self._decodes = [d for d, _ in kept]
+            lane.decodes = [d for d, _ in kept]
         at = 0
         for d, n in kept:
             d._stepped(lp[at : at + n])
             at += n
+        return int(lp.shape[0]), len(kept)
 
     def _fail_all(self, error: BaseException) -> None:
-        """End every decode with ``error`` and drop the merged state (lock held)."""
-        for d in self._decodes:
-            if d.alive:
-                d._failed(error)
-            d.alive = False
-        self._decodes = []
-        self._state = None
+        """End every decode with ``error`` and drop the merged states (lock held)."""
+        for lane in self._lanes:
+            for d in lane.decodes:
+                if d.alive:
+                    d._failed(error)
+                d.alive = False
+        self._lanes = []
         while self._calls:
             self._calls.popleft().future.set_exception(error)
 

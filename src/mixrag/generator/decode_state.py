@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mixrag.generator.kv import KV, expand_shared, layers_of, make_cache
+from mixrag.generator.kv import KV, expand_shared, layers_of
 from mixrag.generator.shared_attention import SHARED_KV
 
 
@@ -38,7 +38,7 @@ class HFDecodeState:
         self._model = model
         self._shared = shared
         self._grad_context = grad_context  # no_grad, or enable_grad when training
-        self._cache = _for_decoding(cache, model.config)
+        self._cache = _for_decoding(cache)
         self._attn = attention_mask
         self._pos = next_positions
         self._logprobs = logprobs
@@ -127,7 +127,7 @@ class HFDecodeState:
         if self._shared is None:
             return
         layers, self._attn = expand_shared(self._shared, layers_of(self._cache), self._attn)
-        self._cache = _for_decoding(make_cache(layers, self._model.config), self._model.config)
+        self._cache = _decoding_cache(layers, self._model.config)
         self._shared = None
 
     def trim(self) -> int:
@@ -143,10 +143,16 @@ class HFDecodeState:
         return cut
 
 
-def _for_decoding(cache: Any, model_config: Any) -> Any:
+def _for_decoding(cache: Any) -> Any:
     from mixrag.generator.slack_cache import for_decoding
 
-    return for_decoding(cache, model_config)
+    return for_decoding(cache)
+
+
+def _decoding_cache(data: KV, model_config: Any) -> Any:
+    from mixrag.generator.slack_cache import decoding_cache
+
+    return decoding_cache(data, model_config)
 
 
 def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:

@@ -212,7 +212,7 @@ class StepEngine:
 
     @property
     def running(self) -> int:
-        """Decodes holding rows in the merged state."""
+        """Decodes holding rows in a lane's merged state."""
         return sum(d.alive for lane in self._lanes for d in lane.decodes)
 
     def close(self) -> None:
@@ -297,7 +297,7 @@ class StepEngine:
                 self.stats.step_seconds += time.perf_counter() - began
 
     def _release(self) -> None:
-        """With no live decode, drop the merged state and, after any work since the last
+        """With no live decode, drop the lanes' merged states and, after any work since the last
         time, call ``on_idle`` (lock held)."""
         self._lanes = []
         if self._worked and self._on_idle is not None:

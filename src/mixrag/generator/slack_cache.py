@@ -87,19 +87,31 @@ class SlackLayer(DynamicLayer):
 
 
 def decoding_cache(data: KV, model_config: Any, buffers: KV | None = None) -> Any:
-    """A ``DynamicCache`` of :class:`SlackLayer` holding ``data`` (no copy).
+    """A ``DynamicCache`` holding ``data`` (no copy: :func:`~mixrag.generator.kv.make_cache`),
+    its layers :class:`SlackLayer` where the model's are plain ``DynamicLayer``.
 
     ``buffers``, when given, are per layer the (keys, values) tensors that ``data`` are
     the leading columns of, with spare columns after them: the layers adopt them, so the
     first step appends without a copy too.
     """
-    cache = make_cache(None, model_config)
-    if len(data) != len(cache.layers):
-        raise ValueError(f"the model has {len(cache.layers)} layers, the data {len(data)}")
     if buffers is not None and len(buffers) != len(data):
         raise ValueError(f"{len(data)} layers of data but {len(buffers)} of buffers")
+    return _slacken(make_cache(data, model_config), buffers)
+
+
+def for_decoding(cache: Any) -> Any:
+    """``cache`` with its layers as :class:`SlackLayer` (no copy) when they are all filled
+    plain ``DynamicLayer`` (or already slack); any other cache kind as it is."""
+    return _slacken(cache, None)
+
+
+def _slacken(cache: Any, buffers: KV | None) -> Any:
+    """Swap ``cache``'s filled plain ``DynamicLayer``s for :class:`SlackLayer`s holding the
+    same tensors (adopting ``buffers``); a cache with any other kind of layer as it is."""
+    if not all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers):
+        return cache
     layers = []
-    for i, (keys, values) in enumerate(data):
+    for i, (keys, values) in enumerate(layers_of(cache)):
         layer = SlackLayer()
         layer.lazy_initialization(keys, values)
         layer.keys, layer.values = keys, values
@@ -108,17 +120,6 @@ def decoding_cache(data: KV, model_config: Any, buffers: KV | None = None) -> An
         layers.append(layer)
     cache.layers = layers
     return cache
-
-
-def for_decoding(cache: Any, model_config: Any) -> Any:
-    """``cache`` with its layers as :class:`SlackLayer` (no copy) when they are all filled
-    plain ``DynamicLayer`` (or already slack); any other cache kind as it is."""
-    layers = cache.layers
-    if all(isinstance(layer, SlackLayer) for layer in layers):
-        return cache
-    if not all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers):
-        return cache
-    return decoding_cache(layers_of(cache), model_config)
 
 
 def trimmed(cache: Any, cut: int, model_config: Any) -> Any:

@@ -58,6 +58,11 @@ class GeneratorConfig:
                       questions, exactly. Qwen2.5-0.5B holds ~24 kB a token in float32
                       (~3.6 MB a 100-word passage), so the default keeps ~550 passages.
     passage_cache_dtype: dtype passage blocks are kept in (None: the model's dtype).
+    packed_weights:   on a CPU with native bfloat16 (AVX-512 BF16 or AMX), keep each
+                      bfloat16 linear layer's weight also in oneDNN's packed layout
+                      (``generator.packed_linear``): a warm ask 1.1-1.2x faster, the
+                      same kernels, about the weights' size again in memory. Inference
+                      only; training takes the plain path.
     """
 
     model: str = DEFAULT_MODEL
@@ -76,6 +81,7 @@ class GeneratorConfig:
     track_grad: bool = False
     passage_cache_mb: int = 2048
     passage_cache_dtype: str | None = None
+    packed_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in (*DTYPES, "auto"):

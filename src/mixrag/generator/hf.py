@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mixrag.generator import shared_attention
+from mixrag.generator import packed_linear, shared_attention
 from mixrag.generator.base import TokenLogprobs
 from mixrag.generator.config import GeneratorConfig
 from mixrag.generator.contexts import ContextBuilder, Encoded, Prepared, run_rows
@@ -99,6 +99,8 @@ class TransformersGenerator(UsesTokenization):
         self._tok = Tokenization(self.tokenizer, eos)
         self._pad_id = self._tok.pad_id
         cfg = self.config
+        if cfg.packed_weights and model.device.type == "cpu":
+            packed_linear.install(model)
         self._contexts = ContextBuilder(
             self.model,
             self._run_rows,

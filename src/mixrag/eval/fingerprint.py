@@ -67,6 +67,7 @@ def fingerprint(
             "max_logit_bytes",
             "cache_dir",
             "passage_cache_mb",
+            "packed_weights",  # the same kernels: bfloat16 rounding at most (packed_linear)
         ):
             gen.pop(batching, None)
         if gen.get("passage_cache_dtype") is None:

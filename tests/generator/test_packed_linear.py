@@ -83,6 +83,10 @@ def test_a_changed_weight_is_repacked() -> None:
         assert layer(x).abs().max() == 0
         layer.weight = nn.Parameter(torch.ones_like(layer.weight))  # replaced outright
         torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight))
+        # an edit through .data (peft's in-place merge) moves no version: install repacks
+        layer.weight.data += 1
+        assert packed_linear.install(model) == 2
+        torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight))
 
 
 @needs_onednn_bf16

@@ -16,9 +16,11 @@ where that is safe and the same computation:
 
 * no autograd (``torch.no_grad``/``inference_mode`` or nothing requires grad): training
   takes the plain path;
-* the packed copy matches the weight now: it is keyed by the weight's storage and
-  in-place version counter, so an optimizer step, ``load_state_dict`` or a merged adapter
-  repacks it on the next call.
+* the packed copy matches the weight now: it is keyed by the weight tensor, its data
+  pointer and its in-place version counter, so an optimizer step, ``load_state_dict``
+  or a replaced parameter repacks it on the next call. An edit through ``weight.data``
+  (peft's in-place adapter merge does one) moves none of these, as it does not move
+  the weights fingerprint either: call :func:`install` again after one (it repacks).
 
 Results equal the plain path's up to the last bit of a bfloat16 (oneDNN's own kernels;
 the plain path itself differs as much between row counts). The packed copies cost the
@@ -37,7 +39,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-_KEY = tuple[int, int]  # (weight storage pointer, in-place version)
+_KEY = tuple[int, int, int]  # (the weight's id, its data pointer, its in-place version)
 
 
 def available() -> bool:
@@ -72,7 +74,7 @@ class PackedLinear(nn.Linear):
     def packed(self) -> torch.Tensor:
         """The packed weight, repacked when the weight changed since it was made."""
         weight = self.weight
-        key = (weight.untyped_storage().data_ptr(), weight._version)
+        key = (id(weight), weight.data_ptr(), weight._version)
         current = self.__dict__.get("_packed")
         if current is None or current[0] != key:
             with torch.no_grad():
@@ -96,8 +98,8 @@ def install(model: nn.Module) -> int:
     """Pack every plain bfloat16 ``nn.Linear`` of ``model`` on the CPU; returns how many.
 
     Does nothing (returns 0) when oneDNN's packed bfloat16 linear is not available
-    here. Packs eagerly, so the first answer does not pay for it; calling it again is a
-    no-op for layers already packed.
+    here. Packs eagerly, so the first answer does not pay for it; layers already packed
+    are packed again, from their weights as they are now.
     """
     if not available():
         return 0
@@ -105,6 +107,7 @@ def install(model: nn.Module) -> int:
     with _lock:
         for module in model.modules():
             if type(module) is PackedLinear:
+                module.__dict__.pop("_packed", None)
                 module.packed()
                 count += 1
             elif (

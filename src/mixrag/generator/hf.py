@@ -100,7 +100,7 @@ class TransformersGenerator(UsesTokenization):
         self._pad_id = self._tok.pad_id
         cfg = self.config
         if cfg.packed_weights and model.device.type == "cpu":
-            packed_linear.install(model)
+            packed_linear.install(model, repack=False)
         self._contexts = ContextBuilder(
             self.model,
             self._run_rows,

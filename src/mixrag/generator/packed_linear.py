@@ -4,8 +4,8 @@ On a CPU, PyTorch runs a bfloat16 ``F.linear`` through oneDNN (AMX tiles where t
 has them), and oneDNN first reorders the plain ``[out, in]`` weight into its blocked
 layout, on every call. For the few rows of a decoding step that reorder is a large part
 of the product: measured on a 2-core Xeon with AMX (docs/BENCHMARKS.md), a 4864 × 896
-MLP weight at 50 rows takes 1.18 ms eagerly and 0.80 ms pre-packed, the 151,936 × 896
-vocabulary projection 46 ms and 25 ms. Pre-packing is what ``torch.compile``'s
+MLP weight at 50 rows takes 1.03 ms eagerly and 0.72 ms pre-packed, the 151,936 × 896
+vocabulary projection 23.5 ms and 12.6 ms. Pre-packing is what ``torch.compile``'s
 ``freezing`` does for CPU linears; this does only that, in eager mode, with the
 same oneDNN kernels, so no graph capture and no compile time.
 
@@ -94,12 +94,15 @@ class PackedLinear(nn.Linear):
 _lock = threading.Lock()
 
 
-def install(model: nn.Module) -> int:
-    """Pack every plain bfloat16 ``nn.Linear`` of ``model`` on the CPU; returns how many.
+def install(model: nn.Module, *, repack: bool = True) -> int:
+    """Pack every plain bfloat16 ``nn.Linear`` of ``model`` on the CPU; returns how many
+    layers are packed.
 
     Does nothing (returns 0) when oneDNN's packed bfloat16 linear is not available
-    here. Packs eagerly, so the first answer does not pay for it; layers already packed
-    are packed again, from their weights as they are now.
+    here. Packs eagerly, so the first answer does not pay for it. Layers already packed
+    are packed again from their weights as they are now, unless ``repack`` is False
+    (a generator set up over a model another generator packed: their copies are checked
+    against the weights on every call anyway).
     """
     if not available():
         return 0
@@ -107,7 +110,8 @@ def install(model: nn.Module) -> int:
     with _lock:
         for module in model.modules():
             if type(module) is PackedLinear:
-                module.__dict__.pop("_packed", None)
+                if repack:
+                    module.__dict__.pop("_packed", None)
                 module.packed()
                 count += 1
             elif (
